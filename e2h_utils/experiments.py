@@ -1,0 +1,235 @@
+"""Experiment specs and the runner: split, train (in context), score, store per item.
+
+Split like the paper: under one hardness measure, every level (easy / medium / hard) is
+shuffled once with a fixed seed and cut into a training pool and held-out test items. A run
+trains on the pool of its ``train_level`` (``none`` = zero-shot, ``all`` = every pool) and
+is scored on all held-out test items, each kept with its level, so accuracy can be read per
+level and hard-test items are the same (paired) across training conditions. Small profiles
+cap the test items per level; the cap takes a prefix of the same fixed order, so a larger
+cap tests a superset.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import hardness, icl, metrics, prompts, scoring
+from .data import DATASETS
+from .models import LoadedModel
+from .results import ResultStore
+
+TRAIN_LEVELS = ("none", "easy", "medium", "hard", "all")
+METHODS = ("icl",)
+SCORER_VERSION = 1  # bump when scoring changes what it computes
+
+
+class SpecError(ValueError):
+    """An experiment spec names an unknown dataset, measure, level or method."""
+
+
+@dataclass(frozen=True)
+class TestSelection:
+    test_fraction: float = 0.5  # share of each level held out as test items
+    max_per_level: int | None = None  # cap on test items per level (None: all)
+    split_seed: int = 0
+    levels: tuple[str, ...] = hardness.LEVELS  # test levels to score (hard alone saves time)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise SpecError(f"test_fraction must be in (0, 1), not {self.test_fraction}")
+        if self.max_per_level is not None and self.max_per_level < 1:
+            raise SpecError(f"max_per_level must be positive or None, not {self.max_per_level}")
+        object.__setattr__(self, "levels", tuple(self.levels))
+        unknown = set(self.levels) - set(hardness.LEVELS)
+        if unknown or not self.levels:
+            raise SpecError(f"test levels must be a non-empty subset of {hardness.LEVELS}, not {self.levels}")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    dataset: str
+    measure: str
+    train_level: str
+    method: str = "icl"
+    n_train: int = 10  # k for ICL
+    seeds: tuple[int, ...] = (0,)
+    model: str = "embedded"
+    test: TestSelection = field(default_factory=TestSelection)
+    prompt_format: str | None = None  # None: the dataset's default
+    max_length: int | None = None  # None: the model's context length
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise SpecError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        try:
+            hardness.get_measure(self.dataset, self.measure)
+            prompts.get_format(self.prompt_format, self.dataset)
+        except KeyError as error:  # unknown measure or prompt format: the message lists valid names
+            raise SpecError(str(error.args[0])) from error
+        if self.train_level not in TRAIN_LEVELS:
+            raise SpecError(f"unknown train level {self.train_level!r}; valid: {', '.join(TRAIN_LEVELS)}")
+        if self.method not in METHODS:
+            raise SpecError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
+        if self.n_train < 0 or not self.seeds:
+            raise SpecError("n_train must be >= 0 and seeds non-empty")
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+
+    @property
+    def zero_shot(self) -> bool:
+        return self.train_level == "none" or self.n_train == 0
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """Zero-shot is deterministic: one seed is enough."""
+        return (0,) if self.zero_shot else self.seeds
+
+    def payload(self, model_identity: str) -> dict[str, Any]:
+        """Everything that determines a seed's results (seeds excluded: one file per seed)."""
+        spec = asdict(self)
+        spec.pop("seeds")
+        if self.zero_shot:
+            spec.update(train_level="none", n_train=0)
+        return {**spec, "model_identity": model_identity, "scorer_version": SCORER_VERSION}
+
+
+# --- splitting ---------------------------------------------------------------------------
+
+def split_roles(frame: pd.DataFrame, measure: hardness.Measure, test: TestSelection) -> pd.DataFrame:
+    """Per row: ``level``, ``role`` (train / test / <NA>) and ``order`` (rank in its level's shuffle)."""
+    levels = hardness.assign_levels(frame, measure)
+    out = pd.DataFrame({"level": levels, "role": pd.Series(pd.NA, index=frame.index, dtype=object),
+                        "order": -1}, index=frame.index)
+    rng = np.random.default_rng([test.split_seed, zlib.crc32(measure.key.encode())])
+    for level in hardness.LEVELS:
+        index = frame.index[levels == level]
+        shuffled = index[rng.permutation(len(index))]
+        n_test = int(round(test.test_fraction * len(index)))
+        out.loc[shuffled, "order"] = np.arange(len(index))
+        out.loc[shuffled[:n_test], "role"] = "test"
+        out.loc[shuffled[n_test:], "role"] = "train"
+    return out
+
+
+def test_items(frame: pd.DataFrame, roles: pd.DataFrame, test: TestSelection) -> pd.DataFrame:
+    chosen = roles[(roles["role"] == "test") & roles["level"].isin(test.levels)]
+    if test.max_per_level is not None:
+        chosen = chosen[chosen["order"] < test.max_per_level]
+    chosen = chosen.sort_values(["level", "order"])
+    return frame.loc[chosen.index].assign(level=chosen["level"].astype(str))
+
+
+def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) -> pd.DataFrame:
+    if train_level == "none":
+        return frame.iloc[:0]
+    train = roles[roles["role"] == "train"]
+    if train_level != "all":
+        train = train[train["level"] == train_level]
+    return frame.loc[train.sort_values(["level", "order"]).index]
+
+
+# --- running -----------------------------------------------------------------------------
+
+def _score_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame,
+                seed: int, progress: bool) -> pd.DataFrame:
+    fmt = prompts.get_format(spec.prompt_format, spec.dataset)
+    rows = test.to_dict("records")
+    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows]
+    examples = icl.draw_examples(pool, 0 if spec.zero_shot else spec.n_train, seed,
+                                 salt=f"{spec.dataset}/{spec.measure}/{spec.train_level}")
+    max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
+    prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, items, max_length)
+    logprobs = scoring.choice_logprobs(
+        lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress,
+        desc=f"{spec.dataset}/{spec.measure} {spec.train_level} seed {seed}",
+    )
+    result = scoring.predictions(logprobs, [r["label"] for r in rows])
+    result.insert(0, "item_id", [r["id"] for r in rows])
+    result.insert(1, "level", [r["level"] for r in rows])
+    result.insert(2, "seed", seed)
+    result["n_shots"] = kept
+    result["example_ids"] = [list(examples["id"].iloc[:kept])] * len(result)
+    return result
+
+
+def run_experiment(
+    spec: ExperimentSpec, lm: LoadedModel, frame: pd.DataFrame, *,
+    store: ResultStore | None = None, progress: bool = True,
+) -> pd.DataFrame:
+    """Item-level results of every seed of ``spec``, reusing stored seeds and storing new ones."""
+    if lm.spec.name != spec.model:
+        raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {lm.spec.name!r}")
+    store = store or ResultStore()
+    payload = spec.payload(lm.identity)
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    roles = split_roles(frame, measure, spec.test)
+    test = test_items(frame, roles, spec.test)
+    pool = training_pool(frame, roles, spec.train_level)
+    if not spec.zero_shot and pool.empty:
+        raise SpecError(f"no training items at level {spec.train_level!r} for {measure.key}")
+    parts = []
+    for seed in spec.run_seeds:
+        stored = store.load(payload, seed)
+        if stored is None:
+            stored = _score_seed(spec, lm, test, pool, seed, progress)
+            store.save(payload, seed, stored)
+        parts.append(stored)
+    out = pd.concat(parts, ignore_index=True)
+    return out.assign(dataset=spec.dataset, measure=spec.measure, method=spec.method,
+                      train_level=spec.train_level, model=spec.model)
+
+
+# --- reading results ---------------------------------------------------------------------
+
+def correct_matrix(results: pd.DataFrame, level: str | None = "hard",
+                   value: str = "correct") -> tuple[np.ndarray, list[str]]:
+    """(seeds x items) array of ``value`` on the test items of ``level``, items sorted by id."""
+    subset = results if level is None else results[results["level"] == level]
+    if subset.empty:
+        raise ValueError(f"no test items at level {level!r} in these results")
+    table = subset.pivot_table(index="seed", columns="item_id", values=value, aggfunc="first")
+    if table.isna().any().any():
+        raise ValueError("seeds were scored on different items; cannot pair them")
+    table = table.sort_index(axis=1)
+    return table.to_numpy(dtype=float), list(table.columns)
+
+
+def accuracy_by_level(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy per training condition and test level (averaged over seeds)."""
+    keys = [c for c in ("dataset", "measure", "method", "model", "train_level") if c in results.columns]
+    return (results.groupby(keys + ["level"], observed=True)["correct"].agg(["mean", "count"])
+            .rename(columns={"mean": "accuracy", "count": "n"}).reset_index())
+
+
+def summarize_conditions(unsupervised: pd.DataFrame, easy: pd.DataFrame, hard: pd.DataFrame, *,
+                         level: str = "hard", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """SGR and accuracies with paired-bootstrap CIs on the test items of ``level``."""
+    arrays, ids = [], None
+    for frame in (unsupervised, easy, hard):
+        matrix, item_ids = correct_matrix(frame, level)
+        if ids is not None and item_ids != ids:
+            raise ValueError("the three conditions were not scored on the same test items")
+        ids = item_ids
+        arrays.append(matrix)
+    return metrics.summarize_e2h(*arrays, n_boot=n_boot, seed=seed)
+
+
+def run_e2h(
+    lm: LoadedModel, frame: pd.DataFrame, dataset: str, measure: str, *, n_train: int,
+    seeds: Sequence[int], test: TestSelection, method: str = "icl",
+    levels: Sequence[str] = ("none", "easy", "hard"), store: ResultStore | None = None,
+    progress: bool = True, **spec_options: Any,
+) -> dict[str, pd.DataFrame]:
+    """Run the training conditions of one dataset/measure; item-level results per condition."""
+    out = {}
+    for level in tqdm(list(levels), desc=f"{dataset}/{measure}", disable=not progress):
+        spec = ExperimentSpec(dataset=dataset, measure=measure, train_level=level, method=method,
+                              n_train=n_train, seeds=tuple(seeds), model=lm.spec.name, test=test,
+                              **spec_options)
+        out[level] = run_experiment(spec, lm, frame, store=store, progress=progress)
+    return out

@@ -1,0 +1,49 @@
+"""In-context learning: drawing the k examples of a seed and building the shared prefix.
+
+One draw per seed: the same examples go in front of every test item of that seed. When the
+prefix plus the longest test item would not fit the model's context, examples are dropped
+(from the end), never the test question.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from .prompts import PromptFormat
+from .scoring import ScoringItem, encode
+
+
+def example_rng(seed: int, salt: str) -> np.random.Generator:
+    """The generator of one seed's draw, independent across ``salt`` (e.g. the train level)."""
+    return np.random.default_rng([int(seed), zlib.crc32(salt.encode())])
+
+
+def draw_examples(pool: pd.DataFrame, k: int, seed: int, salt: str = "") -> pd.DataFrame:
+    """``k`` rows of ``pool`` without replacement (all of it when it is smaller)."""
+    if k <= 0 or pool.empty:
+        return pool.iloc[:0]
+    take = min(k, len(pool))
+    index = example_rng(seed, salt).choice(len(pool), size=take, replace=False)
+    return pool.iloc[index]  # in drawn order, which is random
+
+
+def prefix_text(examples: pd.DataFrame, fmt: PromptFormat) -> str:
+    return "".join(fmt.example(row) + fmt.separator for row in examples.to_dict("records"))
+
+
+def fit_prefix(
+    tokenizer, bos_ids: list[int], examples: pd.DataFrame, fmt: PromptFormat,
+    items: list[ScoringItem], max_length: int,
+) -> tuple[list[int], int]:
+    """(prefix ids, examples kept): drop examples until prefix + longest item fits."""
+    longest = max((item.max_length for item in items), default=0)
+    if len(bos_ids) + longest > max_length:
+        raise ValueError(f"a test item alone ({longest} tokens) exceeds the model's length {max_length}")
+    for keep in range(len(examples), -1, -1):
+        ids = list(bos_ids) + (encode(tokenizer, prefix_text(examples.iloc[:keep], fmt)) if keep else [])
+        if len(ids) + longest <= max_length:
+            return ids, keep
+    raise AssertionError("unreachable: zero examples always fit")

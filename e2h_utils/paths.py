@@ -1,0 +1,71 @@
+"""Every path the project uses comes from here, never from the working directory.
+
+Environment variables (all optional):
+
+- ``E2H_MIRROR``  offline mirror of the upstream data sources; unset means go online.
+- ``E2H_HOME``    project root holding ``results/``, ``outputs/`` and ``.cache/``
+                  (default: the checkout this package lives in).
+- ``E2H_CACHE``   cache of downloads and converted models (default: ``$E2H_HOME/.cache``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MIRROR_ENV = "E2H_MIRROR"
+
+
+def project_root() -> Path:
+    """The checkout: holds notebooks/, parameters/, results/, outputs/."""
+    home = os.environ.get("E2H_HOME")
+    return Path(home).expanduser().resolve() if home else Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    """Downloads (online mode) and converted models."""
+    cache = os.environ.get("E2H_CACHE")
+    return Path(cache).expanduser().resolve() if cache else project_root() / ".cache"
+
+
+def models_cache_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def downloads_cache_dir() -> Path:
+    return cache_dir() / "downloads"
+
+
+def results_dir() -> Path:
+    """Item-level results of experiment runs, keyed by the hash of their spec."""
+    return project_root() / "results"
+
+
+def outputs_dir(profile: str) -> Path:
+    """Executed notebooks, figures and tables of one parameter profile."""
+    return project_root() / "outputs" / profile
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def parameters_dir() -> Path:
+    return project_root() / "parameters"
+
+
+def mirror_root() -> Path | None:
+    """The offline mirror named by ``E2H_MIRROR``, or None to go online.
+
+    A set but missing folder is an error rather than a silent switch to the network.
+    """
+    value = os.environ.get(MIRROR_ENV)
+    if not value:
+        return None
+    root = Path(value).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{MIRROR_ENV}={value!r} is not a folder. Point it at the offline mirror "
+            f"(e.g. export {MIRROR_ENV}=../shared/offline-mirror) or unset it to load online."
+        )
+    return root

@@ -1,0 +1,375 @@
+"""Execute the notebooks of one parameter profile with papermill: ``make reproduce``.
+
+Layout (see ``paths``)::
+
+    notebooks/<name>.ipynb                source notebook, with a cell tagged ``parameters``
+    parameters/<profile>/<name>.yaml      its parameters under that profile (flat mapping)
+    outputs/<profile>/<name>/             executed <name>.ipynb, figures, tables, fingerprint.json
+    outputs/<profile>/<name>.FAILED/      the last failed attempt, when there is one
+
+Besides the YAML values every notebook receives ``profile`` and ``output_dir`` (the absolute
+folder it writes its figures and tables into); the YAML files must not set those two.
+
+A notebook runs into ``outputs/<profile>/.<name>.partial/`` and is swapped into place only
+when it succeeds, so ``outputs/<profile>/<name>/`` always holds a complete run. A job is
+skipped as "up to date" when the fingerprint of its inputs (notebook, YAML, profile, package
+source, whether ``E2H_MIRROR`` is set) matches the one stored with its output.
+
+Usage::
+
+    python -m e2h_utils.reproduce --profile embedded [--only NAME ...] [--force] [--list] [--kernel e2h]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from e2h_utils import paths
+
+DEFAULT_KERNEL = "e2h"
+INJECTED = ("profile", "output_dir")  # parameters the runner sets itself
+FINGERPRINT_FILE = "fingerprint.json"
+
+# Statuses returned by ``run`` (and printed by the CLI).
+RAN = "ran"
+UP_TO_DATE = "up to date"
+FAILED = "failed"
+SKIPPED = "skipped"  # a notebook without a YAML for the profile
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook to execute under one profile."""
+
+    name: str
+    notebook: Path
+    yaml_path: Path
+    profile: str
+
+    @property
+    def output_dir(self) -> Path:
+        """The good output: ``outputs/<profile>/<name>/``."""
+        return paths.outputs_dir(self.profile) / self.name
+
+    @property
+    def partial_dir(self) -> Path:
+        """Where a run in progress writes: ``outputs/<profile>/.<name>.partial/``."""
+        return paths.outputs_dir(self.profile) / f".{self.name}.partial"
+
+    @property
+    def failed_dir(self) -> Path:
+        """The last failed attempt: ``outputs/<profile>/<name>.FAILED/``."""
+        return paths.outputs_dir(self.profile) / f"{self.name}.FAILED"
+
+
+# --- discovery and parameters -------------------------------------------------------------
+
+
+def profiles() -> list[str]:
+    """The profiles that exist: the folders under ``parameters/``."""
+    root = paths.parameters_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _profile_dir(profile: str) -> Path:
+    folder = paths.parameters_dir() / profile
+    if not profile or not folder.is_dir():
+        raise ValueError(
+            f"unknown profile {profile!r}: no folder {folder}. "
+            f"Profiles: {', '.join(profiles()) or '(none)'}"
+        )
+    return folder
+
+
+def _scan(profile: str) -> tuple[list[Job], list[str]]:
+    """(jobs, names of notebooks without a YAML for ``profile``), both sorted by name."""
+    folder = _profile_dir(profile)
+    notebooks = {p.stem: p for p in paths.notebooks_dir().glob("*.ipynb")}
+    yamls = {p.stem: p for p in list(folder.glob("*.yaml")) + list(folder.glob("*.yml"))}
+    orphans = sorted(str(yamls[name]) for name in yamls.keys() - notebooks.keys())
+    if orphans:
+        raise FileNotFoundError(
+            f"parameter file(s) without a notebook in {paths.notebooks_dir()}: {', '.join(orphans)}"
+        )
+    jobs = [Job(name, notebooks[name], yamls[name], profile) for name in sorted(yamls)]
+    return jobs, sorted(notebooks.keys() - yamls.keys())
+
+
+def discover(profile: str) -> list[Job]:
+    """One job per notebook with a ``parameters/<profile>/<name>.yaml``, sorted by name.
+
+    A notebook without a YAML is skipped with a notice; a YAML without a notebook is an error.
+    """
+    jobs, unparameterised = _scan(profile)
+    for name in unparameterised:
+        print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
+    return jobs
+
+
+def load_yaml(yaml_path: Path) -> dict:
+    """The flat parameter mapping of a YAML file (an empty file is ``{}``)."""
+    data = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8"))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{yaml_path}: expected a mapping of parameter name -> value, got {type(data).__name__}")
+    return data
+
+
+def check_parameters(notebook: Path, yaml_path: Path) -> dict:
+    """Load ``yaml_path`` and check its keys against the parameters cell of ``notebook``.
+
+    Raises ``ValueError`` for a key the notebook does not declare (a typo must not be
+    ignored), for ``profile``/``output_dir`` in the YAML (the runner sets them), and for a
+    notebook that does not declare ``profile`` and ``output_dir``.
+    """
+    import papermill
+
+    values = load_yaml(yaml_path)
+    valid = list(papermill.inspect_notebook(str(notebook)))
+    reserved = sorted(set(values) & set(INJECTED))
+    if reserved:
+        raise ValueError(f"{yaml_path}: must not set {', '.join(reserved)} (the runner injects them)")
+    unknown = sorted(str(key) for key in values if key not in valid)
+    if unknown:
+        raise ValueError(
+            f"{yaml_path}: unknown parameter(s) {', '.join(unknown)} for {notebook}. "
+            f"Valid parameters: {', '.join(valid) or '(none: is a cell tagged `parameters`?)'}"
+        )
+    missing = [name for name in INJECTED if name not in valid]
+    if missing:
+        raise ValueError(f"{notebook}: its parameters cell must declare {', '.join(missing)}")
+    return values
+
+
+# --- fingerprints -------------------------------------------------------------------------
+
+
+def package_digest() -> str:
+    """sha256 of the package source: every ``e2h_utils/**/*.py`` (relative path + bytes)."""
+    import e2h_utils
+
+    root = Path(e2h_utils.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        _update(digest, path.relative_to(root).as_posix().encode(), path.read_bytes())
+    return digest.hexdigest()
+
+
+def _update(digest, *parts: bytes) -> None:
+    """Feed length-prefixed parts, so that different splits never hash alike."""
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+
+
+def fingerprint(job: Job, package: str | None = None) -> str:
+    """sha256 over the notebook, the YAML, the profile, the package source and mirror use."""
+    digest = hashlib.sha256()
+    _update(
+        digest,
+        job.notebook.read_bytes(),
+        job.yaml_path.read_bytes(),
+        job.profile.encode(),
+        (package or package_digest()).encode(),
+        b"mirror" if os.environ.get(paths.MIRROR_ENV) else b"online",
+    )
+    return digest.hexdigest()
+
+
+def stored_fingerprint(job: Job) -> str | None:
+    """The fingerprint saved with the job's good output, if any."""
+    try:
+        return json.loads((job.output_dir / FINGERPRINT_FILE).read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def is_up_to_date(job: Job, package: str | None = None) -> bool:
+    return stored_fingerprint(job) == fingerprint(job, package)
+
+
+# --- execution ----------------------------------------------------------------------------
+
+
+def check_kernel(kernel: str) -> None:
+    """Fail early, with the fix, when the Jupyter kernel is not installed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    found = KernelSpecManager().find_kernel_specs()
+    if kernel not in found:
+        raise RuntimeError(
+            f"Jupyter kernel {kernel!r} is not installed (found: {', '.join(sorted(found)) or 'none'}); "
+            "run `make setup`"
+        )
+
+
+def _remove(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Replace folder ``target`` by folder ``new``: rename old away, rename new in, delete old."""
+    old = target.with_name(f".{target.name}.old")
+    _remove(old)
+    if target.exists():
+        os.rename(target, old)
+    os.rename(new, target)
+    _remove(old)
+
+
+def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: str | None = None) -> None:
+    """Run the job's notebook into its partial folder and swap it into place on success.
+
+    On failure the attempt moves to ``<name>.FAILED/`` (with ``error.txt``), the previous good
+    output stays untouched, and the exception propagates.
+    """
+    import papermill
+
+    stamp = fingerprint(job, package)  # of the inputs as they were when the run started
+    _remove(job.partial_dir)
+    job.partial_dir.mkdir(parents=True)
+    started = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(job.notebook),
+            str(job.partial_dir / f"{job.name}.ipynb"),
+            parameters={**parameters, "profile": job.profile, "output_dir": str(job.partial_dir)},
+            kernel_name=kernel,
+            language="python",
+            cwd=str(paths.project_root()),
+            progress_bar=False,
+            log_output=False,
+            report_mode=False,
+        )
+    except Exception:
+        (job.partial_dir / "error.txt").write_text(traceback.format_exc())
+        _swap_in(job.partial_dir, job.failed_dir)
+        raise
+    record = {
+        "fingerprint": stamp,
+        "profile": job.profile,
+        "notebook": job.notebook.name,
+        "parameters": parameters,
+        "kernel": kernel,
+        "mirror": bool(os.environ.get(paths.MIRROR_ENV)),
+        "seconds": round(time.monotonic() - started, 1),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (job.partial_dir / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    _swap_in(job.partial_dir, job.output_dir)
+    _remove(job.failed_dir)
+
+
+def _select(profile: str, only: list[str] | None) -> tuple[list[Job], list[str]]:
+    """Jobs and unparameterised notebooks of ``profile``, restricted to the names in ``only``."""
+    jobs, unparameterised = _scan(profile)
+    if not only:
+        return jobs, unparameterised
+    known = {job.name for job in jobs}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise ValueError(
+            f"--only {', '.join(unknown)}: no such notebook with parameters for profile {profile!r}. "
+            f"Jobs: {', '.join(sorted(known)) or '(none)'}"
+        )
+    return [job for job in jobs if job.name in only], []
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".strip()
+
+
+def run(
+    profile: str, only: list[str] | None = None, force: bool = False, kernel: str = DEFAULT_KERNEL
+) -> dict[str, str]:
+    """Execute the notebooks of ``profile`` (all, or those named in ``only``).
+
+    Returns ``{name: status}`` with status ``"ran"``, ``"up to date"``, ``"failed"`` or
+    ``"skipped"`` (no YAML for the profile). Parameter files are all checked before anything
+    runs; a bad one raises ``ValueError``. A failed notebook does not stop the others.
+    """
+    jobs, unparameterised = _select(profile, only)
+    statuses = {name: SKIPPED for name in unparameterised}
+    for name in unparameterised:
+        print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
+    parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
+    check_kernel(kernel)
+    package = package_digest()
+    for job in jobs:
+        if not force and is_up_to_date(job, package):
+            statuses[job.name] = UP_TO_DATE
+            print(f"{job.name}: up to date")
+            continue
+        print(f"{job.name}: running ...", flush=True)
+        started = time.monotonic()
+        try:
+            execute(job, parameters[job.name], kernel, package)
+        except Exception as exc:  # noqa: BLE001 - report it and go on with the next notebook
+            statuses[job.name] = FAILED
+            print(f"{job.name}: FAILED ({_short(exc)}); see {job.failed_dir}", flush=True)
+            continue
+        statuses[job.name] = RAN
+        print(f"{job.name}: ran in {time.monotonic() - started:.1f} s", flush=True)
+    return dict(sorted(statuses.items()))
+
+
+def list_jobs(profile: str, only: list[str] | None = None) -> dict[str, str]:
+    """``{name: state}`` without running anything: up to date / out of date / not run / skipped."""
+    jobs, unparameterised = _select(profile, only)
+    states = {name: SKIPPED for name in unparameterised}
+    package = package_digest()
+    for job in jobs:
+        stored = stored_fingerprint(job)
+        state = "not run" if stored is None else UP_TO_DATE if stored == fingerprint(job, package) else "out of date"
+        if job.failed_dir.exists():
+            state += f" (last attempt FAILED: {job.failed_dir})"
+        states[job.name] = state
+    return dict(sorted(states.items()))
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI; returns 0 on success, 1 when a notebook failed, 2 on a configuration error."""
+    parser = argparse.ArgumentParser(prog="python -m e2h_utils.reproduce", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", required=True, help="parameter profile: a folder under parameters/")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
+    parser.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
+    parser.add_argument("--list", action="store_true", help="list the jobs and their state, run nothing")
+    parser.add_argument("--kernel", default=DEFAULT_KERNEL, help=f"Jupyter kernel (default {DEFAULT_KERNEL})")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for name, state in list_jobs(args.profile, args.only).items():
+                print(f"{name}: {state}")
+            return 0
+        statuses = run(args.profile, only=args.only, force=args.force, kernel=args.kernel)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = [name for name, status in statuses.items() if status == FAILED]
+    if failed:
+        print(f"FAILED ({len(failed)}): {', '.join(failed)}; see outputs/{args.profile}/<name>.FAILED/", file=sys.stderr)
+        return 1
+    print(f"done: {len(statuses)} notebook(s) under profile {args.profile!r}, none failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

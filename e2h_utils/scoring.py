@@ -1,0 +1,275 @@
+"""Multiple-choice scoring: the summed log-probability of each choice's answer tokens.
+
+A scored item is a prompt and its choices, all as token ids; a shared ``prefix`` (BOS and
+the in-context examples) goes in front of every item. ``choice_logprobs`` is the batched
+scorer used everywhere:
+
+- with ``prefix_cache=True`` (default) the prefix is encoded once, its key/value cache is
+  reused by every row of every batch, and each row only carries prompt + choice tokens;
+- with ``prefix_cache=False`` every row carries the whole sequence, left- or right-padded,
+  with position ids computed from the attention mask.
+
+``choice_logprobs_plain`` is the unbatched reference (one plain forward per choice); the
+tests check that both batched paths agree with it. Softmax over a question's choice
+log-probabilities gives its predicted probabilities; the prediction is the argmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class ScoringItem:
+    prompt_ids: tuple[int, ...]
+    choice_ids: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not self.prompt_ids:
+            raise ValueError("a scored item needs a non-empty prompt")
+        if not self.choice_ids or any(len(c) == 0 for c in self.choice_ids):
+            raise ValueError("every choice needs at least one token")
+
+    @property
+    def max_length(self) -> int:
+        return len(self.prompt_ids) + max(len(c) for c in self.choice_ids)
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` alone (no special tokens: BOS is added once, in the prefix)."""
+    return list(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def make_item(tokenizer: Any, prompt: str, continuations: Sequence[str]) -> ScoringItem:
+    return ScoringItem(tuple(encode(tokenizer, prompt)), tuple(tuple(encode(tokenizer, c)) for c in continuations))
+
+
+def default_batch_tokens(device: torch.device) -> int:
+    """Tokens per forward pass: modest on a CPU (24 GB), larger on a GPU."""
+    return 32768 if device.type == "cuda" else 4096
+
+
+def _decoder_and_head(model: Any) -> tuple[Any, Any]:
+    return model.get_decoder(), model.get_output_embeddings()
+
+
+@torch.no_grad()
+def choice_logprobs_plain(model: Any, prefix_ids: Sequence[int], items: Sequence[ScoringItem]) -> list[np.ndarray]:
+    """Reference scorer: one unbatched forward per choice, full logits, no cache."""
+    device = next(model.parameters()).device
+    out = []
+    for item in items:
+        scores = []
+        for choice in item.choice_ids:
+            context = list(prefix_ids) + list(item.prompt_ids)
+            ids = torch.tensor([context + list(choice)], device=device)
+            logprobs = model(input_ids=ids).logits[0].float().log_softmax(-1)
+            positions = torch.arange(len(context) - 1, len(context) - 1 + len(choice), device=device)
+            scores.append(logprobs[positions, torch.tensor(choice, device=device)].sum().item())
+        out.append(np.array(scores, dtype=np.float64))
+    return out
+
+
+def _batches(lengths: Sequence[int], batch_tokens: int, max_rows: int) -> list[list[int]]:
+    """Row indices grouped so that rows x longest row stays within the token budget."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = lengths[current[0]] if current else lengths[index]
+        if current and ((len(current) + 1) * longest > batch_tokens or len(current) >= max_rows):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _prefix_cache(decoder: Any, prefix_ids: Sequence[int], device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    ids = torch.tensor([list(prefix_ids)], device=device)
+    cache = decoder(input_ids=ids, use_cache=True).past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _item_batches(items: Sequence[ScoringItem], prefix_len: int, batch_tokens: int,
+                  kv_tokens: int, max_rows: int) -> list[list[int]]:
+    """Items grouped by prompt length within the token and key/value budgets."""
+    order = sorted(range(len(items)), key=lambda i: -len(items[i].prompt_ids))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        width = len(items[current[0]].prompt_ids) if current else len(items[index].prompt_ids)
+        rows = len(current) + 1
+        if current and (rows * width > batch_tokens or rows * (prefix_len + width) > kv_tokens
+                        or rows > max_rows):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, :len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+        mask[row, :len(seq)] = 1
+    return ids, mask
+
+
+def _token_logprobs(head: Any, hidden: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
+    logprobs = head(hidden).float().log_softmax(-1)
+    return logprobs[torch.arange(len(targets), device=hidden.device),
+                    torch.tensor(list(targets), device=hidden.device)].double()
+
+
+def _cached_logprobs(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
+                     batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
+                     desc: str) -> list[np.ndarray]:
+    """Two-level cache: the prefix once, each question once, then every choice from there."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    decoder, head = _decoder_and_head(model)
+    P = len(prefix)
+    prefix_layers = _prefix_cache(decoder, prefix, device) if P else None
+    results = [np.zeros(len(item.choice_ids), dtype=np.float64) for item in items]
+    ones = lambda rows: torch.ones((rows, P), dtype=torch.long, device=device)  # noqa: E731
+    for batch in tqdm(_item_batches(items, P, batch_tokens, kv_tokens, max_rows), desc=desc,
+                      disable=not progress, leave=False):
+        # level 2: the questions of this batch, continuing the shared prefix
+        q_ids, q_mask = _pad([items[i].prompt_ids for i in batch], pad_id)
+        q_ids, q_mask = q_ids.to(device), q_mask.to(device)
+        n, width = q_ids.shape
+        past = (DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
+                                             for k, v in prefix_layers]) if P else None)
+        out = decoder(input_ids=q_ids, attention_mask=torch.cat([ones(n), q_mask], 1),
+                      position_ids=torch.arange(P, P + width, device=device).expand(n, -1),
+                      past_key_values=past, use_cache=True)
+        q_lens = q_mask.sum(1)
+        last = out.last_hidden_state[torch.arange(n, device=device), q_lens - 1]
+        firsts = [(b, c) for b, i in enumerate(batch) for c in range(len(items[i].choice_ids))]
+        lp = _token_logprobs(head, last[[b for b, _ in firsts]],
+                             [items[batch[b]].choice_ids[c][0] for b, c in firsts])
+        for (b, c), value in zip(firsts, lp.tolist()):
+            results[batch[b]][c] = value
+        # level 3: the remaining answer tokens of every choice, from the question's cache
+        layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        rest = [(b, c) for b, c in firsts if len(items[batch[b]].choice_ids[c]) > 1]
+        longest = max((len(items[batch[b]].choice_ids[c]) for b, c in rest), default=1)
+        per_call = max(1, min(max_rows, kv_tokens // (P + width + longest), batch_tokens // longest))
+        for start in range(0, len(rest), per_call):
+            chunk = rest[start:start + per_call]
+            choices = [items[batch[b]].choice_ids[c] for b, c in chunk]
+            c_ids, c_mask = _pad([ch[:-1] for ch in choices], pad_id)
+            c_ids, c_mask = c_ids.to(device), c_mask.to(device)
+            owner = torch.tensor([b for b, _ in chunk], device=device)
+            rows = len(chunk)
+            cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner), v.index_select(0, owner))
+                                                 for k, v in layers])
+            positions = P + q_lens[owner].unsqueeze(1) + torch.arange(c_ids.shape[1], device=device)
+            hidden = decoder(input_ids=c_ids,
+                             attention_mask=torch.cat([ones(rows), q_mask[owner], c_mask], 1),
+                             position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
+            picks = [(r, j) for r, ch in enumerate(choices) for j in range(len(ch) - 1)]
+            lp = _token_logprobs(head, hidden[[r for r, _ in picks], [j for _, j in picks]],
+                                 [choices[r][j + 1] for r, j in picks])
+            sums = torch.zeros(rows, dtype=torch.float64, device=device)
+            sums.index_add_(0, torch.tensor([r for r, _ in picks], device=device), lp)
+            for (b, c), value in zip(chunk, sums.tolist()):
+                results[batch[b]][c] += value
+    return results
+
+
+@torch.no_grad()
+def choice_logprobs(
+    model: Any,
+    prefix_ids: Sequence[int],
+    items: Sequence[ScoringItem],
+    *,
+    pad_id: int,
+    prefix_cache: bool = True,
+    padding_side: str = "right",
+    batch_tokens: int | None = None,
+    kv_tokens: int | None = None,
+    max_rows: int = 256,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> list[np.ndarray]:
+    """Summed answer-token log-probabilities, one array (over choices) per item.
+
+    ``prefix_cache=True``: the fast path (prefix once, question once, choices from the cache;
+    right padding with explicit positions). ``prefix_cache=False``: every (item, choice) row
+    carries its whole sequence, padded on ``padding_side``. ``batch_tokens`` bounds the tokens
+    of one forward pass, ``kv_tokens`` the cached tokens held for one batch (memory).
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
+    device = next(model.parameters()).device
+    budget = batch_tokens or default_batch_tokens(device)
+    if prefix_cache:
+        return _cached_logprobs(model, list(prefix_ids), items, pad_id, budget,
+                                kv_tokens or 2 * budget, max_rows, progress, desc)
+    decoder, head = _decoder_and_head(model)
+    prefix = list(prefix_ids)
+    rows: list[tuple[int, int, list[int], int]] = []
+    for i, item in enumerate(items):
+        for c, choice in enumerate(item.choice_ids):
+            context = prefix + list(item.prompt_ids)
+            rows.append((i, c, context + list(choice), len(context)))
+    results = [np.zeros(len(item.choice_ids), dtype=np.float64) for item in items]
+    for batch in tqdm(_batches([len(r[2]) for r in rows], budget, max_rows), desc=desc,
+                      disable=not progress, leave=False):
+        width = max(len(rows[r][2]) for r in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        picks, targets, owners = [], [], []
+        for b, r in enumerate(batch):
+            _, _, toks, answer_start = rows[r]
+            offset = 0 if padding_side == "right" else width - len(toks)
+            ids[b, offset:offset + len(toks)] = torch.tensor(toks)
+            mask[b, offset:offset + len(toks)] = 1
+            for j in range(answer_start, len(toks)):
+                picks.append((b, offset + j - 1))
+                targets.append(toks[j])
+                owners.append(b)
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+        lp = _token_logprobs(head, hidden[[b for b, _ in picks], [p for _, p in picks]], targets)
+        sums = torch.zeros(len(batch), dtype=torch.float64, device=device)
+        sums.index_add_(0, torch.tensor(owners, device=device), lp)
+        for b, r in enumerate(batch):
+            i, c, _, _ = rows[r]
+            results[i][c] = sums[b].item()
+    return results
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    z = np.asarray(scores, dtype=np.float64)
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def predictions(logprobs: Sequence[np.ndarray], labels: Sequence[int]) -> pd.DataFrame:
+    """Per item: choice log-probabilities, probabilities, prediction and correctness."""
+    probs = [softmax(lp) for lp in logprobs]
+    preds = [int(np.argmax(p)) for p in probs]
+    return pd.DataFrame({
+        "logprobs": [lp.tolist() for lp in logprobs],
+        "probs": [p.tolist() for p in probs],
+        "pred": preds,
+        "label": [int(x) for x in labels],
+        "correct": [float(p == int(y)) for p, y in zip(preds, labels)],
+        "p_correct": [float(p[int(y)]) for p, y in zip(probs, labels)],
+    })

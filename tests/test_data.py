@@ -1,0 +1,308 @@
+"""e2h_utils.data: parsers on tiny hand-written records, and the real datasets on the mirror."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from e2h_utils import data, hardness
+
+# --- ARC ---------------------------------------------------------------------------------
+
+
+def _arc_raw() -> pd.DataFrame:
+    return pd.DataFrame([
+        {
+            "id": "Mercury_1", "question": "Which is a planet?", "config": "ARC-Easy", "split": "train",
+            "choices": {"text": ["Sun", "Moon", "the red planet Mars", "Comet"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "C",
+        },
+        {
+            "id": "NYSEDREGENTS_2", "question": "Which of these is a liquid at room temperature?", "config": "ARC-Challenge", "split": "test",
+            "choices": {"text": ["ice", "liquid water", "steam"], "label": ["1", "2", "3"]},
+            "answerKey": "2",
+        },
+        {
+            "id": "MCAS_3", "question": "Which is hot?", "config": "ARC-Challenge", "split": "validation",
+            "choices": {"text": ["a camp fire", "snow", "ice", "rain"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "A",
+        },
+        {  # no annotation at all
+            "id": "TIMSS_4", "question": "Which of these is a seed?", "config": "ARC-Easy", "split": "test",
+            "choices": {"text": ["rock", "an acorn", "sand", "glass"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "B",
+        },
+    ])
+
+
+_ARC_ANNOTATIONS = {
+    "ARCEZ_Mercury_1": {"grade": "Grade 03", "difficulty": "Low", "bloom": "Remembering", "depth_of_knowledge": "I"},
+    "ARCCH_NYSEDREGENTS_2": {"grade": "Grade 08", "difficulty": "High", "bloom": "Analyzing",
+                             "depth_of_knowledge": "III"},
+    "ARCCH_MCAS_3": {"grade": "Earth Science", "difficulty": "Medium", "bloom": "Evaluating",
+                     "depth_of_knowledge": "II"},
+}
+
+
+def test_parse_arc_rows_and_labels():
+    df = data.parse_arc(_arc_raw(), _ARC_ANNOTATIONS).set_index("id")
+    assert list(df.index) == ["Mercury_1", "NYSEDREGENTS_2", "MCAS_3", "TIMSS_4"]
+    # answerKey as a letter and as a digit
+    assert df.loc["Mercury_1", "label"] == 2 and df.loc["Mercury_1", "answer"] == "the red planet Mars"
+    assert df.loc["NYSEDREGENTS_2", "label"] == 1 and df.loc["NYSEDREGENTS_2", "answer"] == "liquid water"
+    assert df.loc["NYSEDREGENTS_2", "choices"] == ["ice", "liquid water", "steam"]
+    assert df.loc["Mercury_1", "split"] == "ARC-Easy/train"
+    assert df.loc["Mercury_1", "arc_challenge"] == 0.0
+    assert df.loc["NYSEDREGENTS_2", "arc_challenge"] == 1.0
+
+
+def test_parse_arc_annotations():
+    df = data.parse_arc(_arc_raw(), _ARC_ANNOTATIONS).set_index("id")
+    assert df.loc["Mercury_1", "grade"] == 3.0
+    assert df.loc["NYSEDREGENTS_2", "grade"] == 8.0
+    assert math.isnan(df.loc["MCAS_3", "grade"])  # a subject name, not a grade
+    assert df.loc["Mercury_1", "difficulty"] == 1.0
+    assert df.loc["MCAS_3", "difficulty"] == 2.0
+    assert df.loc["NYSEDREGENTS_2", "difficulty"] == 3.0
+    assert df.loc["Mercury_1", "bloom"] == 1.0
+    assert df.loc["NYSEDREGENTS_2", "bloom"] == 4.0
+    assert df.loc["MCAS_3", "bloom"] == 5.0
+    assert df.loc["Mercury_1", "depth_of_knowledge"] == 1.0
+    assert df.loc["MCAS_3", "depth_of_knowledge"] == 2.0
+    assert df.loc["NYSEDREGENTS_2", "depth_of_knowledge"] == 3.0
+    for column in ("grade", "difficulty", "bloom", "depth_of_knowledge"):
+        assert math.isnan(df.loc["TIMSS_4", column]), column  # no annotation -> NaN
+
+
+def test_arc_grade_parser():
+    assert data.arc_grade("Grade 03") == 3.0
+    assert data.arc_grade("Grade 8") == 8.0
+    assert math.isnan(data.arc_grade("Life Science"))
+    assert math.isnan(data.arc_grade(None))
+    assert math.isnan(data.arc_grade(float("nan")))
+
+
+def test_parse_arc_bad_answer_key():
+    raw = _arc_raw().iloc[:1].copy()
+    raw.at[0, "answerKey"] = "E"
+    with pytest.raises(ValueError, match="answerKey"):
+        data.parse_arc(raw, {})
+
+
+def test_tidy_arc_levels_from_grade():
+    df = data.tidy(data.parse_arc(_arc_raw(), _ARC_ANNOTATIONS), "arc").set_index("id")
+    assert str(df["label"].dtype) == "Int64"
+    assert df.loc["Mercury_1", "grade_level"] == "easy"
+    assert df.loc["NYSEDREGENTS_2", "grade_level"] == "hard"
+    assert pd.isna(df.loc["MCAS_3", "grade_level"])
+    assert df.loc["Mercury_1", "question_words"] == 4.0
+
+
+# --- MMLU --------------------------------------------------------------------------------
+
+
+def test_parse_mmlu():
+    raw = pd.DataFrame([
+        {"question": "What is a force?", "subject": "high_school_physics", "choices": ["a", "a push or pull", "c", "d"], "answer": 1,
+         "split": "test"},
+        {"question": "What is mass?", "subject": "high_school_physics", "choices": ["e", "f", "g", "an amount of matter"], "answer": 3,
+         "split": "test"},
+        {"question": "What is the Lagrangian of a free particle?", "subject": "college_physics", "choices": ["kinetic energy", "j", "k", "l"], "answer": 0,
+         "split": "validation"},
+    ])
+    df = data.parse_mmlu(raw)
+    assert list(df["id"]) == ["high_school_physics/test/0", "high_school_physics/test/1",
+                              "college_physics/validation/0"]
+    assert list(df["school_level"]) == [0.0, 0.0, 1.0]
+    assert list(df["label"]) == [1, 3, 0]
+    assert list(df["answer"]) == ["a push or pull", "an amount of matter", "kinetic energy"]
+    assert df["id"].is_unique
+    levels = data.tidy(df, "mmlu_stem5")["school_level_level"]
+    assert list(levels) == ["easy", "easy", "hard"]
+
+
+# --- StrategyQA --------------------------------------------------------------------------
+
+
+def test_parse_strategyqa():
+    records = [
+        {"qid": "q1", "question": "Is water wet?", "answer": True, "facts": ["Water is a liquid.", "Liquids wet."],
+         "decomposition": ["What is water?", "Is it wet?", "So?"]},
+        {"qid": "q2", "question": "Is fire cold?", "answer": False, "facts": ["Fire is hot."],
+         "decomposition": ["What is fire?"]},
+    ]
+    df = data.parse_strategyqa(records, "train").set_index("id")
+    assert df.loc["q1", "label"] == 0 and df.loc["q1", "answer"] == "yes"
+    assert df.loc["q2", "label"] == 1 and df.loc["q2", "answer"] == "no"
+    assert df.loc["q1", "choices"] == ["yes", "no"]
+    assert df.loc["q1", "num_steps"] == 3.0
+    assert df.loc["q2", "num_steps"] == 1.0
+    assert df.loc["q1", "reasoning"] == "Water is a liquid. Liquids wet."
+    assert df.loc["q1", "split"] == "train"
+
+
+# --- GSM8K -------------------------------------------------------------------------------
+
+
+def test_gsm8k_final_answer():
+    assert data.gsm8k_final_answer("He pays 1000+234=<<1000+234=1234>>1,234.\n#### 1,234") == "1234"
+    assert data.gsm8k_final_answer("x\n#### 72") == "72"
+    with pytest.raises(ValueError, match="####"):
+        data.gsm8k_final_answer("no final answer here")
+
+
+def test_parse_gsm8k():
+    solution = "Half is 48/2 = <<48/2=24>>24.\n\nThen 2*3=<<2*3=6>>6.\nTotal 1,200\n#### 1,234"
+    long = "\n".join(f"step {i}" for i in range(14)) + "\n#### 5"
+    raw = pd.DataFrame([
+        {"question": "q1", "answer": solution, "split": "train"},
+        {"question": "q2", "answer": long, "split": "train"},
+        {"question": "q3", "answer": "one line\n#### 7", "split": "test"},
+    ])
+    df = data.parse_gsm8k(raw)
+    assert list(df["id"]) == ["gsm8k/train/0", "gsm8k/train/1", "gsm8k/test/0"]
+    assert list(df["answer"]) == ["1234", "5", "7"]
+    # lines before '####', the blank line included; capped at 10
+    assert list(df["num_steps"]) == [4.0, 10.0, 1.0]
+    reasoning = df.loc[0, "reasoning"]
+    assert "<<" not in reasoning and ">>" not in reasoning
+    assert reasoning == "Half is 48/2 = 24.\nThen 2*3=6.\nTotal 1,200"
+    assert df.loc[0, "solution"] == solution
+    assert df["choices"].map(len).eq(0).all()
+    assert df["label"].isna().all()
+
+
+def test_parse_gsm8k_without_final_answer_raises():
+    raw = pd.DataFrame([{"question": "q", "answer": "no marker", "split": "train"}])
+    with pytest.raises(ValueError, match="####"):
+        data.parse_gsm8k(raw)
+
+
+# --- errors and extra measures -----------------------------------------------------------
+
+
+def test_load_dataset_unknown_name():
+    with pytest.raises(data.UnknownDataset) as info:
+        data.load_dataset("nope")
+    message = str(info.value)
+    assert "'nope'" in message
+    for name in data.DATASETS:
+        assert name in message
+
+
+def test_tidy_with_extra_measures_adds_mdl_level():
+    df = data.parse_strategyqa(
+        [{"qid": f"q{i}", "question": "word " * (i + 1), "answer": i % 2 == 0, "facts": ["fact"] * (i + 1),
+          "decomposition": ["x"] * (i % 5)}
+         for i in range(10)],
+        "train",
+    )
+    mdl = pd.DataFrame({"id": [f"q{i}" for i in range(10)], "mdl": [float(i + 1) for i in range(10)]})
+    out = data.tidy(df, "strategyqa", extra_measures=mdl).set_index("id")
+    assert "mdl_level" in out.columns
+    # 30th / 70th percentiles of 1..10 are 3.7 / 7.3
+    assert list(out["mdl_level"]) == ["easy"] * 3 + ["medium"] * 4 + ["hard"] * 3
+    assert "num_steps_level" in out.columns
+
+
+def test_tidy_extra_measures_errors():
+    df = data.parse_strategyqa([{"qid": "q", "question": "?", "answer": True, "facts": [], "decomposition": []}], "t")
+    with pytest.raises(ValueError, match="'id'"):
+        data.tidy(df, "strategyqa", extra_measures=pd.DataFrame({"mdl": [1.0]}))
+    with pytest.raises(ValueError, match="overwrite"):
+        data.tidy(df, "strategyqa", extra_measures=pd.DataFrame({"id": ["q"], "num_steps": [1.0]}))
+
+
+# --- the real datasets (mirror or network) -----------------------------------------------
+
+_LOADED: dict[tuple[str, str], pd.DataFrame] = {}
+
+
+@pytest.fixture
+def load(mirror):
+    """``load(name)``: ``data.load_dataset(name)`` once per dataset and source for the session."""
+
+    def _load(name: str) -> pd.DataFrame:
+        key = (name, str(mirror))
+        if key not in _LOADED:
+            _LOADED[key] = data.load_dataset(name)
+        return _LOADED[key].copy()
+
+    return _load
+
+
+def _check_common(df: pd.DataFrame, name: str) -> None:
+    for column in ("id", "question", "choices", "label", "answer"):
+        assert column in df.columns, column
+    assert df["id"].is_unique
+    assert df["question"].map(lambda q: isinstance(q, str) and q.strip() != "").all()
+    for measure in hardness.measures(name, include_model_based=False):
+        assert measure.level_column in df.columns, measure.level_column
+    if name != "gsm8k":
+        n_choices = df["choices"].map(len)
+        assert (n_choices >= 2).all()
+        assert df["label"].notna().all()
+        assert ((df["label"] >= 0) & (df["label"] < n_choices)).all()
+        assert (df.apply(lambda r: r["choices"][r["label"]], axis=1) == df["answer"]).all()
+
+
+@pytest.mark.integration
+def test_arc_on_mirror(load):
+    df = load("arc")
+    _check_common(df, "arc")
+    assert len(df) == 7787
+    assert df["grade"].notna().sum() == 4521
+    assert (df["grade"] <= 5).sum() == 1434
+    assert (df["grade"] >= 8).sum() == 2032
+    assert (df["grade_level"] == "easy").sum() == 1434
+    assert (df["grade_level"] == "hard").sum() == 2032
+    assert df["grade_level"].notna().sum() == 4521
+    # every one of the 5120 annotation keys matched an ARC id
+    assert df["difficulty"].notna().sum() == 5120
+    assert df["split"].str.split("/").str[0].isin(data.ARC_CONFIGS).all()
+
+
+@pytest.mark.integration
+def test_mmlu_stem5_on_mirror(load):
+    df = load("mmlu_stem5")
+    _check_common(df, "mmlu_stem5")
+    assert len(df) == 1746
+    assert set(df["subject"]) == set(data.MMLU_STEM5_SUBJECTS)
+    assert (df["school_level_level"] == "easy").sum() == 1143
+    assert (df["school_level_level"] == "hard").sum() == 603
+    assert (df["choices"].map(len) == 4).all()
+
+
+@pytest.mark.integration
+def test_strategyqa_on_mirror(load):
+    df = load("strategyqa")
+    _check_common(df, "strategyqa")
+    assert len(df) == 2290
+    assert "reasoning" in df.columns and df["reasoning"].map(lambda r: isinstance(r, str)).all()
+    assert set(df["answer"]) == {"yes", "no"}
+    assert df["num_steps"].notna().all()
+
+
+@pytest.mark.integration
+def test_gsm8k_on_mirror(load):
+    df = load("gsm8k")
+    _check_common(df, "gsm8k")
+    assert len(df) == 8792
+    assert (df["num_steps"] >= 7).sum() == 394
+    assert (df["num_steps_level"] == "hard").sum() == 394
+    assert df["num_steps"].between(1, data.GSM8K_MAX_STEPS).all()
+    assert "reasoning" in df.columns
+    assert not df["reasoning"].str.contains("<<").any()
+    assert df["answer"].str.fullmatch(r"-?[\d.]+").all()
+    assert df["label"].isna().all()
+
+
+@pytest.mark.integration
+def test_extra_measures_on_mirror(load):
+    df = load("strategyqa")
+    mdl = pd.DataFrame({"id": df["id"], "mdl": range(len(df))})
+    out = data.load_dataset("strategyqa", extra_measures=mdl)
+    counts = out["mdl_level"].value_counts()
+    assert counts["easy"] > 0 and counts["hard"] > 0 and counts.sum() == len(df)

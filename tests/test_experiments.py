@@ -1,0 +1,434 @@
+"""e2h_utils.experiments (with results): specs, the split, the runner and its store, summaries.
+
+A small synthetic ARC-like frame (in-vocabulary words of the tiny tokenizer, grades 3-8) goes
+through ``data.tidy`` and is scored with the tiny random Llama of ``conftest``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from e2h_utils import data, experiments, hardness, results
+from e2h_utils.experiments import (
+    ExperimentSpec,
+    SpecError,
+    correct_matrix,
+    run_e2h,
+    run_experiment,
+    split_roles,
+    summarize_conditions,
+    training_pool,
+)
+from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
+from e2h_utils.experiments import test_items as select_test_items
+from e2h_utils.results import ResultStore
+
+NOUNS = ["sun", "moon", "rock", "tree", "water", "fire", "ice", "sand", "seed", "leaf", "cloud", "rain",
+         "snow", "wind", "plant", "animal", "cell", "soil", "star", "planet", "apple", "dog", "cat", "bird"]
+ADJECTIVES = ["big", "small", "hot", "cold", "fast", "slow", "tall", "long", "short", "warm", "cool", "high"]
+N_ROWS = 60
+N_NAN = 4  # rows without a grade (no level, no role)
+
+
+def make_frame(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(N_ROWS + N_NAN):
+        choices = [str(w) for w in rng.choice(NOUNS, size=4, replace=False)]
+        label = int(rng.integers(4))
+        n_words = int(rng.integers(0, 6))
+        extra = " ".join(str(w) for w in rng.choice(ADJECTIVES, size=n_words))
+        rows.append({
+            "id": f"arc-{i:03d}",
+            "split": "test",
+            "question": f"which one is {extra} ?".replace("  ", " "),
+            "choices": choices,
+            "label": label,
+            "answer": choices[label],
+            "reasoning": None,
+            "grade": float(3 + i % 6) if i < N_ROWS else np.nan,
+        })
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=seed)  # ids not in row order
+    return data.tidy(frame, "arc")
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_frame()
+
+
+@pytest.fixture(scope="module")
+def measure() -> hardness.Measure:
+    return hardness.get_measure("arc", "grade")
+
+
+def spec_for(lm, train_level: str, **kwargs) -> ExperimentSpec:
+    kwargs.setdefault("n_train", 3)
+    kwargs.setdefault("seeds", (0, 1))
+    kwargs.setdefault("test", Selection(test_fraction=0.5, max_per_level=4))
+    return ExperimentSpec(dataset="arc", measure="grade", train_level=train_level, model=lm.spec.name, **kwargs)
+
+
+def test_frame_is_in_vocabulary(frame, tiny_lm):
+    tokenizer = tiny_lm.tokenizer
+    text = " ".join(frame["question"]) + " " + " ".join(w for c in frame["choices"] for w in c)
+    assert tokenizer.unk_token_id not in tokenizer(text, add_special_tokens=False).input_ids
+    assert frame["grade_level"].value_counts().to_dict() == {"easy": 30, "medium": 20, "hard": 10}
+    assert frame["grade_level"].isna().sum() == N_NAN
+
+
+# --- specs -------------------------------------------------------------------------------
+
+
+def test_spec_unknown_dataset_lists_valid():
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="arcc", measure="grade", train_level="easy")
+    for name in data.DATASETS:
+        assert name in str(info.value)
+
+
+def test_spec_unknown_measure_lists_valid():
+    with pytest.raises((SpecError, KeyError)) as info:
+        ExperimentSpec(dataset="arc", measure="grades", train_level="easy")
+    message = str(info.value)
+    assert "'grades'" in message
+    for m in hardness.measures("arc"):
+        assert m.name in message
+
+
+def test_spec_unknown_measure_is_a_spec_error():
+    with pytest.raises(SpecError):
+        ExperimentSpec(dataset="arc", measure="grades", train_level="easy")
+
+
+def test_spec_unknown_level_and_method_list_valid():
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="arc", measure="grade", train_level="trivial")
+    for level in experiments.TRAIN_LEVELS:
+        assert level in str(info.value)
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="sft")
+    for method in experiments.METHODS:
+        assert method in str(info.value)
+
+
+def test_spec_other_errors():
+    with pytest.raises(SpecError):
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", n_train=-1)
+    with pytest.raises(SpecError):
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=())
+    with pytest.raises(SpecError, match="chain of thought"):
+        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy")
+    with pytest.raises(SpecError, match="valid formats"):
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", prompt_format="nope")
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(SpecError):
+            Selection(test_fraction=bad)
+    with pytest.raises(SpecError):
+        Selection(max_per_level=0)
+
+
+def test_spec_seeds_normalised():
+    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=[np.int64(2), 3])
+    assert spec.seeds == (2, 3) and all(type(s) is int for s in spec.seeds)
+    assert spec.run_seeds == (2, 3)
+
+
+def test_run_seeds_zero_shot():
+    assert ExperimentSpec(dataset="arc", measure="grade", train_level="none", seeds=(4, 5)).run_seeds == (0,)
+    assert ExperimentSpec(dataset="arc", measure="grade", train_level="easy", n_train=0,
+                          seeds=(4, 5)).run_seeds == (0,)
+
+
+def test_payload():
+    a = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=(0, 1))
+    b = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=(7,))
+    payload = a.payload("model-x")
+    assert "seeds" not in payload
+    assert payload == b.payload("model-x")
+    assert payload["model_identity"] == "model-x"
+    assert payload["scorer_version"] == experiments.SCORER_VERSION
+    assert a.payload("model-y") != payload
+    assert ExperimentSpec(dataset="arc", measure="grade", train_level="hard").payload("model-x") != payload
+    assert ExperimentSpec(dataset="arc", measure="grade", train_level="easy",
+                          test=Selection(split_seed=1)).payload("model-x") != payload
+    none = ExperimentSpec(dataset="arc", measure="grade", train_level="none", n_train=10, seeds=(3,))
+    zero = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", n_train=0, seeds=(0, 1))
+    assert none.payload("m") == zero.payload("m")
+    assert none.payload("m")["train_level"] == "none" and none.payload("m")["n_train"] == 0
+    assert results.spec_key(none.payload("m")) == results.spec_key(zero.payload("m"))
+
+
+# --- splitting ---------------------------------------------------------------------------
+
+
+def test_split_roles(frame, measure):
+    selection = Selection(test_fraction=0.3)
+    roles = split_roles(frame, measure, selection)
+    assert list(roles.index) == list(frame.index)
+    leveled = roles["level"].notna()
+    assert leveled.sum() == N_ROWS
+    assert roles.loc[leveled, "role"].isin(["train", "test"]).all()
+    assert roles.loc[~leveled, "role"].isna().all()
+    assert (roles.loc[~leveled, "order"] == -1).all()
+    for level, n in {"easy": 30, "medium": 20, "hard": 10}.items():
+        sub = roles[roles["level"] == level]
+        assert len(sub) == n
+        assert (sub["role"] == "test").sum() == round(0.3 * n)
+        assert sorted(sub["order"]) == list(range(n))
+        # the test rows are the first of the level's shuffled order
+        assert set(sub.loc[sub["role"] == "test", "order"]) == set(range(round(0.3 * n)))
+    pd.testing.assert_frame_equal(roles, split_roles(frame, measure, selection))
+    other = split_roles(frame, measure, Selection(test_fraction=0.3, split_seed=1))
+    assert set(other.index[other["role"] == "test"]) != set(roles.index[roles["role"] == "test"])
+
+
+def test_train_and_test_disjoint(frame, measure):
+    roles = split_roles(frame, measure, Selection())
+    test = select_test_items(frame, roles, Selection())
+    pool = training_pool(frame, roles, "all")
+    assert not set(test["id"]) & set(pool["id"])
+    assert len(test) + len(pool) == N_ROWS
+    assert test["level"].value_counts().to_dict() == {"easy": 15, "medium": 10, "hard": 5}
+    assert (test["level"] == test["grade_level"].astype(str)).all()
+
+
+def test_test_items_cap_is_nested(frame, measure):
+    roles = split_roles(frame, measure, Selection())
+    three = select_test_items(frame, roles, Selection(max_per_level=3))
+    five = select_test_items(frame, roles, Selection(max_per_level=5))
+    everything = select_test_items(frame, roles, Selection())
+    assert three["level"].value_counts().to_dict() == {"easy": 3, "medium": 3, "hard": 3}
+    assert five["level"].value_counts().to_dict() == {"easy": 5, "medium": 5, "hard": 5}
+    assert set(three["id"]) < set(five["id"]) < set(everything["id"])
+    # sorted by level (easy, medium, hard), then by the fixed order
+    assert list(three["level"]) == ["easy"] * 3 + ["medium"] * 3 + ["hard"] * 3
+    assert list(five["id"][five["level"] == "hard"])[:3] == list(three["id"][three["level"] == "hard"])
+
+
+def test_training_pool(frame, measure):
+    roles = split_roles(frame, measure, Selection())
+    train = roles[roles["role"] == "train"]
+    easy = training_pool(frame, roles, "easy")
+    assert len(easy) == 15
+    assert (easy["grade_level"] == "easy").all()
+    assert set(easy.index) == set(train.index[train["level"] == "easy"])
+    assert set(training_pool(frame, roles, "hard").index) == set(train.index[train["level"] == "hard"])
+    assert set(training_pool(frame, roles, "all").index) == set(train.index)
+    none = training_pool(frame, roles, "none")
+    assert none.empty and list(none.columns) == list(frame.columns)
+
+
+# --- running -----------------------------------------------------------------------------
+
+RESULT_COLUMNS = {"item_id", "level", "seed", "probs", "pred", "correct", "n_shots"}
+
+
+def test_run_experiment(tiny_lm, frame, tmp_path):
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "easy")
+    out = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert RESULT_COLUMNS <= set(out.columns)
+    assert len(out) == 2 * 12  # 2 seeds x (4 test items per level x 3 levels)
+    assert sorted(out["seed"].unique()) == [0, 1]
+    for seed, part in out.groupby("seed"):
+        assert part["item_id"].is_unique and len(part) == 12
+        assert part["level"].value_counts().to_dict() == {"easy": 4, "medium": 4, "hard": 4}
+    assert (out["n_shots"] == 3).all()
+    by_id = frame.set_index("id")
+    for row in out.to_dict("records"):
+        probs = np.asarray(row["probs"])
+        assert probs.shape == (4,) and probs.sum() == pytest.approx(1.0)
+        assert row["pred"] == int(np.argmax(probs))
+        assert row["correct"] == float(row["pred"] == by_id.loc[row["item_id"], "label"])
+        assert row["level"] == by_id.loc[row["item_id"], "grade_level"]
+        examples = list(row["example_ids"])
+        assert len(examples) == 3
+        assert (by_id.loc[examples, "grade_level"] == "easy").all()
+        assert row["item_id"] not in examples
+    seed_examples = {s: tuple(p["example_ids"].iloc[0]) for s, p in out.groupby("seed")}
+    assert seed_examples[0] != seed_examples[1]  # a fresh draw per seed
+    assert (out["train_level"] == "easy").all() and (out["model"] == tiny_lm.spec.name).all()
+    assert (tmp_path / "arc" / "icl").is_dir()
+    files = sorted(p.name for p in tmp_path.rglob("*.parquet"))
+    assert files == ["seed-0.parquet", "seed-1.parquet"]
+    assert len(list(tmp_path.rglob("spec.json"))) == 1
+
+
+def test_run_experiment_zero_shot_single_seed(tiny_lm, frame, tmp_path):
+    out = run_experiment(spec_for(tiny_lm, "none", seeds=(3, 4, 5)), tiny_lm, frame,
+                         store=ResultStore(tmp_path), progress=False)
+    assert list(out["seed"].unique()) == [0]
+    assert (out["n_shots"] == 0).all()
+    assert all(len(ids) == 0 for ids in out["example_ids"])
+
+
+def test_same_test_items_across_conditions(tiny_lm, frame, tmp_path):
+    store = ResultStore(tmp_path)
+    outs = {level: run_experiment(spec_for(tiny_lm, level), tiny_lm, frame, store=store, progress=False)
+            for level in ("none", "easy", "hard")}
+    hard_ids = {level: set(out.loc[out["level"] == "hard", "item_id"]) for level, out in outs.items()}
+    assert hard_ids["none"] == hard_ids["easy"] == hard_ids["hard"]
+    assert len(hard_ids["none"]) == 4
+    by_id = frame.set_index("id")
+    examples = {i for ids in outs["hard"]["example_ids"] for i in ids}
+    assert (by_id.loc[sorted(examples), "grade_level"] == "hard").all()
+
+
+def test_second_call_reuses_stored_files(tiny_lm, frame, tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "easy")
+    first = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputed a stored seed")
+
+    monkeypatch.setattr(experiments, "_score_seed", boom)
+    second = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert list(second.columns) == list(first.columns)
+    pd.testing.assert_frame_equal(second.drop(columns=["probs", "logprobs", "example_ids"]),
+                                  first.drop(columns=["probs", "logprobs", "example_ids"]))
+    for column in ("probs", "logprobs", "example_ids"):
+        for a, b in zip(first[column], second[column]):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_second_call_returns_identical_frame(tiny_lm, frame, tmp_path):
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "easy", seeds=(0,))
+    first = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    second = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert type(first["probs"].iloc[0]) is type(second["probs"].iloc[0])
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_corrupt_stored_file(tiny_lm, frame, tmp_path):
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "easy", seeds=(0,))
+    run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    path = store.path(spec.payload(tiny_lm.identity), 0)
+    assert path.is_file()
+    path.write_bytes(b"this is not a parquet file")
+    with pytest.raises(results.CorruptResult) as info:
+        run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert str(path) in str(info.value)
+
+
+def test_adding_a_seed_computes_only_it(tiny_lm, frame, tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    first = run_experiment(spec_for(tiny_lm, "easy", seeds=(0,)), tiny_lm, frame, store=store, progress=False)
+    computed = []
+    real = experiments._score_seed
+
+    def spy(spec, lm, test, pool, seed, progress):
+        computed.append(seed)
+        return real(spec, lm, test, pool, seed, progress)
+
+    monkeypatch.setattr(experiments, "_score_seed", spy)
+    both = run_experiment(spec_for(tiny_lm, "easy", seeds=(0, 2)), tiny_lm, frame, store=store, progress=False)
+    assert computed == [2]
+    assert sorted(both["seed"].unique()) == [0, 2]
+    np.testing.assert_array_equal(both.loc[both["seed"] == 0, "correct"].to_numpy(), first["correct"].to_numpy())
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == ["seed-0.parquet", "seed-2.parquet"]
+
+
+def test_run_is_reproducible_across_stores(tiny_lm, frame, tmp_path):
+    spec = spec_for(tiny_lm, "hard", seeds=(1,))
+    a = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path / "a"), progress=False)
+    b = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path / "b"), progress=False)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_max_length_drops_examples(tiny_lm, frame, tmp_path):
+    out = run_experiment(spec_for(tiny_lm, "all", max_length=48, seeds=(0,)), tiny_lm, frame,
+                         store=ResultStore(tmp_path), progress=False)
+    assert out["n_shots"].nunique() == 1
+    assert out["n_shots"].iloc[0] < 3
+    assert all(len(ids) == out["n_shots"].iloc[0] for ids in out["example_ids"])
+
+
+def test_run_rejects_other_model_and_empty_pool(tiny_lm, frame, tmp_path):
+    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", model="embedded")
+    with pytest.raises(SpecError, match="model"):
+        run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    # 10 hard rows, 0.99 held out: round(9.9) = 10 test rows and no hard training pool
+    empty = spec_for(tiny_lm, "hard", test=Selection(test_fraction=0.99))
+    with pytest.raises(SpecError, match="hard"):
+        run_experiment(empty, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+
+
+# --- reading results ---------------------------------------------------------------------
+
+
+def _synthetic_results(ids, seeds, rng, level="hard"):
+    return pd.DataFrame([
+        {"item_id": i, "level": level, "seed": s, "correct": float(rng.random() < 0.5)} for s in seeds for i in ids
+    ])
+
+
+def test_correct_matrix_synthetic():
+    rng = np.random.default_rng(0)
+    ids = ["c", "a", "b"]
+    frame = pd.concat([_synthetic_results(ids, [0, 1], rng), _synthetic_results(["z"], [0, 1], rng, "easy")])
+    matrix, item_ids = correct_matrix(frame)
+    assert item_ids == ["a", "b", "c"]
+    assert matrix.shape == (2, 3)
+    for s in (0, 1):
+        for j, i in enumerate(item_ids):
+            want = frame.loc[(frame["seed"] == s) & (frame["item_id"] == i) & (frame["level"] == "hard"), "correct"]
+            assert matrix[s, j] == want.item()
+    with pytest.raises(ValueError, match="medium"):
+        correct_matrix(frame, "medium")
+    assert correct_matrix(frame, None)[0].shape == (2, 4)
+    with pytest.raises(ValueError, match="different items"):
+        correct_matrix(frame.iloc[1:])
+
+
+def test_correct_matrix_from_run(tiny_lm, frame, tmp_path):
+    out = run_experiment(spec_for(tiny_lm, "easy", seeds=(0, 1, 2)), tiny_lm, frame,
+                         store=ResultStore(tmp_path), progress=False)
+    matrix, ids = correct_matrix(out)
+    assert matrix.shape == (3, 4)
+    assert ids == sorted(out.loc[out["level"] == "hard", "item_id"].unique())
+    assert set(np.unique(matrix)) <= {0.0, 1.0}
+
+
+def test_summarize_conditions(tiny_lm, frame, tmp_path):
+    conditions = run_e2h(tiny_lm, frame, "arc", "grade", n_train=2, seeds=(0, 1),
+                         test=Selection(max_per_level=4), store=ResultStore(tmp_path), progress=False)
+    assert set(conditions) == {"none", "easy", "hard"}
+    for level, out in conditions.items():
+        assert (out["train_level"] == level).all()
+        assert RESULT_COLUMNS <= set(out.columns)
+    assert list(conditions["none"]["seed"].unique()) == [0]
+    assert sorted(conditions["easy"]["seed"].unique()) == [0, 1]
+    summary = summarize_conditions(conditions["none"], conditions["easy"], conditions["hard"], n_boot=50)
+    for key in ("acc_unsupervised", "acc_easy", "acc_hard", "gap", "sgr", "sgr_lo", "sgr_hi", "sgr_stable",
+                "pgr", "n_items"):
+        assert key in summary
+    assert summary["n_items"] == 4
+    assert summary["n_seeds_unsupervised"] == 1 and summary["n_seeds_easy"] == 2
+    assert summary["acc_hard"] == pytest.approx(correct_matrix(conditions["hard"])[0].mean())
+    assert summary["acc_easy"] == pytest.approx(correct_matrix(conditions["easy"])[0].mean())
+    # the easy-test level works too
+    assert summarize_conditions(*(conditions[k] for k in ("none", "easy", "hard")), level="easy",
+                                n_boot=20)["n_items"] == 4
+    # a condition scored on other hard items is refused
+    hard = conditions["hard"]
+    dropped = hard[hard["item_id"] != hard.loc[hard["level"] == "hard", "item_id"].iloc[0]]
+    with pytest.raises(ValueError, match="same test items"):
+        summarize_conditions(conditions["none"], conditions["easy"], dropped, n_boot=20)
+
+
+def test_run_e2h_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    kwargs = dict(n_train=2, seeds=(0,), test=Selection(max_per_level=2), store=store, progress=False)
+    first = run_e2h(tiny_lm, frame, "arc", "grade", levels=("none", "easy", "hard", "all"), **kwargs)
+    assert list(first) == ["none", "easy", "hard", "all"]
+    monkeypatch.setattr(experiments, "_score_seed", lambda *a, **k: pytest.fail("recomputed"))
+    second = run_e2h(tiny_lm, frame, "arc", "grade", **kwargs)
+    assert list(second) == ["none", "easy", "hard"]
+    for level in second:
+        np.testing.assert_array_equal(second[level]["correct"], first[level]["correct"])

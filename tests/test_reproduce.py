@@ -1,0 +1,207 @@
+"""Tests of the papermill runner ``e2h_utils.reproduce`` on tiny notebooks in a temporary project.
+
+The project root is pointed at ``tmp_path`` through ``E2H_HOME``; the tests that execute a
+notebook (a few seconds each, through the ``e2h`` kernel) are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from e2h_utils import paths, reproduce
+
+REAL_ROOT = Path(__file__).resolve().parents[1]
+
+BODY = """\
+from pathlib import Path
+if value == 13:
+    raise RuntimeError("unlucky value")
+Path(output_dir, "value.txt").write_text(f"{profile}:{value}")
+"""
+
+
+def write_notebook(path: Path, body: str = BODY, parameters: str = 'profile = "x"\noutput_dir = "."\nvalue = 1') -> Path:
+    """A notebook with a cell tagged ``parameters`` and one cell of ``body``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "e2h", "language": "python", "display_name": "Python (e2h)"}
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary project root with notebooks/demo.ipynb and parameters/{smoke,paper}/."""
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    monkeypatch.delenv(paths.MIRROR_ENV, raising=False)
+    # The package source is being edited by others while tests run: pin its digest.
+    monkeypatch.setattr(reproduce, "package_digest", lambda: "pinned")
+    write_notebook(tmp_path / "notebooks" / "demo.ipynb")
+    (tmp_path / "parameters" / "smoke").mkdir(parents=True)
+    (tmp_path / "parameters" / "paper").mkdir(parents=True)
+    return tmp_path
+
+
+def set_yaml(project: Path, name: str, text: str, profile: str = "smoke") -> Path:
+    path = project / "parameters" / profile / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+# --- fast: discovery, parameters, fingerprints ---------------------------------------------
+
+
+def test_yaml_typo_lists_valid_parameters(project: Path) -> None:
+    yaml_path = set_yaml(project, "demo", "# a typo\nvalu: 2\n")
+    with pytest.raises(ValueError) as err:
+        reproduce.check_parameters(project / "notebooks" / "demo.ipynb", yaml_path)
+    message = str(err.value)
+    assert "valu" in message and "profile, output_dir, value" in message
+
+
+def test_yaml_must_not_set_injected_parameters(project: Path) -> None:
+    yaml_path = set_yaml(project, "demo", "output_dir: /tmp/elsewhere\n")
+    with pytest.raises(ValueError, match="output_dir"):
+        reproduce.check_parameters(project / "notebooks" / "demo.ipynb", yaml_path)
+
+
+def test_yaml_empty_is_empty_mapping_and_list_is_error(project: Path) -> None:
+    notebook = project / "notebooks" / "demo.ipynb"
+    assert reproduce.check_parameters(notebook, set_yaml(project, "demo", "# nothing\n")) == {}
+    assert reproduce.check_parameters(notebook, set_yaml(project, "demo", "value: 3\n")) == {"value": 3}
+    with pytest.raises(ValueError, match="mapping"):
+        reproduce.check_parameters(notebook, set_yaml(project, "demo", "- value\n"))
+
+
+def test_notebook_must_declare_injected_parameters(project: Path) -> None:
+    notebook = write_notebook(project / "notebooks" / "bare.ipynb", parameters="value = 1")
+    with pytest.raises(ValueError, match="profile, output_dir"):
+        reproduce.check_parameters(notebook, set_yaml(project, "bare", "value: 2\n"))
+
+
+def test_discover_skips_notebook_without_yaml_and_rejects_orphan_yaml(project: Path, capsys) -> None:
+    write_notebook(project / "notebooks" / "another.ipynb")
+    set_yaml(project, "demo", "value: 2\n")
+    assert [job.name for job in reproduce.discover("smoke")] == ["demo"]
+    assert "another: skipped" in capsys.readouterr().out
+    orphan = set_yaml(project, "ghost", "value: 2\n")
+    with pytest.raises(FileNotFoundError, match=str(orphan)):
+        reproduce.discover("smoke")
+
+
+def test_unknown_profile_lists_profiles(project: Path, capsys) -> None:
+    with pytest.raises(ValueError, match="paper, smoke"):
+        reproduce.discover("smoek")
+    assert reproduce.main(["--profile", "smoek"]) == 2
+    assert "paper, smoke" in capsys.readouterr().err
+
+
+def test_unknown_only_name_is_error(project: Path) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    with pytest.raises(ValueError, match="nope"):
+        reproduce.run("smoke", only=["nope"])
+
+
+def test_missing_kernel_says_make_setup() -> None:
+    with pytest.raises(RuntimeError, match="make setup"):
+        reproduce.check_kernel("no-such-kernel-e2h")
+
+
+def test_fingerprint_inputs(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    yaml_path = set_yaml(project, "demo", "value: 2\n")
+    job = reproduce.discover("smoke")[0]
+    base = reproduce.fingerprint(job)
+    assert reproduce.fingerprint(job) == base
+    assert reproduce.fingerprint(job, "other package") != base
+    monkeypatch.setenv(paths.MIRROR_ENV, "/some/mirror")
+    with_mirror = reproduce.fingerprint(job)
+    assert with_mirror != base
+    monkeypatch.setenv(paths.MIRROR_ENV, "/another/mirror")
+    assert reproduce.fingerprint(job) == with_mirror  # presence counts, not the value
+    monkeypatch.delenv(paths.MIRROR_ENV)
+    yaml_path.write_text("value: 3\n")
+    assert reproduce.fingerprint(job) != base
+    assert reproduce.fingerprint(reproduce.Job("demo", job.notebook, yaml_path, "paper")) != reproduce.fingerprint(job)
+
+
+def test_package_digest_reads_the_real_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))  # must not matter
+    digest = reproduce.package_digest()
+    assert len(digest) == 64 and digest == reproduce.package_digest()
+
+
+def test_list_runs_nothing(project: Path, capsys) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    assert reproduce.main(["--profile", "smoke", "--list"]) == 0
+    assert "demo: not run" in capsys.readouterr().out
+    assert not (project / "outputs").exists()
+
+
+def test_real_parameter_files_match_their_notebooks() -> None:
+    """Every committed parameters/<profile>/*.yaml names a notebook and only its parameters."""
+    for yaml_path in sorted((REAL_ROOT / "parameters").glob("*/*.y*ml")):
+        notebook = REAL_ROOT / "notebooks" / f"{yaml_path.stem}.ipynb"
+        assert notebook.is_file(), f"{yaml_path} has no notebook {notebook}"
+        reproduce.check_parameters(notebook, yaml_path)
+
+
+# --- slow: executing notebooks -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_then_up_to_date_then_rerun_on_change(project: Path) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    assert reproduce.run("smoke") == {"demo": "ran"}
+    out = project / "outputs" / "smoke" / "demo"
+    executed = out / "demo.ipynb"
+    assert executed.is_file() and (out / "value.txt").read_text() == "smoke:2"
+    record = json.loads((out / "fingerprint.json").read_text())
+    assert record["fingerprint"] == reproduce.fingerprint(reproduce.discover("smoke")[0])
+    assert not list((project / "outputs" / "smoke").glob(".*"))  # no partial/old folder left
+    injected = nbformat.read(executed, as_version=4).cells[1]
+    assert "injected-parameters" in injected.metadata.tags and "value = 2" in injected.source
+
+    mtime = executed.stat().st_mtime_ns
+    assert reproduce.run("smoke") == {"demo": "up to date"}
+    assert executed.stat().st_mtime_ns == mtime
+
+    set_yaml(project, "demo", "value: 3\n")
+    assert reproduce.run("smoke") == {"demo": "ran"}
+    assert (out / "value.txt").read_text() == "smoke:3"
+    assert reproduce.run("smoke", force=True) == {"demo": "ran"}
+
+
+@pytest.mark.slow
+def test_failure_keeps_good_output_then_fix_replaces_it(project: Path, capsys) -> None:
+    write_notebook(project / "notebooks" / "other.ipynb")
+    set_yaml(project, "demo", "value: 2\n")
+    assert reproduce.run("smoke", only=["demo"]) == {"demo": "ran"}
+    out = project / "outputs" / "smoke" / "demo"
+    good = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    set_yaml(project, "demo", "value: 13\n")
+    set_yaml(project, "other", "value: 5\n")
+    assert reproduce.run("smoke") == {"demo": "failed", "other": "ran"}  # a failure does not stop the rest
+    failed = project / "outputs" / "smoke" / "demo.FAILED"
+    assert "FAILED" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == good  # previous good output untouched
+    executed = nbformat.read(failed / "demo.ipynb", as_version=4)
+    assert any(o.get("ename") == "RuntimeError" for c in executed.cells for o in c.get("outputs", []))
+    assert not (failed / "value.txt").exists()
+
+    assert reproduce.main(["--profile", "smoke"]) == 1  # stale good output, still a failed run
+    assert "demo" in capsys.readouterr().err
+    assert failed.is_dir()
+
+    set_yaml(project, "demo", "value: 4\n")
+    assert reproduce.main(["--profile", "smoke"]) == 0
+    assert (out / "value.txt").read_text() == "smoke:4"
+    assert not failed.exists()
+    assert not list((project / "outputs" / "smoke").glob(".*"))
