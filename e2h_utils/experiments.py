@@ -19,13 +19,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import hardness, icl, metrics, prompts, scoring
+from . import features, hardness, icl, metrics, prompts, scoring
 from .data import DATASETS
 from .models import LoadedModel
+from .probe import ProbeConfig, train_probe
+from .qlora import QLoRAConfig, train_and_score
 from .results import ResultStore
 
 TRAIN_LEVELS = ("none", "easy", "medium", "hard", "all")
-METHODS = ("icl",)
+METHODS = ("icl", "probe", "qlora")
+# options each method accepts (``ExperimentSpec.options``), with their defaults
+METHOD_OPTIONS: dict[str, dict[str, Any]] = {
+    "icl": {},
+    "probe": {"layers": None, **asdict(ProbeConfig())},
+    "qlora": {**asdict(QLoRAConfig()), "keep_adapter": None},
+}
 SCORER_VERSION = 1  # bump when scoring changes what it computes
 
 
@@ -63,6 +71,7 @@ class ExperimentSpec:
     test: TestSelection = field(default_factory=TestSelection)
     prompt_format: str | None = None  # None: the dataset's default
     max_length: int | None = None  # None: the model's context length
+    options: tuple[tuple[str, Any], ...] = ()  # method options, see METHOD_OPTIONS
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -78,6 +87,13 @@ class ExperimentSpec:
             raise SpecError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         if self.n_train < 0 or not self.seeds:
             raise SpecError("n_train must be >= 0 and seeds non-empty")
+        options = dict(self.options.items() if isinstance(self.options, dict) else self.options)
+        unknown = set(options) - set(METHOD_OPTIONS[self.method])
+        if unknown:
+            valid = ", ".join(METHOD_OPTIONS[self.method]) or "none"
+            raise SpecError(f"unknown option(s) {sorted(unknown)} for method {self.method!r}; valid: {valid}")
+        normalised = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+        object.__setattr__(self, "options", normalised)
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
     @property
@@ -93,9 +109,13 @@ class ExperimentSpec:
         """Everything that determines a seed's results (seeds excluded: one file per seed)."""
         spec = asdict(self)
         spec.pop("seeds")
-        if self.zero_shot:
-            spec.update(train_level="none", n_train=0)
+        if self.zero_shot:  # the unsupervised baseline is zero-shot prompting, whatever the method
+            spec.update(train_level="none", n_train=0, method="zero_shot", options=())
         return {**spec, "model_identity": model_identity, "scorer_version": SCORER_VERSION}
+
+    def method_options(self) -> dict[str, Any]:
+        """The method's options: defaults overridden by ``options``."""
+        return {**METHOD_OPTIONS[self.method], **dict(self.options)}
 
 
 # --- splitting ---------------------------------------------------------------------------
@@ -135,26 +155,72 @@ def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) ->
 
 # --- running -----------------------------------------------------------------------------
 
-def _score_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame,
-                seed: int, progress: bool) -> pd.DataFrame:
+def _result_frame(spec: ExperimentSpec, test: pd.DataFrame, scores: list[np.ndarray], seed: int,
+                  train_ids: list[str]) -> pd.DataFrame:
+    result = scoring.predictions(scores, list(test["label"]))
+    result.insert(0, "item_id", list(test["id"]))
+    result.insert(1, "level", list(test["level"]))
+    result.insert(2, "seed", seed)
+    result["n_shots"] = len(train_ids)
+    result["example_ids"] = [list(train_ids)] * len(result)
+    return result
+
+
+def _items(lm: LoadedModel, fmt: prompts.PromptFormat, frame: pd.DataFrame) -> list[scoring.ScoringItem]:
+    return [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in frame.to_dict("records")]
+
+
+def _draw(spec: ExperimentSpec, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
+    salt = f"{spec.dataset}/{spec.measure}/{spec.train_level}" + ("" if spec.method == "icl" else f"/{spec.method}")
+    return icl.draw_examples(pool, 0 if spec.zero_shot else spec.n_train, seed, salt=salt)
+
+
+def _icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
+              store: ResultStore, progress: bool) -> pd.DataFrame:
     fmt = prompts.get_format(spec.prompt_format, spec.dataset)
-    rows = test.to_dict("records")
-    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows]
-    examples = icl.draw_examples(pool, 0 if spec.zero_shot else spec.n_train, seed,
-                                 salt=f"{spec.dataset}/{spec.measure}/{spec.train_level}")
+    items = _items(lm, fmt, test)
+    examples = _draw(spec, pool, seed)
     max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, items, max_length)
-    logprobs = scoring.choice_logprobs(
+    scores = scoring.choice_logprobs(
         lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress,
         desc=f"{spec.dataset}/{spec.measure} {spec.train_level} seed {seed}",
     )
-    result = scoring.predictions(logprobs, [r["label"] for r in rows])
-    result.insert(0, "item_id", [r["id"] for r in rows])
-    result.insert(1, "level", [r["level"] for r in rows])
-    result.insert(2, "seed", seed)
-    result["n_shots"] = kept
-    result["example_ids"] = [list(examples["id"].iloc[:kept])] * len(result)
+    return _result_frame(spec, test, scores, seed, list(examples["id"].iloc[:kept]))
+
+
+def _probe_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
+                store: ResultStore, progress: bool) -> pd.DataFrame:
+    options = spec.method_options()
+    train = _draw(spec, pool, seed)
+    feats = features.features_for(lm, pd.concat([train, test]), spec.dataset, prompt_format=spec.prompt_format,
+                                  layers=options["layers"], cache=features.FeatureCache(store.root),
+                                  progress=progress)
+    config = ProbeConfig(**{k: options[k] for k in asdict(ProbeConfig())})
+    probe = train_probe([feats[i] for i in train["id"]], list(train["label"]), config, seed)
+    return _result_frame(spec, test, probe.scores([feats[i] for i in test["id"]]), seed, list(train["id"]))
+
+
+def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
+                store: ResultStore, progress: bool) -> pd.DataFrame:
+    options = spec.method_options()
+    fmt = prompts.get_format(spec.prompt_format, spec.dataset)
+    train = _draw(spec, pool, seed)
+    config = QLoRAConfig(**{k: options[k] for k in asdict(QLoRAConfig())})
+    keep = options["keep_adapter"]
+    scores, losses = train_and_score(lm.spec, _items(lm, fmt, train), list(train["label"]), _items(lm, fmt, test),
+                                     config, seed, keep_adapter=None if keep is None else f"{keep}/seed-{seed}",
+                                     progress=progress)
+    result = _result_frame(spec, test, scores, seed, list(train["id"]))
+    result["train_losses"] = [losses] * len(result)
     return result
+
+
+def _runner(spec: ExperimentSpec):
+    """The per-seed function of a spec's method (looked up at call time)."""
+    if spec.zero_shot:
+        return _icl_seed
+    return {"icl": _icl_seed, "probe": _probe_seed, "qlora": _qlora_seed}[spec.method]
 
 
 def run_experiment(
@@ -176,7 +242,7 @@ def run_experiment(
     for seed in spec.run_seeds:
         stored = store.load(payload, seed)
         if stored is None:
-            stored = _score_seed(spec, lm, test, pool, seed, progress)
+            stored = _runner(spec)(spec, lm, test, pool, seed, store, progress)
             store.save(payload, seed, stored)
         parts.append(stored)
     out = pd.concat(parts, ignore_index=True)
@@ -223,13 +289,21 @@ def run_e2h(
     lm: LoadedModel, frame: pd.DataFrame, dataset: str, measure: str, *, n_train: int,
     seeds: Sequence[int], test: TestSelection, method: str = "icl",
     levels: Sequence[str] = ("none", "easy", "hard"), store: ResultStore | None = None,
-    progress: bool = True, **spec_options: Any,
+    options: dict[str, Any] | None = None, progress: bool = True, **spec_fields: Any,
 ) -> dict[str, pd.DataFrame]:
-    """Run the training conditions of one dataset/measure; item-level results per condition."""
+    """Run the training conditions of one dataset/measure/method; item-level results per condition."""
     out = {}
-    for level in tqdm(list(levels), desc=f"{dataset}/{measure}", disable=not progress):
+    for level in tqdm(list(levels), desc=f"{dataset}/{measure}/{method}", disable=not progress):
         spec = ExperimentSpec(dataset=dataset, measure=measure, train_level=level, method=method,
                               n_train=n_train, seeds=tuple(seeds), model=lm.spec.name, test=test,
-                              **spec_options)
+                              options=tuple((options or {}).items()), **spec_fields)
         out[level] = run_experiment(spec, lm, frame, store=store, progress=progress)
     return out
+
+
+def accuracy_with_ci(results: pd.DataFrame, *, level: str | None = None, n_boot: int = 1000,
+                     seed: int = 0) -> metrics.Estimate:
+    """Accuracy over seeds and test items (of ``level``, or all) with a bootstrap 95% CI."""
+    matrix, _ = correct_matrix(results, level)
+    replicates = metrics.bootstrap_accuracies({"run": matrix}, n_boot=n_boot, seed=seed)["run"]
+    return metrics.estimate_from_replicates(float(matrix.mean()), replicates)

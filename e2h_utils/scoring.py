@@ -133,62 +133,143 @@ def _token_logprobs(head: Any, hidden: torch.Tensor, targets: Sequence[int]) -> 
                     torch.tensor(list(targets), device=hidden.device)].double()
 
 
-def _cached_logprobs(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
-                     batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
-                     desc: str) -> list[np.ndarray]:
-    """Two-level cache: the prefix once, each question once, then every choice from there."""
+@dataclass
+class _QuestionBatch:
+    """Level 2 of the cache walk: a batch of questions encoded after the shared prefix."""
+
+    items: list[int]  # indices into the item list
+    hidden: torch.Tensor  # (rows, width, hidden) last-layer states of the question tokens
+    mask: torch.Tensor  # (rows, width) question attention mask
+    lengths: torch.Tensor  # (rows,) question lengths
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # key/value cache: prefix + questions
+
+    def choice_calls(self, items: Sequence[ScoringItem], choices: list[tuple[int, int]], longest: int,
+                     prefix_len: int, batch_tokens: int, kv_tokens: int, max_rows: int):
+        """Chunks of (row, choice) pairs sized to the budgets: one forward pass each."""
+        width = self.mask.shape[1]
+        per_call = max(1, min(max_rows, kv_tokens // (prefix_len + width + longest), batch_tokens // max(longest, 1)))
+        for start in range(0, len(choices), per_call):
+            yield choices[start:start + per_call]
+
+
+def _walk_questions(decoder: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
+                    batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool, desc: str):
+    """Encode the prefix once, then yield each batch of questions encoded after it."""
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
-    decoder, head = _decoder_and_head(model)
+    device = next(decoder.parameters()).device
     P = len(prefix)
     prefix_layers = _prefix_cache(decoder, prefix, device) if P else None
-    results = [np.zeros(len(item.choice_ids), dtype=np.float64) for item in items]
-    ones = lambda rows: torch.ones((rows, P), dtype=torch.long, device=device)  # noqa: E731
     for batch in tqdm(_item_batches(items, P, batch_tokens, kv_tokens, max_rows), desc=desc,
                       disable=not progress, leave=False):
-        # level 2: the questions of this batch, continuing the shared prefix
         q_ids, q_mask = _pad([items[i].prompt_ids for i in batch], pad_id)
         q_ids, q_mask = q_ids.to(device), q_mask.to(device)
         n, width = q_ids.shape
         past = (DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
                                              for k, v in prefix_layers]) if P else None)
-        out = decoder(input_ids=q_ids, attention_mask=torch.cat([ones(n), q_mask], 1),
+        out = decoder(input_ids=q_ids, attention_mask=torch.cat([_ones(n, P, device), q_mask], 1),
                       position_ids=torch.arange(P, P + width, device=device).expand(n, -1),
                       past_key_values=past, use_cache=True)
-        q_lens = q_mask.sum(1)
-        last = out.last_hidden_state[torch.arange(n, device=device), q_lens - 1]
-        firsts = [(b, c) for b, i in enumerate(batch) for c in range(len(items[i].choice_ids))]
-        lp = _token_logprobs(head, last[[b for b, _ in firsts]],
-                             [items[batch[b]].choice_ids[c][0] for b, c in firsts])
-        for (b, c), value in zip(firsts, lp.tolist()):
-            results[batch[b]][c] = value
-        # level 3: the remaining answer tokens of every choice, from the question's cache
         layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        rest = [(b, c) for b, c in firsts if len(items[batch[b]].choice_ids[c]) > 1]
-        longest = max((len(items[batch[b]].choice_ids[c]) for b, c in rest), default=1)
-        per_call = max(1, min(max_rows, kv_tokens // (P + width + longest), batch_tokens // longest))
-        for start in range(0, len(rest), per_call):
-            chunk = rest[start:start + per_call]
-            choices = [items[batch[b]].choice_ids[c] for b, c in chunk]
-            c_ids, c_mask = _pad([ch[:-1] for ch in choices], pad_id)
-            c_ids, c_mask = c_ids.to(device), c_mask.to(device)
-            owner = torch.tensor([b for b, _ in chunk], device=device)
-            rows = len(chunk)
-            cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner), v.index_select(0, owner))
-                                                 for k, v in layers])
-            positions = P + q_lens[owner].unsqueeze(1) + torch.arange(c_ids.shape[1], device=device)
-            hidden = decoder(input_ids=c_ids,
-                             attention_mask=torch.cat([ones(rows), q_mask[owner], c_mask], 1),
-                             position_ids=positions, past_key_values=cache, use_cache=True).last_hidden_state
+        yield _QuestionBatch(list(batch), out.last_hidden_state, q_mask, q_mask.sum(1), layers)
+
+
+def _ones(rows: int, width: int, device: torch.device) -> torch.Tensor:
+    return torch.ones((rows, width), dtype=torch.long, device=device)
+
+
+def _continue_choices(decoder: Any, qb: _QuestionBatch, owner_rows: Sequence[int],
+                      tokens: Sequence[Sequence[int]], prefix_len: int, pad_id: int,
+                      output_hidden_states: bool = False) -> Any:
+    """Feed ``tokens`` (one sequence per owner row) after that row's prefix + question."""
+    from transformers import DynamicCache
+
+    device = qb.mask.device
+    ids, mask = _pad(tokens, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
+    owner = torch.tensor(list(owner_rows), device=device)
+    cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner), v.index_select(0, owner)) for k, v in qb.layers])
+    positions = prefix_len + qb.lengths[owner].unsqueeze(1) + torch.arange(ids.shape[1], device=device)
+    return decoder(input_ids=ids, attention_mask=torch.cat([_ones(len(owner), prefix_len, device), qb.mask[owner], mask], 1),
+                   position_ids=positions, past_key_values=cache, use_cache=True,
+                   output_hidden_states=output_hidden_states)
+
+
+def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
+                            batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
+                            desc: str) -> list[torch.Tensor]:
+    """Two-level cache: the prefix once, each question once, then every choice from there.
+
+    Returns one tensor of choice log-probabilities per item; differentiable when grad is on
+    (QLoRA trains through it)."""
+    decoder, head = _decoder_and_head(model)
+    P = len(prefix)
+    parts: list[list[list[torch.Tensor]]] = [[[] for _ in item.choice_ids] for item in items]
+    for qb in _walk_questions(decoder, prefix, items, pad_id, batch_tokens, kv_tokens, max_rows, progress, desc):
+        device = qb.hidden.device
+        # the first answer token is predicted from the question's last state
+        last = qb.hidden[torch.arange(len(qb.items), device=device), qb.lengths - 1]
+        firsts = [(b, c) for b, i in enumerate(qb.items) for c in range(len(items[i].choice_ids))]
+        lp = _token_logprobs(head, last[[b for b, _ in firsts]], [items[qb.items[b]].choice_ids[c][0] for b, c in firsts])
+        for (b, c), value in zip(firsts, lp):
+            parts[qb.items[b]][c].append(value)
+        # the remaining answer tokens of every choice, from the question's cache
+        rest = [(b, c) for b, c in firsts if len(items[qb.items[b]].choice_ids[c]) > 1]
+        longest = max((len(items[qb.items[b]].choice_ids[c]) for b, c in rest), default=1)
+        for chunk in qb.choice_calls(items, rest, longest, P, batch_tokens, kv_tokens, max_rows):
+            choices = [items[qb.items[b]].choice_ids[c] for b, c in chunk]
+            hidden = _continue_choices(decoder, qb, [b for b, _ in chunk], [ch[:-1] for ch in choices],
+                                       P, pad_id).last_hidden_state
             picks = [(r, j) for r, ch in enumerate(choices) for j in range(len(ch) - 1)]
             lp = _token_logprobs(head, hidden[[r for r, _ in picks], [j for _, j in picks]],
                                  [choices[r][j + 1] for r, j in picks])
-            sums = torch.zeros(rows, dtype=torch.float64, device=device)
-            sums.index_add_(0, torch.tensor([r for r, _ in picks], device=device), lp)
-            for (b, c), value in zip(chunk, sums.tolist()):
-                results[batch[b]][c] += value
-    return results
+            sums = torch.zeros(len(chunk), dtype=lp.dtype, device=device).index_add(
+                0, torch.tensor([r for r, _ in picks], device=device), lp)
+            for (b, c), value in zip(chunk, sums):
+                parts[qb.items[b]][c].append(value)
+    return [torch.stack([torch.stack(p).sum() for p in item_parts]) for item_parts in parts]
+
+
+def choice_logprob_tensors(model: Any, items: Sequence[ScoringItem], *, pad_id: int, prefix_ids: Sequence[int] = (),
+                           batch_tokens: int | None = None, kv_tokens: int | None = None,
+                           max_rows: int = 256) -> list[torch.Tensor]:
+    """Like ``choice_logprobs`` (fast path) but returns tensors and keeps the autograd graph."""
+    device = next(model.parameters()).device
+    budget = batch_tokens or default_batch_tokens(device)
+    return _cached_logprob_tensors(model, list(prefix_ids), items, pad_id, budget, kv_tokens or 2 * budget,
+                                   max_rows, False, "")
+
+
+@torch.no_grad()
+def choice_hidden_states(model: Any, items: Sequence[ScoringItem], layers: Sequence[int], *, pad_id: int,
+                         prefix_ids: Sequence[int] = (), batch_tokens: int | None = None,
+                         kv_tokens: int | None = None, max_rows: int = 256,
+                         progress: bool = False, desc: str = "hidden states") -> list[np.ndarray]:
+    """Per item, a (choices x len(layers)*hidden) array: the hidden states at the last token of
+    question + choice, from each requested layer (indices into ``output_hidden_states``:
+    0 = embeddings, num_hidden_layers = last, after the final norm), concatenated."""
+    device = next(model.parameters()).device
+    budget = batch_tokens or default_batch_tokens(device)
+    decoder = model.get_decoder()
+    results: list[np.ndarray | None] = [None] * len(items)
+    P = len(prefix_ids)
+    for qb in _walk_questions(decoder, list(prefix_ids), items, pad_id, budget, kv_tokens or 2 * budget, max_rows,
+                              progress, desc):
+        pairs = [(b, c) for b, i in enumerate(qb.items) for c in range(len(items[i].choice_ids))]
+        longest = max(len(items[qb.items[b]].choice_ids[c]) for b, c in pairs)
+        features: dict[tuple[int, int], np.ndarray] = {}
+        for chunk in qb.choice_calls(items, pairs, longest, P, budget, kv_tokens or 2 * budget, max_rows):
+            choices = [items[qb.items[b]].choice_ids[c] for b, c in chunk]
+            states = _continue_choices(decoder, qb, [b for b, _ in chunk], choices, P, pad_id,
+                                       output_hidden_states=True).hidden_states
+            rows = torch.arange(len(chunk), device=device)
+            ends = torch.tensor([len(ch) - 1 for ch in choices], device=device)
+            stacked = torch.cat([states[layer][rows, ends] for layer in layers], dim=-1).float().cpu().numpy()
+            for (b, c), vector in zip(chunk, stacked):
+                features[(b, c)] = vector
+        for b, i in enumerate(qb.items):
+            results[i] = np.stack([features[(b, c)] for c in range(len(items[i].choice_ids))])
+    return results  # type: ignore[return-value]
 
 
 @torch.no_grad()
@@ -218,8 +299,9 @@ def choice_logprobs(
     device = next(model.parameters()).device
     budget = batch_tokens or default_batch_tokens(device)
     if prefix_cache:
-        return _cached_logprobs(model, list(prefix_ids), items, pad_id, budget,
-                                kv_tokens or 2 * budget, max_rows, progress, desc)
+        tensors = _cached_logprob_tensors(model, list(prefix_ids), items, pad_id, budget,
+                                          kv_tokens or 2 * budget, max_rows, progress, desc)
+        return [t.cpu().numpy().astype(np.float64) for t in tensors]
     decoder, head = _decoder_and_head(model)
     prefix = list(prefix_ids)
     rows: list[tuple[int, int, list[int], int]] = []

@@ -285,7 +285,7 @@ def test_second_call_reuses_stored_files(tiny_lm, frame, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed a stored seed")
 
-    monkeypatch.setattr(experiments, "_score_seed", boom)
+    monkeypatch.setattr(experiments, "_icl_seed", boom)
     second = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
     assert list(second.columns) == list(first.columns)
     pd.testing.assert_frame_equal(second.drop(columns=["probs", "logprobs", "example_ids"]),
@@ -320,13 +320,13 @@ def test_adding_a_seed_computes_only_it(tiny_lm, frame, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     first = run_experiment(spec_for(tiny_lm, "easy", seeds=(0,)), tiny_lm, frame, store=store, progress=False)
     computed = []
-    real = experiments._score_seed
+    real = experiments._icl_seed
 
-    def spy(spec, lm, test, pool, seed, progress):
+    def spy(spec, lm, test, pool, seed, store, progress):
         computed.append(seed)
-        return real(spec, lm, test, pool, seed, progress)
+        return real(spec, lm, test, pool, seed, store, progress)
 
-    monkeypatch.setattr(experiments, "_score_seed", spy)
+    monkeypatch.setattr(experiments, "_icl_seed", spy)
     both = run_experiment(spec_for(tiny_lm, "easy", seeds=(0, 2)), tiny_lm, frame, store=store, progress=False)
     assert computed == [2]
     assert sorted(both["seed"].unique()) == [0, 2]
@@ -427,7 +427,7 @@ def test_run_e2h_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
     kwargs = dict(n_train=2, seeds=(0,), test=Selection(max_per_level=2), store=store, progress=False)
     first = run_e2h(tiny_lm, frame, "arc", "grade", levels=("none", "easy", "hard", "all"), **kwargs)
     assert list(first) == ["none", "easy", "hard", "all"]
-    monkeypatch.setattr(experiments, "_score_seed", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(experiments, "_icl_seed", lambda *a, **k: pytest.fail("recomputed"))
     second = run_e2h(tiny_lm, frame, "arc", "grade", **kwargs)
     assert list(second) == ["none", "easy", "hard"]
     for level in second:

@@ -44,17 +44,23 @@ def test_easy_to_hard_smoke(smoke_project):
         for ext in (".pdf", ".png"):
             assert (out / (stem + ext)).stat().st_size > 1000, stem + ext
     summary = pd.read_csv(out / "tables" / "summary.csv")
-    assert set(zip(summary["dataset"], summary["measure"])) == {("arc", "grade"), ("mmlu_stem5", "school_level")}
+    pairs = {("arc", "grade"), ("strategyqa", "num_steps")}  # the smoke YAML's measures
+    assert set(zip(summary["dataset"], summary["measure"], summary["method"])) == {
+        (d, m, method) for d, m in pairs for method in ("icl", "probe", "qlora")}
     for column in ("acc_unsupervised", "acc_easy", "acc_hard"):
         assert summary[column].between(0, 1).all()
         assert (summary[column + "_lo"] <= summary[column] + 1e-9).all()
         assert (summary[column] <= summary[column + "_hi"] + 1e-9).all()
     assert (summary["n_items"] == 6).all()  # max_test_per_level in the smoke YAML
     sgr = pd.read_csv(out / "tables" / "sgr.csv")
-    assert len(sgr) == 2 and "SGR" in sgr.columns
+    assert len(sgr) == 6 and "SGR" in sgr.columns
     assert (out / "tables" / "sgr.tex").read_text().lstrip().startswith("\\begin{tabular}")
     items = pd.read_parquet(out / "tables" / "items.parquet")
     assert set(items["train_level"]) == {"none", "easy", "hard"}
     assert set(items["level"]) == {"hard"}
+    assert set(items["method"]) == {"icl", "probe", "qlora"}
+    all_to_all = pd.read_csv(out / "tables" / "all_to_all.csv")
+    assert {"zero-shot", "icl", "probe", "qlora"} <= set(all_to_all["method"])
+    assert (all_to_all["test items"] == 6).all()  # 2 per level x 3 levels
     # nothing changed: the second run is skipped
     assert reproduce.run("smoke", only=["easy_to_hard"]) == {"easy_to_hard": reproduce.UP_TO_DATE}

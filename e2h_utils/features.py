@@ -1,0 +1,79 @@
+"""Hidden-state features for linear probes, extracted once and cached on disk.
+
+Keyed like results (model identity, dataset, prompt format, layers): one ``.npz`` file per
+key under ``results/<dataset>/features/``. Each call extracts only the items the cache does
+not have yet, so after the first extraction every probe run, hardness measure and seed
+reuses the same features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import atomic, paths, prompts, scoring
+from .results import CorruptResult, spec_key
+
+FEATURE_VERSION = 2
+
+
+def default_layers(model: Any) -> tuple[int, int]:
+    """The paper's default: the middle and the last layer (indices into hidden_states)."""
+    n = int(model.config.num_hidden_layers)
+    return (n // 2, n)
+
+
+class FeatureCache:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else paths.results_dir()
+
+    def path(self, payload: dict[str, Any]) -> Path:
+        return self.root / str(payload["dataset"]) / "features" / f"{spec_key(payload)}.npz"
+
+    def load(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
+        path = self.path(payload)
+        if not path.is_file():
+            return {}
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                ids, offsets, data = stored["ids"], stored["offsets"], stored["data"]
+        except Exception as error:
+            raise CorruptResult(f"cached features {path} cannot be read ({error}); delete that file to "
+                                "re-extract them") from error
+        return {str(i): data[offsets[k]:offsets[k + 1]] for k, i in enumerate(ids)}
+
+    def save(self, payload: dict[str, Any], features: dict[str, np.ndarray]) -> Path:
+        ids = sorted(features)
+        sizes = [len(features[i]) for i in ids]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        data = np.concatenate([features[i] for i in ids]).astype(np.float32)
+        target = self.path(payload)
+        with atomic.atomic_path(target) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, ids=np.array(ids), offsets=offsets, data=data)
+        return target
+
+
+def features_for(lm: Any, rows: pd.DataFrame, dataset: str, *, prompt_format: str | None = None,
+                 layers: Sequence[int] | None = None, cache: FeatureCache | None = None,
+                 progress: bool = True) -> dict[str, np.ndarray]:
+    """Features (choices x features) of every row, by id; extracts only what is not cached."""
+    fmt = prompts.get_format(prompt_format, dataset)
+    layers = tuple(int(x) for x in (layers or default_layers(lm.model)))
+    cache = cache or FeatureCache()
+    payload = {"kind": "hidden_states", "dataset": dataset, "prompt_format": fmt.name, "layers": list(layers),
+               "model_identity": lm.identity, "version": FEATURE_VERSION}
+    have = cache.load(payload)
+    missing = rows[~rows["id"].isin(list(have))].drop_duplicates("id")
+    if len(missing):
+        records = missing.to_dict("records")
+        items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in records]
+        extracted = scoring.choice_hidden_states(lm.model, items, layers, pad_id=lm.tokenizer.pad_token_id,
+                                                 prefix_ids=lm.bos_ids(), progress=progress,
+                                                 desc=f"{dataset} hidden states")
+        have.update({r["id"]: f for r, f in zip(records, extracted)})
+        cache.save(payload, have)
+    return {i: have[i] for i in rows["id"]}

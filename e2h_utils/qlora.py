@@ -1,0 +1,105 @@
+"""QLoRA: LoRA adapters on a (4-bit NF4 by default) quantized base model.
+
+The objective is the scorer's: a softmax over the choices' summed answer log-likelihoods,
+negative log-likelihood of the correct choice. AdamW with a linearly decaying learning rate,
+an effective batch of min(n, max_batch) items through gradient accumulation, and as many
+epochs as it takes to make at least ``min_updates`` updates (the paper's values by default).
+A fresh base model is loaded for every run; adapters are dropped unless ``keep_adapter`` is
+given a folder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import models, scoring
+
+
+@dataclass(frozen=True)
+class QLoRAConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    quantization: str = "4bit"  # 4bit (NF4) | 8bit | none (plain LoRA, where bitsandbytes cannot serve)
+    lr: float = 1e-4
+    max_batch: int = 50  # effective batch: min(n, max_batch) items per update
+    micro_batch: int = 8  # items per forward/backward pass (memory only; same updates)
+    min_updates: int = 10
+
+
+def schedule(n: int, config: QLoRAConfig) -> tuple[int, int, int]:
+    """(effective batch, updates per epoch, epochs) for ``n`` training items."""
+    batch = max(1, min(n, config.max_batch))
+    per_epoch = math.ceil(n / batch)
+    return batch, per_epoch, math.ceil(config.min_updates / per_epoch)
+
+
+def attach_lora(model: Any, config: QLoRAConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def nll(logprobs: Sequence[torch.Tensor], labels: Sequence[int]) -> torch.Tensor:
+    """Mean negative log-likelihood of the correct choice under a softmax over choices."""
+    return torch.stack([-(lp.log_softmax(-1)[int(y)]) for lp, y in zip(logprobs, labels)]).mean()
+
+
+def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labels: Sequence[int],
+             config: QLoRAConfig, seed: int, bos_ids: Sequence[int] = (), progress: bool = False) -> list[float]:
+    """Train the LoRA parameters of ``model`` in place; returns the loss of every update."""
+    torch.manual_seed(int(seed))
+    rng = np.random.default_rng(int(seed))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr)
+    batch, per_epoch, epochs = schedule(len(items), config)
+    total = per_epoch * epochs
+    lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+    model.train()
+    losses = []
+    with tqdm(total=total, desc="QLoRA updates", disable=not progress, leave=False) as bar:
+        for _ in range(epochs):
+            order = rng.permutation(len(items))
+            for start in range(0, len(order), batch):
+                update = order[start:start + batch]
+                optimizer.zero_grad()
+                total_loss = 0.0
+                for micro in range(0, len(update), config.micro_batch):
+                    chosen = update[micro:micro + config.micro_batch]
+                    logprobs = scoring.choice_logprob_tensors(model, [items[i] for i in chosen], pad_id=pad_id,
+                                                              prefix_ids=bos_ids)
+                    loss = nll(logprobs, [labels[i] for i in chosen]) * (len(chosen) / len(update))
+                    loss.backward()
+                    total_loss += loss.item()
+                optimizer.step()
+                lr_decay.step()
+                losses.append(total_loss)
+                bar.update(1)
+    model.eval()
+    return losses
+
+
+def train_and_score(spec: models.ModelSpec, train_items: Sequence[scoring.ScoringItem], train_labels: Sequence[int],
+                    test_items: Sequence[scoring.ScoringItem], config: QLoRAConfig, seed: int,
+                    keep_adapter: Path | None = None, progress: bool = False) -> tuple[list[np.ndarray], list[float]]:
+    """Load a fresh quantized base, train adapters, score the test items; (logprobs, losses)."""
+    base = models.load_model(spec, quantization=config.quantization)
+    torch.manual_seed(int(seed))  # the LoRA initialisation draws from the global generator
+    model = attach_lora(base.model, config)
+    pad_id = base.tokenizer.pad_token_id
+    losses = finetune(model, pad_id, train_items, train_labels, config, seed, base.bos_ids(), progress)
+    logprobs = scoring.choice_logprobs(model, base.bos_ids(), test_items, pad_id=pad_id, progress=progress,
+                                       desc="QLoRA scoring")
+    if keep_adapter is not None:
+        model.save_pretrained(keep_adapter)
+    return logprobs, losses

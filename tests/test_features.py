@@ -1,0 +1,291 @@
+"""e2h_utils.features (and scoring.choice_hidden_states): hidden-state features for probes,
+their on-disk cache, and the probe / QLoRA methods of the experiment runner.
+
+Uses the tiny random Llama of ``conftest`` and a small synthetic ARC-like frame (in-vocabulary
+words, grades 3-8) built like the one of ``test_experiments``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from e2h_utils import data, experiments, features, models, prompts, scoring
+from e2h_utils.experiments import ExperimentSpec, SpecError, run_experiment
+from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test*
+from e2h_utils.features import FeatureCache, default_layers, features_for
+from e2h_utils.results import CorruptResult, ResultStore
+from e2h_utils.scoring import ScoringItem
+
+N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
+HIDDEN = 32  # the tiny model's hidden size
+
+NOUNS = ["sun", "moon", "rock", "tree", "water", "fire", "ice", "sand", "seed", "leaf", "cloud", "rain",
+         "snow", "wind", "plant", "animal", "cell", "soil", "star", "planet", "apple", "dog", "cat", "bird"]
+ADJECTIVES = ["big", "small", "hot", "cold", "fast", "slow", "tall", "long", "short", "warm", "cool", "high"]
+
+
+def make_frame(seed: int = 0, n_rows: int = 60) -> pd.DataFrame:
+    """Like ``test_experiments.make_frame``: grades 3-8 cycling, so 30 easy / 20 medium / 10 hard."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_rows):
+        choices = [str(w) for w in rng.choice(NOUNS, size=4, replace=False)]
+        label = int(rng.integers(4))
+        extra = " ".join(str(w) for w in rng.choice(ADJECTIVES, size=int(rng.integers(0, 6))))
+        rows.append({"id": f"arc-{i:03d}", "split": "test", "question": f"which one is {extra} ?".replace("  ", " "),
+                     "choices": choices, "label": label, "answer": choices[label], "reasoning": None,
+                     "grade": float(3 + i % 6)})
+    return data.tidy(pd.DataFrame(rows).sample(frac=1.0, random_state=seed), "arc")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP spin-waiting on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_frame()
+
+
+@pytest.fixture
+def counter(monkeypatch):
+    """Counts the items passed to ``scoring.choice_hidden_states`` (one entry per call)."""
+    calls: list[int] = []
+    real = scoring.choice_hidden_states
+
+    def counting(model, items, *args, **kwargs):
+        calls.append(len(items))
+        return real(model, items, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "choice_hidden_states", counting)
+    return calls
+
+
+def random_items(vocab: int, n: int, seed: int) -> list[ScoringItem]:
+    rng = np.random.default_rng(seed)
+
+    def tokens(k: int) -> tuple[int, ...]:
+        return tuple(int(t) for t in rng.integers(N_SPECIAL, vocab, size=k))
+
+    lengths = [1, 20] + [int(x) for x in rng.integers(1, 21, size=n - 2)]
+    return [ScoringItem(tokens(length), tuple(tokens(int(rng.integers(1, 6))) for _ in range(int(rng.integers(2, 6)))))
+            for length in lengths]
+
+
+@torch.no_grad()
+def plain_hidden_states(model, items, layers, prefix=()) -> list[np.ndarray]:
+    """Reference: one unbatched forward per (item, choice), last position of each layer."""
+    decoder = model.get_decoder()
+    out = []
+    for item in items:
+        rows = []
+        for choice in item.choice_ids:
+            ids = torch.tensor([list(prefix) + list(item.prompt_ids) + list(choice)])
+            states = decoder(input_ids=ids, output_hidden_states=True).hidden_states
+            rows.append(torch.cat([states[layer][0, -1] for layer in layers]).numpy())
+        out.append(np.stack(rows))
+    return out
+
+
+# --- choice_hidden_states ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("budget", [None, (24, 40), (8, 8)], ids=["default", "small", "tiny"])
+def test_choice_hidden_states_match_plain(tiny_lm, budget):
+    model, tokenizer = tiny_lm
+    items = random_items(len(tokenizer), 8, seed=11)
+    layers = (0, 1, 2)
+    kwargs = {} if budget is None else {"batch_tokens": budget[0], "kv_tokens": budget[1]}
+    got = scoring.choice_hidden_states(model, items, layers, pad_id=tokenizer.pad_token_id, **kwargs)
+    want = plain_hidden_states(model, items, layers)
+    assert len(got) == len(items)
+    for g, w, item in zip(got, want, items):
+        assert g.shape == (len(item.choice_ids), len(layers) * HIDDEN)
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_choice_hidden_states_layer_order(tiny_lm):
+    model, tokenizer = tiny_lm
+    items = random_items(len(tokenizer), 3, seed=12)
+    both = scoring.choice_hidden_states(model, items, (2, 1), pad_id=tokenizer.pad_token_id)
+    last = scoring.choice_hidden_states(model, items, (2,), pad_id=tokenizer.pad_token_id)
+    middle = scoring.choice_hidden_states(model, items, (1,), pad_id=tokenizer.pad_token_id)
+    for b, l, m in zip(both, last, middle):
+        np.testing.assert_allclose(b, np.concatenate([l, m], axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_default_layers(tiny_lm):
+    assert default_layers(tiny_lm.model) == (1, 2)
+    config = type("Config", (), {"num_hidden_layers": 32})()
+    assert default_layers(type("Model", (), {"config": config})()) == (16, 32)
+
+
+# --- features_for and its cache ------------------------------------------------------------
+
+
+def test_features_for_shapes_and_values(tiny_lm, frame, tmp_path, counter):
+    rows = frame.iloc[:5]
+    got = features_for(tiny_lm, rows, "arc", cache=FeatureCache(tmp_path), progress=False)
+    assert list(got) == list(rows["id"])
+    assert counter == [5]
+    fmt = prompts.get_format(None, "arc")
+    items = [scoring.make_item(tiny_lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows.to_dict("records")]
+    want = plain_hidden_states(tiny_lm.model, items, default_layers(tiny_lm.model))
+    for i, w in zip(rows["id"], want):
+        assert got[i].shape == (4, 2 * HIDDEN)
+        np.testing.assert_allclose(got[i], w, rtol=1e-4, atol=1e-5)
+
+
+def test_features_cache_reuse(tiny_lm, frame, tmp_path, counter):
+    cache = FeatureCache(tmp_path)
+    first = features_for(tiny_lm, frame.iloc[:6], "arc", cache=cache, progress=False)
+    assert counter == [6]
+    again = features_for(tiny_lm, frame.iloc[:6], "arc", cache=cache, progress=False)
+    assert counter == [6]  # nothing extracted the second time
+    for i in first:
+        np.testing.assert_array_equal(first[i], again[i])
+    # some new rows (and repeated ones): only the new rows are extracted
+    mixed = pd.concat([frame.iloc[4:10], frame.iloc[4:5]])
+    more = features_for(tiny_lm, mixed, "arc", cache=cache, progress=False)
+    assert counter == [6, 4]
+    assert set(more) == set(frame["id"].iloc[4:10])
+    for i in frame["id"].iloc[4:6]:
+        np.testing.assert_array_equal(more[i], first[i])
+    files = list(tmp_path.rglob("*.npz"))
+    assert len(files) == 1
+    assert files[0].parent == tmp_path / "arc" / "features"
+    # a fresh cache object over the same folder sees every row
+    everything = features_for(tiny_lm, frame.iloc[:10], "arc", cache=FeatureCache(tmp_path), progress=False)
+    assert counter == [6, 4] and len(everything) == 10
+    # other layers: another key, another file
+    features_for(tiny_lm, frame.iloc[:2], "arc", layers=[0, 2], cache=cache, progress=False)
+    assert counter == [6, 4, 2]
+    assert len(list((tmp_path / "arc" / "features").glob("*.npz"))) == 2
+
+
+def test_features_cache_corrupt_file(tiny_lm, frame, tmp_path):
+    cache = FeatureCache(tmp_path)
+    features_for(tiny_lm, frame.iloc[:2], "arc", cache=cache, progress=False)
+    (path,) = list(tmp_path.rglob("*.npz"))
+    path.write_bytes(b"not an npz file")
+    with pytest.raises(CorruptResult) as info:
+        features_for(tiny_lm, frame.iloc[:2], "arc", cache=cache, progress=False)
+    assert str(path) in str(info.value)
+
+
+def test_features_for_includes_bos(tiny_lm, frame, tmp_path):
+    spec = dataclasses.replace(tiny_lm.spec, add_bos=True)
+    lm = dataclasses.replace(tiny_lm, spec=spec, identity=models.model_identity(spec), add_bos=True)
+    assert lm.bos_ids() == [tiny_lm.tokenizer.bos_token_id]
+    rows = frame.iloc[:2]
+    got = features_for(lm, rows, "arc", cache=FeatureCache(tmp_path), progress=False)
+    fmt = prompts.get_format(None, "arc")
+    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows.to_dict("records")]
+    want = plain_hidden_states(lm.model, items, default_layers(lm.model), prefix=lm.bos_ids())
+    for i, w in zip(rows["id"], want):
+        np.testing.assert_allclose(got[i], w, rtol=1e-4, atol=1e-5)
+
+
+# --- the experiment runner: probe (and QLoRA) ----------------------------------------------
+
+
+def probe_spec(lm, train_level="easy", **kwargs) -> ExperimentSpec:
+    kwargs.setdefault("n_train", 6)
+    kwargs.setdefault("seeds", (0,))
+    kwargs.setdefault("test", Selection(test_fraction=0.5, max_per_level=4))
+    kwargs.setdefault("options", {"epochs": 20})
+    kwargs.setdefault("method", "probe")
+    return ExperimentSpec(dataset="arc", measure="grade", train_level=train_level, model=lm.spec.name, **kwargs)
+
+
+def test_probe_options_normalised_and_checked():
+    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe",
+                          options={"epochs": 20, "layers": [1, 2]})
+    assert spec.options == (("epochs", 20), ("layers", (1, 2)))
+    assert spec.method_options() == {"layers": (1, 2), "epochs": 20, "lr": 0.05, "l2": 1e-3}
+    assert set(experiments.METHOD_OPTIONS["probe"]) == {"layers", "epochs", "lr", "l2"}
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe", options={"epoch": 20})
+    for name in experiments.METHOD_OPTIONS["probe"]:
+        assert name in str(info.value)
+    assert "epoch" in str(info.value)
+    with pytest.raises(SpecError, match="none"):  # icl takes no options
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", options={"epochs": 1})
+    with pytest.raises(SpecError, match="micro_batch"):
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="qlora", options={"rank": 4})
+
+
+def test_run_experiment_probe(tiny_lm, frame, tmp_path):
+    store = ResultStore(tmp_path)
+    spec = probe_spec(tiny_lm, seeds=(0, 1))
+    assert spec.options == (("epochs", 20),)
+    out = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert len(out) == 2 * 12
+    by_id = frame.set_index("id")
+    for seed, part in out.groupby("seed"):
+        assert part["item_id"].is_unique
+        assert part["level"].value_counts().to_dict() == {"easy": 4, "medium": 4, "hard": 4}
+    for row in out.to_dict("records"):
+        probs = np.asarray(row["probs"])
+        assert probs.shape == (4,) and probs.sum() == pytest.approx(1.0)
+        assert row["pred"] == int(np.argmax(probs))
+        assert row["correct"] == float(row["pred"] == by_id.loc[row["item_id"], "label"])
+        examples = list(row["example_ids"])
+        assert len(examples) == 6 and row["item_id"] not in examples
+        assert (by_id.loc[examples, "grade_level"] == "easy").all()
+    assert (out["method"] == "probe").all() and (out["n_shots"] == 6).all()
+    assert sorted(p.name for p in (tmp_path / "arc" / "probe").rglob("*.parquet")) == ["seed-0.parquet",
+                                                                                      "seed-1.parquet"]
+    assert len(list((tmp_path / "arc" / "features").glob("*.npz"))) == 1
+    # other options, other results
+    assert probe_spec(tiny_lm, options={"epochs": 5}).payload("m") != spec.payload("m")
+
+
+def test_zero_shot_shared_across_methods(tiny_lm, frame, tmp_path, counter):
+    icl = probe_spec(tiny_lm, "none", method="icl", options=())
+    probe = probe_spec(tiny_lm, "none")
+    qlora = probe_spec(tiny_lm, "none", method="qlora", options={"min_updates": 2})
+    assert icl.payload(tiny_lm.identity) == probe.payload(tiny_lm.identity) == qlora.payload(tiny_lm.identity)
+    store = ResultStore(tmp_path)
+    a = run_experiment(icl, tiny_lm, frame, store=store, progress=False)
+    b = run_experiment(probe, tiny_lm, frame, store=store, progress=False)
+    assert counter == []  # zero-shot needs no features
+    assert len(list(tmp_path.rglob("*.parquet"))) == 1
+    cols = [c for c in a.columns if c != "method"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert (b["method"] == "probe").all()
+
+
+def test_probe_reuses_cached_features(tiny_lm, frame, tmp_path, counter):
+    store = ResultStore(tmp_path)
+    first = run_experiment(probe_spec(tiny_lm, seeds=(0,)), tiny_lm, frame, store=store, progress=False)
+    assert counter == [6 + 12]  # 6 training items + 12 test items
+    second = run_experiment(probe_spec(tiny_lm, seeds=(1,)), tiny_lm, frame, store=store, progress=False)
+    new = set(second["example_ids"].iloc[0]) - set(first["example_ids"].iloc[0])
+    assert sum(counter[1:]) == len(new) < counter[0]
+    # the same features whatever the seed: a third run over known items extracts nothing
+    run_experiment(probe_spec(tiny_lm, seeds=(0, 1), options={"epochs": 5}), tiny_lm, frame, store=store,
+                   progress=False)
+    assert sum(counter[1:]) == len(new)
+
+
+def test_run_experiment_qlora(tiny_model_dir, frame, tmp_path):
+    lm = models.load_model(str(tiny_model_dir))  # only its spec is used: QLoRA loads a fresh base
+    spec = probe_spec(lm, method="qlora", n_train=4,
+                      options={"quantization": "none", "min_updates": 2, "max_batch": 4,
+                               "target_modules": ["q_proj", "v_proj"], "keep_adapter": str(tmp_path / "adapters")})
+    assert dict(spec.options)["target_modules"] == ("q_proj", "v_proj")
+    out = run_experiment(spec, lm, frame, store=ResultStore(tmp_path), progress=False)
+    assert len(out) == 12 and (out["n_shots"] == 4).all()
+    assert all(len(losses) == 2 and np.isfinite(losses).all() for losses in out["train_losses"])
+    assert (tmp_path / "adapters" / "seed-0" / "adapter_config.json").is_file()
