@@ -19,20 +19,24 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import features, hardness, icl, metrics, prompts, scoring
+from . import features, generation, hardness, icl, metrics, prompts, scoring
 from .data import DATASETS
 from .models import LoadedModel
 from .probe import ProbeConfig, train_probe
-from .qlora import QLoRAConfig, train_and_score
+from .qlora import QLoRAConfig, train_and_generate, train_and_score
 from .results import ResultStore
 
 TRAIN_LEVELS = ("none", "easy", "medium", "hard", "all")
-METHODS = ("icl", "probe", "qlora")
+METHODS = ("icl", "probe", "qlora", "icl_cot", "qlora_cot")
+COT_METHODS = ("icl_cot", "qlora_cot")  # chain of thought: generate reasoning, then the answer
+_GENERATION = {"max_new_tokens": None, "batch_size": 8}  # None: the paper's length for the dataset
 # options each method accepts (``ExperimentSpec.options``), with their defaults
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "icl": {},
     "probe": {"layers": None, **asdict(ProbeConfig())},
     "qlora": {**asdict(QLoRAConfig()), "keep_adapter": None},
+    "icl_cot": dict(_GENERATION),
+    "qlora_cot": {**asdict(QLoRAConfig()), "keep_adapter": None, **_GENERATION},
 }
 SCORER_VERSION = 1  # bump when scoring changes what it computes
 
@@ -76,15 +80,18 @@ class ExperimentSpec:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise SpecError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        if self.method not in METHODS:
+            raise SpecError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         try:
             hardness.get_measure(self.dataset, self.measure)
-            prompts.get_format(self.prompt_format, self.dataset)
+            if self.method in COT_METHODS:
+                prompts.get_cot_format(self.prompt_format, self.dataset)
+            else:
+                prompts.get_format(self.prompt_format, self.dataset)
         except KeyError as error:  # unknown measure or prompt format: the message lists valid names
             raise SpecError(str(error.args[0])) from error
         if self.train_level not in TRAIN_LEVELS:
             raise SpecError(f"unknown train level {self.train_level!r}; valid: {', '.join(TRAIN_LEVELS)}")
-        if self.method not in METHODS:
-            raise SpecError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         if self.n_train < 0 or not self.seeds:
             raise SpecError("n_train must be >= 0 and seeds non-empty")
         options = dict(self.options.items() if isinstance(self.options, dict) else self.options)
@@ -109,13 +116,20 @@ class ExperimentSpec:
         """Everything that determines a seed's results (seeds excluded: one file per seed)."""
         spec = asdict(self)
         spec.pop("seeds")
-        if self.zero_shot:  # the unsupervised baseline is zero-shot prompting, whatever the method
+        if self.zero_shot and self.method in COT_METHODS:  # zero-shot chain of thought, shared
+            spec.update(train_level="none", n_train=0, method="zero_shot_cot",
+                        options=(("max_new_tokens", self.max_new_tokens()),))
+        elif self.zero_shot:  # the unsupervised baseline is zero-shot prompting, whatever the method
             spec.update(train_level="none", n_train=0, method="zero_shot", options=())
         return {**spec, "model_identity": model_identity, "scorer_version": SCORER_VERSION}
 
     def method_options(self) -> dict[str, Any]:
         """The method's options: defaults overridden by ``options``."""
         return {**METHOD_OPTIONS[self.method], **dict(self.options)}
+
+    def max_new_tokens(self) -> int:
+        """Generation length of a chain-of-thought method (the paper's by default)."""
+        return int(self.method_options().get("max_new_tokens") or prompts.MAX_NEW_TOKENS[self.dataset])
 
 
 # --- splitting ---------------------------------------------------------------------------
@@ -216,11 +230,63 @@ def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
     return result
 
 
+def _generation_frame(spec: ExperimentSpec, fmt: prompts.CoTFormat, test: pd.DataFrame, texts: list[str],
+                      seed: int, train_ids: list[str]) -> pd.DataFrame:
+    rows = test.to_dict("records")
+    extracted = [fmt.extract(text) for text in texts]
+    return pd.DataFrame({
+        "item_id": [r["id"] for r in rows], "level": [r["level"] for r in rows], "seed": seed,
+        "generation": texts, "extracted": extracted, "gold": [str(r["answer"]) for r in rows],
+        "correct": [float(fmt.is_correct(e, r)) for e, r in zip(extracted, rows)],
+        "n_shots": len(train_ids), "example_ids": [list(train_ids)] * len(rows),
+    })
+
+
+def _cot_icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
+                  store: ResultStore, progress: bool) -> pd.DataFrame:
+    fmt = prompts.get_cot_format(spec.prompt_format, spec.dataset)
+    options = spec.method_options()
+    new_tokens = spec.max_new_tokens()
+    rows = test.to_dict("records")
+    texts = [fmt.prompt(r) if not spec.zero_shot else fmt.zero_shot_prompt(r) for r in rows]
+    prompt_ids = [scoring.encode(lm.tokenizer, t) for t in texts]
+    examples = _draw(spec, pool, seed)
+    # room for the longest prompt plus the generated tokens
+    budget = [scoring.ScoringItem(tuple(p), ((0,) * new_tokens,)) for p in prompt_ids]
+    max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
+    prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
+    generated = generation.greedy_generate(
+        lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=new_tokens, stop=(fmt.separator, "\nQ:"),
+        batch_size=int(options.get("batch_size") or 8), progress=progress,
+        desc=f"{spec.dataset}/{spec.measure} CoT {spec.train_level} seed {seed}")
+    return _generation_frame(spec, fmt, test, generated, seed, list(examples["id"].iloc[:kept]))
+
+
+def _cot_qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
+                    store: ResultStore, progress: bool) -> pd.DataFrame:
+    fmt = prompts.get_cot_format(spec.prompt_format, spec.dataset)
+    options = spec.method_options()
+    train = _draw(spec, pool, seed)
+    bos, eos = lm.bos_ids(), lm.tokenizer.eos_token_id
+    pairs = [(bos + scoring.encode(lm.tokenizer, fmt.prompt(r)), scoring.encode(lm.tokenizer, fmt.target(r)) + [eos])
+             for r in train.to_dict("records")]
+    prompt_ids = [scoring.encode(lm.tokenizer, fmt.prompt(r)) for r in test.to_dict("records")]
+    config = QLoRAConfig(**{k: options[k] for k in asdict(QLoRAConfig())})
+    keep = options["keep_adapter"]
+    texts, losses = train_and_generate(lm.spec, pairs, prompt_ids, config, seed, max_new_tokens=spec.max_new_tokens(),
+                                       stop=(fmt.separator, "\nQ:"),
+                                       keep_adapter=None if keep is None else f"{keep}/seed-{seed}", progress=progress)
+    result = _generation_frame(spec, fmt, test, texts, seed, list(train["id"]))
+    result["train_losses"] = [losses] * len(result)
+    return result
+
+
 def _runner(spec: ExperimentSpec):
     """The per-seed function of a spec's method (looked up at call time)."""
     if spec.zero_shot:
-        return _icl_seed
-    return {"icl": _icl_seed, "probe": _probe_seed, "qlora": _qlora_seed}[spec.method]
+        return _cot_icl_seed if spec.method in COT_METHODS else _icl_seed
+    return {"icl": _icl_seed, "probe": _probe_seed, "qlora": _qlora_seed,
+            "icl_cot": _cot_icl_seed, "qlora_cot": _cot_qlora_seed}[spec.method]
 
 
 def run_experiment(

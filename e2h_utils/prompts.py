@@ -68,3 +68,61 @@ def get_format(name: str | None, dataset: str | None = None) -> PromptFormat:
     if name not in FORMATS:
         raise KeyError(f"unknown prompt format {name!r}; valid formats: {', '.join(FORMATS)}")
     return FORMATS[name]
+
+
+# --- chain of thought ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CoTFormat:
+    """A worked-reasoning format: ``Q: {question}\\nA: {reasoning} So the answer is {answer}.``"""
+
+    name: str
+    description: str
+    kind: str  # "number" (GSM8K) or "yes_no" (StrategyQA)
+    separator: str = "\n\n"
+    zero_shot_cue: str = " Let's think step by step."
+
+    def prompt(self, row: Row) -> str:
+        return f"Q: {row['question']}\nA:"
+
+    def zero_shot_prompt(self, row: Row) -> str:
+        return self.prompt(row) + self.zero_shot_cue
+
+    def target(self, row: Row) -> str:
+        """The worked answer (reasoning on one line, then the final answer)."""
+        reasoning = " ".join(str(row["reasoning"]).split())
+        return f" {reasoning} So the answer is {row['answer']}."
+
+    def example(self, row: Row) -> str:
+        return self.prompt(row) + self.target(row)
+
+    def extract(self, text: str) -> str | None:
+        from . import answers
+
+        return answers.extract_number(text) if self.kind == "number" else answers.extract_yes_no(text)
+
+    def is_correct(self, extracted: str | None, row: Row) -> bool:
+        from . import answers
+
+        if self.kind == "number":
+            return answers.numbers_match(extracted, str(row["answer"]))
+        return extracted is not None and extracted == str(row["answer"]).lower()
+
+
+COT_FORMATS: dict[str, CoTFormat] = {
+    "gsm8k_cot": CoTFormat("gsm8k_cot", "GSM8K solution (calculator annotations removed) + final number", "number"),
+    "strategyqa_cot": CoTFormat("strategyqa_cot", "StrategyQA facts + yes/no", "yes_no"),
+}
+DEFAULT_COT_FORMAT = {"gsm8k": "gsm8k_cot", "strategyqa": "strategyqa_cot"}
+MAX_NEW_TOKENS = {"gsm8k": 300, "strategyqa": 100}  # the paper's generation lengths
+
+
+def get_cot_format(name: str | None, dataset: str | None = None) -> CoTFormat:
+    if name is None:
+        if dataset not in DEFAULT_COT_FORMAT:
+            raise KeyError(f"no chain-of-thought format for dataset {dataset!r}; datasets with one: "
+                           f"{', '.join(DEFAULT_COT_FORMAT)}")
+        name = DEFAULT_COT_FORMAT[dataset]
+    if name not in COT_FORMATS:
+        raise KeyError(f"unknown chain-of-thought format {name!r}; valid formats: {', '.join(COT_FORMATS)}")
+    return COT_FORMATS[name]

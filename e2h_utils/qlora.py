@@ -103,3 +103,69 @@ def train_and_score(spec: models.ModelSpec, train_items: Sequence[scoring.Scorin
     if keep_adapter is not None:
         model.save_pretrained(keep_adapter)
     return logprobs, losses
+
+
+# --- chain of thought: language-modelling loss on reasoning + answer + end of sequence -----
+
+def lm_loss(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> torch.Tensor:
+    """Mean token cross-entropy of each target given its prompt (right-padded batch)."""
+    device = next(model.parameters()).device
+    width = max(len(p) + len(t) for p, t in pairs)
+    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(pairs), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(pairs), width), dtype=torch.long)
+    for row, (prompt, target) in enumerate(pairs):
+        sequence = list(prompt) + list(target)
+        ids[row, :len(sequence)] = torch.tensor(sequence)
+        labels[row, len(prompt):len(sequence)] = torch.tensor(list(target))
+        mask[row, :len(sequence)] = 1
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+
+
+def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], config: QLoRAConfig,
+                seed: int, progress: bool = False) -> list[float]:
+    """Train the LoRA parameters on (prompt, target) token pairs; returns the loss of every update."""
+    torch.manual_seed(int(seed))
+    rng = np.random.default_rng(int(seed))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    batch, per_epoch, epochs = schedule(len(pairs), config)
+    total = per_epoch * epochs
+    lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+    model.train()
+    losses = []
+    with tqdm(total=total, desc="QLoRA (CoT) updates", disable=not progress, leave=False) as bar:
+        for _ in range(epochs):
+            order = rng.permutation(len(pairs))
+            for start in range(0, len(order), batch):
+                update = order[start:start + batch]
+                optimizer.zero_grad()
+                total_loss = 0.0
+                for micro in range(0, len(update), config.micro_batch):
+                    chosen = update[micro:micro + config.micro_batch]
+                    loss = lm_loss(model, [pairs[i] for i in chosen], pad_id) * (len(chosen) / len(update))
+                    loss.backward()
+                    total_loss += loss.item()
+                optimizer.step()
+                lr_decay.step()
+                losses.append(total_loss)
+                bar.update(1)
+    model.eval()
+    return losses
+
+
+def train_and_generate(spec: models.ModelSpec, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+                       prompts: Sequence[Sequence[int]], config: QLoRAConfig, seed: int, *, max_new_tokens: int,
+                       stop: Sequence[str], keep_adapter: Path | None = None,
+                       progress: bool = False) -> tuple[list[str], list[float]]:
+    """Fresh quantized base + LoRA trained with the LM loss, then greedy generation for ``prompts``."""
+    from .generation import greedy_generate
+
+    base = models.load_model(spec, quantization=config.quantization)
+    torch.manual_seed(int(seed))
+    model = attach_lora(base.model, config)
+    losses = finetune_lm(model, base.tokenizer.pad_token_id, pairs, config, seed, progress)
+    texts = greedy_generate(model, base.tokenizer, base.bos_ids(), prompts, max_new_tokens=max_new_tokens,
+                            stop=stop, progress=progress, desc="QLoRA (CoT) generation")
+    if keep_adapter is not None:
+        model.save_pretrained(keep_adapter)
+    return texts, losses

@@ -1,0 +1,80 @@
+"""Batched greedy generation that reuses the shared in-context prefix.
+
+The prefix (BOS and the k worked examples) is encoded once and its key/value cache expanded
+for every batch; prompts are left-padded after it (padding masked out, positions counted
+from the prefix), and every row decodes greedily until it writes a stop string, the end-of-
+sequence token or ``max_new_tokens`` tokens. Deterministic (argmax) and padding-safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .scoring import _prefix_cache
+
+
+def _cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    positions = [text.find(s) for s in stops if s and s in text]
+    if not positions:
+        return text, False
+    return text[:min(positions)], True
+
+
+@torch.no_grad()
+def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], prompts: Sequence[Sequence[int]], *,
+                    max_new_tokens: int, stop: Sequence[str] = ("\n\n",), batch_size: int = 8,
+                    progress: bool = False, desc: str = "generating") -> list[str]:
+    """The greedy continuation of every prompt (after the shared prefix), cut at the first stop string."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    prefix = list(prefix_ids)
+    P = len(prefix)
+    prefix_layers = _prefix_cache(model.get_decoder(), prefix, device) if P else None
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    outputs: list[str] = [""] * len(prompts)
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+        rows = order[start:start + batch_size]
+        n, width = len(rows), max(len(prompts[i]) for i in rows)
+        ids = torch.full((n, width), pad, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        lengths = torch.tensor([len(prompts[i]) for i in rows])
+        for r, i in enumerate(rows):
+            ids[r, width - len(prompts[i]):] = torch.tensor(list(prompts[i]))
+            mask[r, width - len(prompts[i]):] = 1
+        positions = (P + torch.arange(width) - (width - lengths).unsqueeze(1)).clamp(min=P)
+        full_mask = torch.cat([torch.ones((n, P), dtype=torch.long), mask], 1).to(device)
+        past = (DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
+                                             for k, v in prefix_layers]) if P else None)
+        out = model(input_ids=ids.to(device), attention_mask=full_mask, position_ids=positions.to(device),
+                    past_key_values=past, use_cache=True, logits_to_keep=1)
+        next_pos = (P + lengths).to(device)
+        generated: list[list[int]] = [[] for _ in rows]
+        done = [False] * n
+        for _ in range(max_new_tokens):
+            tokens = out.logits[:, -1].argmax(-1)
+            for r in range(n):
+                if done[r]:
+                    continue
+                token = int(tokens[r])
+                if token == eos:
+                    done[r] = True
+                    continue
+                generated[r].append(token)
+                if _cut(tokenizer.decode(generated[r][-8:]), stop)[1] or _cut(tokenizer.decode(generated[r]), stop)[1]:
+                    done[r] = True
+            if all(done):
+                break
+            tokens = torch.where(torch.tensor(done, device=device), torch.full_like(tokens, pad), tokens)
+            full_mask = torch.cat([full_mask, torch.ones((n, 1), dtype=torch.long, device=device)], 1)
+            out = model(input_ids=tokens.unsqueeze(1), attention_mask=full_mask, position_ids=next_pos.unsqueeze(1),
+                        past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+            next_pos = next_pos + 1
+        for r, i in enumerate(rows):
+            outputs[i] = _cut(tokenizer.decode(generated[r]), stop)[0]
+    return outputs
