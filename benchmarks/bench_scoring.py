@@ -76,7 +76,9 @@ def run_ours(lm: models.LoadedModel, test: pd.DataFrame, shots: pd.DataFrame):
     fmt = prompts.get_format("mc_lettered")
     rows = test.to_dict("records")
     start = time.perf_counter()
-    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows]
+    questions = icl.question_ids(lm.tokenizer, shots, fmt, [fmt.prompt(r) for r in rows])
+    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r), prompt_ids=q)
+             for r, q in zip(rows, questions)]
     prefix = lm.bos_ids() + (scoring.encode(lm.tokenizer, icl.prefix_text(shots, fmt)) if len(shots) else [])
     logprobs = scoring.choice_logprobs(lm.model, prefix, items, pad_id=lm.tokenizer.pad_token_id, progress=True,
                                        desc=f"e2h {len(shots)}-shot")
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
             acc_theirs, theirs_s, samples = run_lm_eval(hflm, Path(folder), name, args.questions, k,
                                                         args.lm_eval_batch_size)
             fmt = prompts.get_format("mc_lettered")
-            ours_context = icl.prefix_text(shots, fmt) + fmt.prompt(test.iloc[0])
+            ours_context = icl.prefix_text(shots, fmt) + icl.question_text(fmt.prompt(test.iloc[0]), fmt, k > 0)
             same_prompt = samples[0]["arguments"][0][0] == ours_context if samples else False
             theirs_pred = [int(np.argmax([r[0] for r in s["filtered_resps"]])) for s in samples]
             agree = float(np.mean(np.array(theirs_pred) == preds["pred"].to_numpy()))

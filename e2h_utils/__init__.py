@@ -11,6 +11,9 @@ Read it top-down:
 - ``prompts``    named prompt formats
 - ``scoring``    multiple-choice scoring (batched, prefix/question key-value cache)
 - ``icl``        in-context examples: one draw per seed, dropped when too long
+- ``features``, ``probe``  cached hidden states and linear probes on them
+- ``qlora``      LoRA on a quantized base, trained with the scorer's objective (or the LM loss for CoT)
+- ``generation``, ``answers``  batched greedy chain of thought, answer extraction
 - ``results``    item-level results on disk, keyed by the hash of the run spec
 - ``experiments`` experiment specs, the paper's split, the runner
 - ``metrics``    SGR / PGR and the paired bootstrap

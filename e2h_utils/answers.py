@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-_ANSWER_IS = re.compile(r"the answer is\s*:?\s*(.*)", re.IGNORECASE | re.DOTALL)
+_ANSWER_IS = re.compile(r"the answer is\s*:?\s*", re.IGNORECASE)
 # a number: optional sign and currency, digits with optional thousands commas, optional decimals
-_NUMBER = re.compile(r"-?\$?\s*-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\$?\s*-?\.\d+")
+_NUMBER = re.compile(r"-?\$?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\$?-?\.\d+")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
@@ -21,7 +21,7 @@ def _tail(text: str) -> tuple[str, bool]:
     matches = list(_ANSWER_IS.finditer(text))
     if not matches:
         return text, False
-    return text[matches[-1].start(1):], True
+    return text[matches[-1].end():], True
 
 
 def normalize_number(text: str) -> str | None:
@@ -32,6 +32,8 @@ def normalize_number(text: str) -> str | None:
     try:
         value = Decimal(cleaned)
     except InvalidOperation:
+        return None
+    if not value.is_finite():
         return None
     if negative:
         value = -value

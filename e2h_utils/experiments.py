@@ -1,4 +1,10 @@
-"""Experiment specs and the runner: split, train (in context), score, store per item.
+"""Experiment specs and the runner: split, train, score, store per item.
+
+Methods: ``icl`` (k examples in the prompt), ``probe`` (linear probe on cached hidden
+states), ``qlora`` (LoRA on a quantized base) — all scored by the choices' log-likelihoods —
+and their chain-of-thought variants ``icl_cot`` and ``qlora_cot`` (generate, then read the
+answer). The unsupervised baseline (``train_level="none"``) is zero-shot prompting, shared by
+all answer-scoring methods (and zero-shot CoT by the CoT methods).
 
 Split like the paper: under one hardness measure, every level (easy / medium / hard) is
 shuffled once with a fixed seed and cut into a training pool and held-out test items. A run
@@ -39,6 +45,8 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "qlora_cot": {**asdict(QLoRAConfig()), "keep_adapter": None, **_GENERATION},
 }
 SCORER_VERSION = 1  # bump when scoring changes what it computes
+# how a k-shot prompt is split into tokens: "joint" = as the whole prompt tokenizes at once
+ICL_TOKENIZATION = "joint"
 
 
 class SpecError(ValueError):
@@ -121,6 +129,8 @@ class ExperimentSpec:
                         options=(("max_new_tokens", self.max_new_tokens()),))
         elif self.zero_shot:  # the unsupervised baseline is zero-shot prompting, whatever the method
             spec.update(train_level="none", n_train=0, method="zero_shot", options=())
+        if self.method in ("icl", "icl_cot") and not self.zero_shot:
+            spec["prompt_tokenization"] = ICL_TOKENIZATION
         return {**spec, "model_identity": model_identity, "scorer_version": SCORER_VERSION}
 
     def method_options(self) -> dict[str, Any]:
@@ -129,7 +139,8 @@ class ExperimentSpec:
 
     def max_new_tokens(self) -> int:
         """Generation length of a chain-of-thought method (the paper's by default)."""
-        return int(self.method_options().get("max_new_tokens") or prompts.MAX_NEW_TOKENS[self.dataset])
+        value = self.method_options().get("max_new_tokens")
+        return int(prompts.MAX_NEW_TOKENS[self.dataset] if value is None else value)
 
 
 # --- splitting ---------------------------------------------------------------------------
@@ -169,8 +180,7 @@ def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) ->
 
 # --- running -----------------------------------------------------------------------------
 
-def _result_frame(spec: ExperimentSpec, test: pd.DataFrame, scores: list[np.ndarray], seed: int,
-                  train_ids: list[str]) -> pd.DataFrame:
+def _result_frame(test: pd.DataFrame, scores: list[np.ndarray], seed: int, train_ids: list[str]) -> pd.DataFrame:
     result = scoring.predictions(scores, list(test["label"]))
     result.insert(0, "item_id", list(test["id"]))
     result.insert(1, "level", list(test["level"]))
@@ -192,15 +202,22 @@ def _draw(spec: ExperimentSpec, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
 def _icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
               store: ResultStore, progress: bool) -> pd.DataFrame:
     fmt = prompts.get_format(spec.prompt_format, spec.dataset)
-    items = _items(lm, fmt, test)
+    rows = test.to_dict("records")
     examples = _draw(spec, pool, seed)
+    # token budget: each prompt with the separator that follows the examples, plus its choices
+    budget = [scoring.make_item(lm.tokenizer, icl.question_text(fmt.prompt(r), fmt, not examples.empty),
+                                fmt.continuations(r)) for r in rows]
     max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
-    prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, items, max_length)
+    prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
+    kept_examples = examples.iloc[:kept]
+    question_ids = icl.question_ids(lm.tokenizer, kept_examples, fmt, [fmt.prompt(r) for r in rows])
+    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r), prompt_ids=q)
+             for r, q in zip(rows, question_ids)]
     scores = scoring.choice_logprobs(
         lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress,
         desc=f"{spec.dataset}/{spec.measure} {spec.train_level} seed {seed}",
     )
-    return _result_frame(spec, test, scores, seed, list(examples["id"].iloc[:kept]))
+    return _result_frame(test, scores, seed, list(examples["id"].iloc[:kept]))
 
 
 def _probe_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -212,7 +229,7 @@ def _probe_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
                                   progress=progress)
     config = ProbeConfig(**{k: options[k] for k in asdict(ProbeConfig())})
     probe = train_probe([feats[i] for i in train["id"]], list(train["label"]), config, seed)
-    return _result_frame(spec, test, probe.scores([feats[i] for i in test["id"]]), seed, list(train["id"]))
+    return _result_frame(test, probe.scores([feats[i] for i in test["id"]]), seed, list(train["id"]))
 
 
 def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -225,13 +242,13 @@ def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
     scores, losses = train_and_score(lm.spec, _items(lm, fmt, train), list(train["label"]), _items(lm, fmt, test),
                                      config, seed, keep_adapter=None if keep is None else f"{keep}/seed-{seed}",
                                      progress=progress)
-    result = _result_frame(spec, test, scores, seed, list(train["id"]))
+    result = _result_frame(test, scores, seed, list(train["id"]))
     result["train_losses"] = [losses] * len(result)
     return result
 
 
-def _generation_frame(spec: ExperimentSpec, fmt: prompts.CoTFormat, test: pd.DataFrame, texts: list[str],
-                      seed: int, train_ids: list[str]) -> pd.DataFrame:
+def _generation_frame(fmt: prompts.CoTFormat, test: pd.DataFrame, texts: list[str], seed: int,
+                      train_ids: list[str]) -> pd.DataFrame:
     rows = test.to_dict("records")
     extracted = [fmt.extract(text) for text in texts]
     return pd.DataFrame({
@@ -249,17 +266,18 @@ def _cot_icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, poo
     new_tokens = spec.max_new_tokens()
     rows = test.to_dict("records")
     texts = [fmt.prompt(r) if not spec.zero_shot else fmt.zero_shot_prompt(r) for r in rows]
-    prompt_ids = [scoring.encode(lm.tokenizer, t) for t in texts]
     examples = _draw(spec, pool, seed)
-    # room for the longest prompt plus the generated tokens
-    budget = [scoring.ScoringItem(tuple(p), ((0,) * new_tokens,)) for p in prompt_ids]
+    # room for the longest prompt (with the separator after the examples) plus the generated tokens
+    budget = [scoring.ScoringItem(tuple(scoring.encode(lm.tokenizer, icl.question_text(t, fmt, not examples.empty))),
+                                  ((0,) * new_tokens,)) for t in texts]
     max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
+    prompt_ids = icl.question_ids(lm.tokenizer, examples.iloc[:kept], fmt, texts)
     generated = generation.greedy_generate(
         lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=new_tokens, stop=(fmt.separator, "\nQ:"),
         batch_size=int(options.get("batch_size") or 8), progress=progress,
         desc=f"{spec.dataset}/{spec.measure} CoT {spec.train_level} seed {seed}")
-    return _generation_frame(spec, fmt, test, generated, seed, list(examples["id"].iloc[:kept]))
+    return _generation_frame(fmt, test, generated, seed, list(examples["id"].iloc[:kept]))
 
 
 def _cot_qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -276,7 +294,7 @@ def _cot_qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, p
     texts, losses = train_and_generate(lm.spec, pairs, prompt_ids, config, seed, max_new_tokens=spec.max_new_tokens(),
                                        stop=(fmt.separator, "\nQ:"),
                                        keep_adapter=None if keep is None else f"{keep}/seed-{seed}", progress=progress)
-    result = _generation_frame(spec, fmt, test, texts, seed, list(train["id"]))
+    result = _generation_frame(fmt, test, texts, seed, list(train["id"]))
     result["train_losses"] = [losses] * len(result)
     return result
 

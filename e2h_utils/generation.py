@@ -56,7 +56,7 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
         next_pos = (P + lengths).to(device)
         generated: list[list[int]] = [[] for _ in rows]
         done = [False] * n
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             tokens = out.logits[:, -1].argmax(-1)
             for r in range(n):
                 if done[r]:
@@ -68,7 +68,7 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
                 generated[r].append(token)
                 if _cut(tokenizer.decode(generated[r][-8:]), stop)[1] or _cut(tokenizer.decode(generated[r]), stop)[1]:
                     done[r] = True
-            if all(done):
+            if all(done) or step == max_new_tokens - 1:
                 break
             tokens = torch.where(torch.tensor(done, device=device), torch.full_like(tokens, pad), tokens)
             full_mask = torch.cat([full_mask, torch.ones((n, 1), dtype=torch.long, device=device)], 1)

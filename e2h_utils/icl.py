@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .prompts import PromptFormat
-from .scoring import ScoringItem, encode
+from .scoring import ScoringItem, encode, encode_after
 
 
 def example_rng(seed: int, salt: str) -> np.random.Generator:
@@ -31,7 +31,22 @@ def draw_examples(pool: pd.DataFrame, k: int, seed: int, salt: str = "") -> pd.D
 
 
 def prefix_text(examples: pd.DataFrame, fmt: PromptFormat) -> str:
-    return "".join(fmt.example(row) + fmt.separator for row in examples.to_dict("records"))
+    """The solved examples joined by the separator. The separator before the test question
+    belongs to the question's side (see ``question_text``): splitting the prompt right after
+    the last example keeps its tokens identical to those of the whole prompt tokenized at once."""
+    return fmt.separator.join(fmt.example(row) for row in examples.to_dict("records"))
+
+
+def question_text(prompt: str, fmt: PromptFormat, has_examples: bool) -> str:
+    return fmt.separator + prompt if has_examples else prompt
+
+
+def question_ids(tokenizer, examples: pd.DataFrame, fmt: PromptFormat, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each test prompt as they follow the examples' prefix in the full prompt."""
+    if examples.empty:
+        return [encode(tokenizer, p) for p in prompts]
+    context = prefix_text(examples, fmt)
+    return [encode_after(tokenizer, context, question_text(p, fmt, True)) for p in prompts]
 
 
 def fit_prefix(

@@ -46,8 +46,22 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False).input_ids)
 
 
-def make_item(tokenizer: Any, prompt: str, continuations: Sequence[str]) -> ScoringItem:
-    return ScoringItem(tuple(encode(tokenizer, prompt)), tuple(tuple(encode(tokenizer, c)) for c in continuations))
+def encode_after(tokenizer: Any, context: str, text: str) -> list[int]:
+    """Token ids of ``text`` as it is tokenized following ``context`` (as lm-evaluation-harness
+    does: encode both together, drop the context's tokens). Falls back to ``text`` alone when the
+    context's tokens are not a prefix of the joint encoding."""
+    context_ids = encode(tokenizer, context)
+    joint = encode(tokenizer, context + text)
+    if joint[:len(context_ids)] == context_ids and len(joint) > len(context_ids):
+        return joint[len(context_ids):]
+    return encode(tokenizer, text)
+
+
+def make_item(tokenizer: Any, prompt: str, continuations: Sequence[str],
+              prompt_ids: Sequence[int] | None = None) -> ScoringItem:
+    """A scored item; each choice tokenized as it follows the prompt."""
+    ids = encode(tokenizer, prompt) if prompt_ids is None else list(prompt_ids)
+    return ScoringItem(tuple(ids), tuple(tuple(encode_after(tokenizer, prompt, c)) for c in continuations))
 
 
 def default_batch_tokens(device: torch.device) -> int:

@@ -127,8 +127,24 @@ def test_prefix_text_joins_examples():
     fmt = prompts.get_format("qa_yes_no")
     examples = pd.DataFrame({"question": ["is ice cold?", "is fire cold?"], "choices": [["yes", "no"]] * 2,
                              "label": [0, 1]})
-    assert icl.prefix_text(examples, fmt) == "Q: is ice cold?\nA: yes\n\nQ: is fire cold?\nA: no\n\n"
+    # the separator before the test question belongs to the question (see question_text)
+    assert icl.prefix_text(examples, fmt) == "Q: is ice cold?\nA: yes\n\nQ: is fire cold?\nA: no"
     assert icl.prefix_text(examples.iloc[:0], fmt) == ""
+    assert icl.question_text("Q: x?\nA:", fmt, True) == "\n\nQ: x?\nA:"
+    assert icl.question_text("Q: x?\nA:", fmt, False) == "Q: x?\nA:"
+
+
+def test_question_ids_match_the_whole_prompt_tokenized_at_once(make_tiny_tokenizer):
+    tokenizer = make_tiny_tokenizer()
+    fmt = prompts.get_format("qa_yes_no")
+    examples = pd.DataFrame({"question": ["is ice cold?", "is fire cold?"], "choices": [["yes", "no"]] * 2,
+                             "label": [0, 1]})
+    prompt = fmt.prompt({"question": "is snow cold?"})
+    [question] = icl.question_ids(tokenizer, examples, fmt, [prompt])
+    whole = tokenizer(icl.prefix_text(examples, fmt) + icl.question_text(prompt, fmt, True),
+                      add_special_tokens=False).input_ids
+    prefix = tokenizer(icl.prefix_text(examples, fmt), add_special_tokens=False).input_ids
+    assert prefix + question == whole
 
 
 # --- fitting the prefix ------------------------------------------------------------------

@@ -46,19 +46,26 @@ def test_easy_to_hard_smoke(smoke_project):
     summary = pd.read_csv(out / "tables" / "summary.csv")
     pairs = {("arc", "grade"), ("strategyqa", "num_steps")}  # the smoke YAML's measures
     assert set(zip(summary["dataset"], summary["measure"], summary["method"])) == {
-        (d, m, method) for d, m in pairs for method in ("icl", "probe", "qlora")}
+        (d, m, method) for d, m in pairs for method in ("icl", "probe", "qlora")} | {
+        ("gsm8k", "num_steps", "icl_cot"), ("gsm8k", "num_steps", "qlora_cot")}
     for column in ("acc_unsupervised", "acc_easy", "acc_hard"):
         assert summary[column].between(0, 1).all()
         assert (summary[column + "_lo"] <= summary[column] + 1e-9).all()
         assert (summary[column] <= summary[column + "_hi"] + 1e-9).all()
-    assert (summary["n_items"] == 6).all()  # max_test_per_level in the smoke YAML
+    cot = summary["method"].str.endswith("_cot")
+    assert (summary.loc[~cot, "n_items"] == 6).all()  # max_test_per_level in the smoke YAML
+    assert (summary.loc[cot, "n_items"] == 2).all()  # cot_max_test_per_level
     sgr = pd.read_csv(out / "tables" / "sgr.csv")
-    assert len(sgr) == 6 and "SGR" in sgr.columns
+    assert len(sgr) == 8 and "SGR" in sgr.columns
     assert (out / "tables" / "sgr.tex").read_text().lstrip().startswith("\\begin{tabular}")
     items = pd.read_parquet(out / "tables" / "items.parquet")
     assert set(items["train_level"]) == {"none", "easy", "hard"}
     assert set(items["level"]) == {"hard"}
     assert set(items["method"]) == {"icl", "probe", "qlora"}
+    generations = pd.read_parquet(out / "tables" / "generations.parquet")
+    assert set(generations["method"]) == {"icl_cot", "qlora_cot"}
+    assert generations["generation"].map(len).gt(0).all()  # the model wrote something for every item
+    assert set(generations["train_level"]) == {"none", "easy", "hard"}
     all_to_all = pd.read_csv(out / "tables" / "all_to_all.csv")
     assert {"zero-shot", "icl", "probe", "qlora"} <= set(all_to_all["method"])
     assert (all_to_all["test items"] == 6).all()  # 2 per level x 3 levels

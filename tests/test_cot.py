@@ -1,0 +1,418 @@
+"""Chain of thought: the CoT prompt formats, CoT specs and payloads, the LM loss of QLoRA (CoT),
+and the ``icl_cot`` / ``qlora_cot`` runners end to end on a synthetic GSM8K-like frame scored
+with the tiny random Llama of ``conftest``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from e2h_utils import data, experiments, generation, icl, models, prompts, qlora, scoring
+from e2h_utils.experiments import COT_METHODS, ExperimentSpec, SpecError, run_experiment
+from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
+from e2h_utils.prompts import COT_FORMATS, MAX_NEW_TOKENS, CoTFormat, get_cot_format
+from e2h_utils.qlora import QLoRAConfig, attach_lora, finetune_lm, lm_loss
+from e2h_utils.results import ResultStore
+
+N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
+NAMES = ["she", "he", "they", "the man", "the woman", "the boy", "the girl", "my friend"]
+THINGS = ["apples", "eggs", "books", "pens", "boxes", "bags", "cars", "dogs"]
+N_ROWS = 30
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP spin-waiting on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_gsm8k_frame(seed: int = 0) -> pd.DataFrame:
+    """GSM8K-like rows in the tiny vocabulary; num_steps 1..10 (easy <= 4, hard >= 7)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(N_ROWS):
+        a, b = (int(x) for x in rng.integers(1, 10, size=2))
+        who, what = NAMES[i % len(NAMES)], THINGS[(i // 3) % len(THINGS)]
+        steps = 1 + i % 10
+        reasoning = "\n".join([f"{who} has {a} {what} ."] + [f"then {b} more ."] * (steps - 1))
+        answer = str(a + b * (steps - 1))
+        rows.append({
+            "id": f"gsm8k/test/{i}",
+            "split": "test",
+            "question": f"{who} has {a} {what} and gets {b} more {what} each day . how many {what} ?",
+            "choices": [],
+            "label": pd.NA,
+            "answer": answer,
+            "reasoning": reasoning,
+            "solution": reasoning + f"\n#### {answer}",
+            "num_steps": float(steps),
+        })
+    return data.tidy(pd.DataFrame(rows), "gsm8k")
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_gsm8k_frame()
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the arguments of every ``generation.greedy_generate`` call (and runs it)."""
+    calls: list[dict] = []
+    real = generation.greedy_generate
+
+    def recording(model, tokenizer, prefix_ids, prompts_, **kwargs):
+        calls.append({"prefix_ids": list(prefix_ids), "prompts": [list(p) for p in prompts_], **kwargs})
+        return real(model, tokenizer, prefix_ids, prompts_, **kwargs)
+
+    monkeypatch.setattr(generation, "greedy_generate", recording)
+    return calls
+
+
+def cot_spec(lm, train_level: str, method: str = "icl_cot", **kwargs) -> ExperimentSpec:
+    kwargs.setdefault("n_train", 1)
+    kwargs.setdefault("test", Selection(max_per_level=2, levels=("hard",)))
+    kwargs.setdefault("options", (("max_new_tokens", 5),))
+    return ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level=train_level, method=method,
+                          model=lm.spec.name, **kwargs)
+
+
+# --- the formats -----------------------------------------------------------------------------
+
+ROW = {"question": "she has 3 apples and buys 4 more . how many ?", "reasoning": "she has 3 .\n  then 4 more\n\nso 7 .",
+       "answer": "7"}
+
+
+def test_cot_format_strings():
+    fmt = get_cot_format(None, "gsm8k")
+    assert fmt is COT_FORMATS["gsm8k_cot"] and isinstance(fmt, CoTFormat)
+    assert fmt.prompt(ROW) == "Q: she has 3 apples and buys 4 more . how many ?\nA:"
+    assert fmt.target(ROW) == " she has 3 . then 4 more so 7 . So the answer is 7."
+    assert fmt.example(ROW) == fmt.prompt(ROW) + fmt.target(ROW)
+    assert fmt.zero_shot_prompt(ROW) == fmt.prompt(ROW) + " Let's think step by step."
+    assert fmt.zero_shot_prompt(ROW).endswith(" Let's think step by step.")
+    assert fmt.separator == "\n\n"
+    assert "\n" not in fmt.target(ROW)  # reasoning on one line
+
+
+def test_cot_prefix_text_joins_examples():
+    fmt = get_cot_format(None, "strategyqa")
+    examples = pd.DataFrame([{**ROW, "answer": "yes"}, {**ROW, "question": "is it cold ?", "answer": "no"}])
+    text = icl.prefix_text(examples, fmt)
+    assert text == fmt.example(examples.iloc[0]) + "\n\n" + fmt.example(examples.iloc[1])
+    assert text.count("So the answer is") == 2
+
+
+def test_cot_extract_and_is_correct_gsm8k():
+    fmt = get_cot_format(None, "gsm8k")
+    assert fmt.kind == "number"
+    text = " she has 3 . then 4 more so 7 . So the answer is $1,200.\n\nQ: next"
+    assert fmt.extract(text) == "1200"
+    assert fmt.is_correct("1200", {"answer": "1200"})
+    assert fmt.is_correct("1200", {"answer": "1,200"})
+    assert fmt.is_correct(fmt.extract(fmt.target(ROW)), ROW)  # the format's own target is read back
+    assert not fmt.is_correct("1201", {"answer": "1200"})
+    assert not fmt.is_correct(None, {"answer": "1200"})
+    assert fmt.extract("no numbers at all") is None
+
+
+def test_cot_extract_and_is_correct_strategyqa():
+    fmt = get_cot_format(None, "strategyqa")
+    assert fmt is COT_FORMATS["strategyqa_cot"] and fmt.kind == "yes_no"
+    assert fmt.extract("Paris is in France. So the answer is Yes.") == "yes"
+    assert fmt.extract("Nothing to say") is None
+    assert fmt.is_correct("yes", {"answer": "yes"})
+    assert fmt.is_correct("yes", {"answer": "Yes"})
+    assert not fmt.is_correct("no", {"answer": "yes"})
+    assert not fmt.is_correct(None, {"answer": "no"})
+    row = {**ROW, "answer": "no"}
+    assert fmt.is_correct(fmt.extract(fmt.target(row)), row)
+
+
+def test_get_cot_format_errors_list_valid_names():
+    with pytest.raises(KeyError) as info:
+        get_cot_format("gsm8k_cott")
+    for name in COT_FORMATS:
+        assert name in str(info.value)
+    with pytest.raises(KeyError) as info:
+        get_cot_format(None, "arc")
+    assert "'arc'" in str(info.value)
+    for dataset in ("gsm8k", "strategyqa"):
+        assert dataset in str(info.value)
+    assert get_cot_format("strategyqa_cot", "gsm8k") is COT_FORMATS["strategyqa_cot"]  # a name wins
+
+
+# --- specs and payloads ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["icl", "probe", "qlora"])
+def test_gsm8k_needs_chain_of_thought(method):
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method=method)
+    assert "chain of thought" in str(info.value)
+
+
+@pytest.mark.parametrize("method", COT_METHODS)
+@pytest.mark.parametrize("dataset", ["gsm8k", "strategyqa"])
+def test_cot_methods_accepted(method, dataset):
+    spec = ExperimentSpec(dataset=dataset, measure="num_steps", train_level="easy", method=method)
+    assert spec.method in experiments.METHODS
+
+
+def test_cot_method_on_dataset_without_cot_format():
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="icl_cot")
+    assert "gsm8k" in str(info.value) and "strategyqa" in str(info.value)
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="icl_cot",
+                       prompt_format="mc_lettered")
+    for name in COT_FORMATS:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("dataset", ["gsm8k", "strategyqa"])
+def test_zero_shot_cot_payload_is_shared(dataset):
+    def payload(method, train_level="none", **kwargs):
+        return ExperimentSpec(dataset=dataset, measure="num_steps", train_level=train_level, method=method,
+                              **kwargs).payload("model-x")
+
+    shared = payload("icl_cot")
+    assert shared == payload("qlora_cot")
+    assert shared == payload("qlora_cot", options={"lr": 1e-3, "min_updates": 3, "batch_size": 2})
+    assert shared == payload("icl_cot", train_level="easy", n_train=0)  # k = 0 is zero-shot too
+    assert shared == payload("icl_cot", seeds=(3, 4))
+    assert shared["method"] == "zero_shot_cot" and shared["train_level"] == "none" and shared["n_train"] == 0
+    assert shared != payload("icl_cot", options={"max_new_tokens": 7})  # the generation length matters
+    assert payload("icl_cot", train_level="easy") != payload("qlora_cot", train_level="easy")
+    if dataset == "strategyqa":  # answer-scoring zero-shot is a different baseline
+        plain = payload("icl")
+        assert plain["method"] == "zero_shot"
+        assert plain != shared
+        assert plain == payload("qlora")
+
+
+def test_max_new_tokens_defaults_and_override():
+    assert MAX_NEW_TOKENS == {"gsm8k": 300, "strategyqa": 100}
+    for method in COT_METHODS:
+        assert ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy",
+                              method=method).max_new_tokens() == 300
+        assert ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy",
+                              method=method).max_new_tokens() == 100
+        assert ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method=method,
+                              options={"max_new_tokens": 17}).max_new_tokens() == 17
+
+
+def test_unknown_option_for_cot_methods():
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="icl_cot",
+                       options={"lr": 1e-3})
+    assert "max_new_tokens" in str(info.value) and "'lr'" in str(info.value)
+    ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot",
+                   options={"lr": 1e-3, "max_new_tokens": 4, "quantization": "none"})
+    with pytest.raises(SpecError):
+        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot",
+                       options={"layers": [1]})
+
+
+# --- the language-modelling loss ------------------------------------------------------------------
+
+
+def random_pairs(vocab: int, n: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    rng = np.random.default_rng(seed)
+
+    def tokens(k: int) -> list[int]:
+        return [int(t) for t in rng.integers(N_SPECIAL, vocab, size=k)]
+
+    return [(tokens(int(rng.integers(1, 8))), tokens(int(rng.integers(1, 6)))) for _ in range(n)]
+
+
+@torch.no_grad()
+def hand_lm_loss(model, pairs) -> float:
+    """Mean cross-entropy over every target token of every pair (one unpadded forward per pair)."""
+    total, count = 0.0, 0
+    for prompt, target in pairs:
+        sequence = list(prompt) + list(target)
+        logprobs = model(input_ids=torch.tensor([sequence])).logits[0].double().log_softmax(-1)
+        for t in range(len(prompt), len(sequence)):
+            total -= float(logprobs[t - 1, sequence[t]])
+            count += 1
+    return total / count
+
+
+def test_lm_loss_matches_hand_computation(tiny_lm):
+    model, tokenizer = tiny_lm
+    pairs = random_pairs(len(tokenizer), 5, seed=1)
+    assert len({len(p) + len(t) for p, t in pairs}) > 1  # right padding is exercised
+    with torch.no_grad():
+        loss = lm_loss(model, pairs, tokenizer.pad_token_id)
+    assert loss.ndim == 0
+    assert float(loss) == pytest.approx(hand_lm_loss(model, pairs), abs=1e-5)
+    # one pair alone: the same as its own hand computation; the batch is a token mean, not a mean of means
+    with torch.no_grad():
+        assert float(lm_loss(model, pairs[:1], tokenizer.pad_token_id)) == pytest.approx(
+            hand_lm_loss(model, pairs[:1]), abs=1e-5)
+
+
+def test_lm_loss_ignores_padding_value(tiny_lm):
+    model, tokenizer = tiny_lm
+    pairs = random_pairs(len(tokenizer), 4, seed=2)
+    with torch.no_grad():
+        a = float(lm_loss(model, pairs, tokenizer.pad_token_id))
+        b = float(lm_loss(model, pairs, tokenizer.unk_token_id))
+    assert a == pytest.approx(b, abs=1e-6)
+
+
+def cot_pairs(tokenizer, frame: pd.DataFrame, n: int) -> list[tuple[list[int], list[int]]]:
+    fmt = get_cot_format(None, "gsm8k")
+    return [(scoring.encode(tokenizer, fmt.prompt(r)), scoring.encode(tokenizer, fmt.target(r)) + [tokenizer.eos_token_id])
+            for r in frame.head(n).to_dict("records")]
+
+
+def test_finetune_lm_lowers_the_loss(tiny_model_dir, tiny_lm, frame):
+    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=8, max_batch=4, micro_batch=2)
+    lm = models.load_model(str(tiny_model_dir))
+    torch.manual_seed(0)
+    model = attach_lora(lm.model, config)
+    pad = lm.tokenizer.pad_token_id
+    pairs = cot_pairs(lm.tokenizer, frame, 4)
+    model.eval()
+    with torch.no_grad():
+        before = float(lm_loss(model, pairs, pad))
+    losses = finetune_lm(model, pad, pairs, config, seed=0)
+    assert len(losses) == 8  # batch 4 of 4 pairs: one update per epoch, 8 epochs
+    assert all(np.isfinite(losses))
+    assert not model.training
+    with torch.no_grad():
+        after = float(lm_loss(model, pairs, pad))
+    # q/v adapters of a random 2-layer model learn slowly (5.93 -> 5.81 here), but steadily
+    assert after < before - 0.05
+    assert all(later <= earlier + 1e-6 for earlier, later in zip(losses, losses[1:]))
+    # the base weights are untouched: only the adapters learn
+    base = dict(tiny_lm.model.named_parameters())
+    for name, parameter in model.named_parameters():
+        if "lora_" in name:
+            continue
+        key = name.replace("base_model.model.", "").replace(".base_layer", "")
+        assert torch.equal(parameter.detach(), base[key].detach()), name
+
+
+def test_finetune_lm_is_deterministic(tiny_model_dir, frame):
+    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=3, max_batch=2, micro_batch=1)
+    runs = []
+    for _ in range(2):
+        lm = models.load_model(str(tiny_model_dir))
+        torch.manual_seed(0)
+        model = attach_lora(lm.model, config)
+        runs.append(finetune_lm(model, lm.tokenizer.pad_token_id, cot_pairs(lm.tokenizer, frame, 3), config, seed=5))
+    assert len(runs[0]) == 4  # 3 pairs in batches of 2: 2 updates per epoch, 2 epochs
+    assert runs[0] == runs[1]
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+COLUMNS = ["item_id", "level", "seed", "generation", "extracted", "gold", "correct"]
+
+
+def test_frame_is_gsm8k_like(frame, tiny_lm):
+    assert frame["num_steps_level"].value_counts().to_dict() == {"easy": 12, "medium": 6, "hard": 12}
+    for column in ("question_words", "answer_chars", "reasoning_words"):
+        assert column in frame.columns
+    text = " ".join(frame["question"]) + " " + " ".join(frame["reasoning"])  # answers may be multi-digit (unk)
+    assert tiny_lm.tokenizer.unk_token_id not in scoring.encode(tiny_lm.tokenizer, text)
+
+
+def test_icl_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
+    spec = cot_spec(tiny_lm, "easy")
+    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    assert list(out.columns[:len(COLUMNS)]) == COLUMNS
+    assert len(out) == 2 and set(out["level"]) == {"hard"} and set(out["seed"]) == {0}
+    assert set(out["method"]) == {"icl_cot"} and set(out["train_level"]) == {"easy"}
+    rows = frame.set_index("id")
+    fmt = get_cot_format(None, "gsm8k")
+    assert list(out["gold"]) == [rows.loc[i, "answer"] for i in out["item_id"]]
+    assert all(rows.loc[i, "num_steps_level"] == "hard" for i in out["item_id"])
+    for text, extracted, gold, correct in zip(out["generation"], out["extracted"], out["gold"], out["correct"]):
+        assert isinstance(text, str) and len(text.split()) <= 5
+        assert extracted == fmt.extract(text)
+        assert correct == float(fmt.is_correct(extracted, {"answer": gold}))
+    assert (out["n_shots"] == 1).all()
+    examples = out["example_ids"].iloc[0]
+    assert len(examples) == 1 and rows.loc[examples[0], "num_steps_level"] == "easy"
+    # one generation call: the shared prefix holds the example, the prompts are the plain CoT prompts
+    assert len(spy) == 1
+    call = spy[0]
+    assert call["max_new_tokens"] == 5
+    assert call["prefix_ids"] == tiny_lm.bos_ids() + scoring.encode(
+        tiny_lm.tokenizer, icl.prefix_text(frame[frame["id"].isin(examples)], fmt))
+    assert call["prompts"] == [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
+    assert "\n\n" in call["stop"]
+    # stored: a second run reads the store and does not generate again
+    again = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    assert len(spy) == 1
+    pd.testing.assert_frame_equal(again[COLUMNS], out[COLUMNS])
+
+
+def test_icl_cot_generation_matches_direct_greedy(tiny_lm, frame, tmp_path):
+    spec = cot_spec(tiny_lm, "easy")
+    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    fmt = get_cot_format(None, "gsm8k")
+    rows = frame.set_index("id")
+    examples = frame[frame["id"].isin(out["example_ids"].iloc[0])]
+    prefix = tiny_lm.bos_ids() + scoring.encode(tiny_lm.tokenizer, icl.prefix_text(examples, fmt))
+    prompt_ids = [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
+    direct = generation.greedy_generate(tiny_lm.model, tiny_lm.tokenizer, prefix, prompt_ids, max_new_tokens=5,
+                                        stop=(fmt.separator, "\nQ:"))
+    assert list(out["generation"]) == direct
+
+
+def test_zero_shot_cot_uses_zero_shot_prompt_and_is_shared(tiny_lm, frame, tmp_path, spy):
+    store = ResultStore(tmp_path)
+    out = run_experiment(cot_spec(tiny_lm, "none"), tiny_lm, frame, store=store, progress=False)
+    assert list(out.columns[:len(COLUMNS)]) == COLUMNS
+    assert len(out) == 2 and (out["n_shots"] == 0).all() and all(len(e) == 0 for e in out["example_ids"])
+    fmt = get_cot_format(None, "gsm8k")
+    rows = frame.set_index("id")
+    assert len(spy) == 1
+    assert spy[0]["prefix_ids"] == tiny_lm.bos_ids()
+    assert spy[0]["prompts"] == [scoring.encode(tiny_lm.tokenizer, fmt.zero_shot_prompt(rows.loc[i]))
+                                 for i in out["item_id"]]
+    assert spy[0]["prompts"] != [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
+    assert list(store.root.glob("gsm8k/zero_shot_cot/*/seed-0.parquet"))
+    # qlora_cot's zero-shot condition is the same baseline: read from the store, no training, no generation
+    shared = run_experiment(cot_spec(tiny_lm, "none", method="qlora_cot",
+                                     options={"max_new_tokens": 5, "quantization": "none"}),
+                            tiny_lm, frame, store=store, progress=False)
+    assert len(spy) == 1
+    pd.testing.assert_frame_equal(shared[COLUMNS], out[COLUMNS])
+    assert set(shared["method"]) == {"qlora_cot"}
+
+
+def test_qlora_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
+    options = {"max_new_tokens": 5, "quantization": "none", "min_updates": 1, "max_batch": 2, "micro_batch": 2}
+    spec = cot_spec(tiny_lm, "easy", method="qlora_cot", n_train=2, options=options)
+    store = ResultStore(tmp_path)
+    out = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert list(out.columns[:len(COLUMNS)]) == COLUMNS
+    assert len(out) == 2 and set(out["level"]) == {"hard"}
+    assert "train_losses" in out.columns
+    losses = out["train_losses"].iloc[0]
+    assert len(losses) == 1 and np.isfinite(losses).all()  # 2 pairs, batch 2, at least 1 update
+    assert (out["n_shots"] == 2).all()
+    rows = frame.set_index("id")
+    assert all(rows.loc[i, "num_steps_level"] == "easy" for i in out["example_ids"].iloc[0])
+    fmt = get_cot_format(None, "gsm8k")
+    assert len(spy) == 1 and spy[0]["max_new_tokens"] == 5
+    assert spy[0]["prompts"] == [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
+    for text, extracted in zip(out["generation"], out["extracted"]):
+        assert len(text.split()) <= 5 and extracted == fmt.extract(text)
+    assert list(store.root.glob("gsm8k/qlora_cot/*/seed-0.parquet"))
+    again = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert len(spy) == 1
+    assert list(again["train_losses"].iloc[0]) == pytest.approx(list(losses))
+    pd.testing.assert_frame_equal(again[COLUMNS], out[COLUMNS])
