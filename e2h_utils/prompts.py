@@ -40,6 +40,10 @@ def _lettered(row: Row) -> str:
     return "Question: {q}\n{choices}\nAnswer:".format(q=row["question"], choices="\n".join(lines))
 
 
+def _plain(row: Row) -> str:
+    return f"Question: {row['question']}\nAnswer:"
+
+
 def _yes_no(row: Row) -> str:
     return f"Q: {row['question']}\nA:"
 
@@ -49,6 +53,11 @@ FORMATS: dict[str, PromptFormat] = {
         "mc_lettered",
         "Question: {question}\\nA) {choice 1}\\nB) {choice 2}...\\nAnswer: {answer text} (the paper's)",
         _lettered,
+    ),
+    "mc_plain": PromptFormat(
+        "mc_plain",
+        "Question: {question}\\nAnswer: {answer text}, choices not listed (lm-evaluation-harness's ARC prompt)",
+        _plain,
     ),
     "qa_yes_no": PromptFormat("qa_yes_no", "Q: {question}\\nA: {yes|no} (StrategyQA, answer only)", _yes_no),
 }

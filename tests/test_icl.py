@@ -204,3 +204,10 @@ def test_fit_raises_when_the_item_alone_does_not_fit(fit_case):
 def test_fit_without_examples(fit_case):
     tokenizer, fmt, examples, items, longest, lengths = fit_case
     assert icl.fit_prefix(tokenizer, [], examples.iloc[:0], fmt, items, max_length=512) == ([], 0)
+
+
+def test_mc_plain_format_does_not_list_choices():
+    fmt = prompts.get_format("mc_plain")
+    row = {"question": "Q?", "choices": ["x", "y"], "label": 1}
+    assert fmt.prompt(row) == "Question: Q?\nAnswer:"
+    assert fmt.example(row) == "Question: Q?\nAnswer: y"

@@ -62,6 +62,8 @@ def test_easy_to_hard_smoke(smoke_project):
     assert set(items["train_level"]) == {"none", "easy", "hard"}
     assert set(items["level"]) == {"hard"}
     assert set(items["method"]) == {"icl", "probe", "qlora"}
+    sanity = pd.read_csv(out / "tables" / "sanity_zero_shot.csv")
+    assert set(sanity["prompt format"]) == {"mc_lettered", "mc_plain"} and (sanity["n"] == 4).all()
     generations = pd.read_parquet(out / "tables" / "generations.parquet")
     assert set(generations["method"]) == {"icl_cot", "qlora_cot"}
     assert generations["generation"].map(len).gt(0).all()  # the model wrote something for every item
