@@ -55,30 +55,28 @@ def nll(logprobs: Sequence[torch.Tensor], labels: Sequence[int]) -> torch.Tensor
     return torch.stack([-(lp.log_softmax(-1)[int(y)]) for lp, y in zip(logprobs, labels)]).mean()
 
 
-def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labels: Sequence[int],
-             config: QLoRAConfig, seed: int, bos_ids: Sequence[int] = (), progress: bool = False) -> list[float]:
-    """Train the LoRA parameters of ``model`` in place; returns the loss of every update."""
+def _train(model: Any, n: int, batch_loss, config: QLoRAConfig, seed: int, progress: bool, desc: str) -> list[float]:
+    """The shared loop: AdamW, linear decay, effective batch via gradient accumulation.
+
+    ``batch_loss(indices)`` returns the mean loss of those training examples."""
     torch.manual_seed(int(seed))
     rng = np.random.default_rng(int(seed))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr)
-    batch, per_epoch, epochs = schedule(len(items), config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    batch, per_epoch, epochs = schedule(n, config)
     total = per_epoch * epochs
     lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
     model.train()
     losses = []
-    with tqdm(total=total, desc="QLoRA updates", disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
         for _ in range(epochs):
-            order = rng.permutation(len(items))
-            for start in range(0, len(order), batch):
+            order = rng.permutation(n)
+            for start in range(0, n, batch):
                 update = order[start:start + batch]
                 optimizer.zero_grad()
                 total_loss = 0.0
                 for micro in range(0, len(update), config.micro_batch):
                     chosen = update[micro:micro + config.micro_batch]
-                    logprobs = scoring.choice_logprob_tensors(model, [items[i] for i in chosen], pad_id=pad_id,
-                                                              prefix_ids=bos_ids)
-                    loss = nll(logprobs, [labels[i] for i in chosen]) * (len(chosen) / len(update))
+                    loss = batch_loss(chosen) * (len(chosen) / len(update))
                     loss.backward()
                     total_loss += loss.item()
                 optimizer.step()
@@ -87,6 +85,16 @@ def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labe
                 bar.update(1)
     model.eval()
     return losses
+
+
+def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labels: Sequence[int],
+             config: QLoRAConfig, seed: int, bos_ids: Sequence[int] = (), progress: bool = False) -> list[float]:
+    """Train the LoRA parameters of ``model`` in place; returns the loss of every update."""
+    def batch_loss(chosen):
+        logprobs = scoring.choice_logprob_tensors(model, [items[i] for i in chosen], pad_id=pad_id, prefix_ids=bos_ids)
+        return nll(logprobs, [labels[i] for i in chosen])
+
+    return _train(model, len(items), batch_loss, config, seed, progress, "QLoRA updates")
 
 
 def train_and_score(spec: models.ModelSpec, train_items: Sequence[scoring.ScoringItem], train_labels: Sequence[int],
@@ -125,32 +133,8 @@ def lm_loss(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pa
 def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], config: QLoRAConfig,
                 seed: int, progress: bool = False) -> list[float]:
     """Train the LoRA parameters on (prompt, target) token pairs; returns the loss of every update."""
-    torch.manual_seed(int(seed))
-    rng = np.random.default_rng(int(seed))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    batch, per_epoch, epochs = schedule(len(pairs), config)
-    total = per_epoch * epochs
-    lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
-    model.train()
-    losses = []
-    with tqdm(total=total, desc="QLoRA (CoT) updates", disable=not progress, leave=False) as bar:
-        for _ in range(epochs):
-            order = rng.permutation(len(pairs))
-            for start in range(0, len(order), batch):
-                update = order[start:start + batch]
-                optimizer.zero_grad()
-                total_loss = 0.0
-                for micro in range(0, len(update), config.micro_batch):
-                    chosen = update[micro:micro + config.micro_batch]
-                    loss = lm_loss(model, [pairs[i] for i in chosen], pad_id) * (len(chosen) / len(update))
-                    loss.backward()
-                    total_loss += loss.item()
-                optimizer.step()
-                lr_decay.step()
-                losses.append(total_loss)
-                bar.update(1)
-    model.eval()
-    return losses
+    return _train(model, len(pairs), lambda chosen: lm_loss(model, [pairs[i] for i in chosen], pad_id),
+                  config, seed, progress, "QLoRA (CoT) updates")
 
 
 def train_and_generate(spec: models.ModelSpec, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],

@@ -172,3 +172,15 @@ def tiny_lm(tiny_model_dir: Path):
     from e2h_utils.models import load_model
 
     return load_model(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny-tensor tests: avoids OpenMP spin-waiting when
+    the 2-core machine is busy. Restores the previous setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

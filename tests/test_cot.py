@@ -23,13 +23,7 @@ THINGS = ["apples", "eggs", "books", "pens", "boxes", "bags", "cars", "dogs"]
 N_ROWS = 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def make_gsm8k_frame(seed: int = 0) -> pd.DataFrame:

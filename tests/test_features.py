@@ -43,13 +43,7 @@ def make_frame(seed: int = 0, n_rows: int = 60) -> pd.DataFrame:
     return data.tidy(pd.DataFrame(rows).sample(frac=1.0, random_state=seed), "arc")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,7 @@ DIM = 16
 MARGIN = 4.0  # with +2 the Bayes accuracy over 4 unit-noise choices is only ~0.82
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP spin-waiting on a busy machine
-    (100 Adam steps take ~0.03 s on one thread and several seconds on two under load)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def synthetic(n_items: int, seed: int, n_choices=4, shift: float = 0.0):

@@ -22,13 +22,7 @@ TRAIN_CONFIG = QLoRAConfig(quantization="none", target_modules=("q_proj", "v_pro
                            min_updates=10, max_batch=8, micro_batch=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def random_items(vocab: int, n: int, seed: int, n_choices: int = 4) -> tuple[list[ScoringItem], list[int]]:

@@ -279,13 +279,4 @@ def test_small_kv_budget_does_not_change_scores(tiny_lm, random_items, prefixes,
         np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tiny model's forwards are too small to gain from threads; contention on a busy machine
-    made this module several times slower. Restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
