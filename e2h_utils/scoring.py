@@ -157,8 +157,8 @@ class _QuestionBatch:
     lengths: torch.Tensor  # (rows,) question lengths
     layers: list[tuple[torch.Tensor, torch.Tensor]]  # key/value cache: prefix + questions
 
-    def choice_calls(self, items: Sequence[ScoringItem], choices: list[tuple[int, int]], longest: int,
-                     prefix_len: int, batch_tokens: int, kv_tokens: int, max_rows: int):
+    def choice_calls(self, choices: list[tuple[int, int]], longest: int, prefix_len: int,
+                     batch_tokens: int, kv_tokens: int, max_rows: int):
         """Chunks of (row, choice) pairs sized to the budgets: one forward pass each."""
         width = self.mask.shape[1]
         per_call = max(1, min(max_rows, kv_tokens // (prefix_len + width + longest), batch_tokens // max(longest, 1)))
@@ -230,7 +230,7 @@ def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
         # the remaining answer tokens of every choice, from the question's cache
         rest = [(b, c) for b, c in firsts if len(items[qb.items[b]].choice_ids[c]) > 1]
         longest = max((len(items[qb.items[b]].choice_ids[c]) for b, c in rest), default=1)
-        for chunk in qb.choice_calls(items, rest, longest, P, batch_tokens, kv_tokens, max_rows):
+        for chunk in qb.choice_calls(rest, longest, P, batch_tokens, kv_tokens, max_rows):
             choices = [items[qb.items[b]].choice_ids[c] for b, c in chunk]
             hidden = _continue_choices(decoder, qb, [b for b, _ in chunk], [ch[:-1] for ch in choices],
                                        P, pad_id).last_hidden_state
@@ -264,15 +264,15 @@ def choice_hidden_states(model: Any, items: Sequence[ScoringItem], layers: Seque
     0 = embeddings, num_hidden_layers = last, after the final norm), concatenated."""
     device = next(model.parameters()).device
     budget = batch_tokens or default_batch_tokens(device)
+    kv_budget = kv_tokens or 2 * budget
     decoder = model.get_decoder()
     results: list[np.ndarray | None] = [None] * len(items)
     P = len(prefix_ids)
-    for qb in _walk_questions(decoder, list(prefix_ids), items, pad_id, budget, kv_tokens or 2 * budget, max_rows,
-                              progress, desc):
+    for qb in _walk_questions(decoder, list(prefix_ids), items, pad_id, budget, kv_budget, max_rows, progress, desc):
         pairs = [(b, c) for b, i in enumerate(qb.items) for c in range(len(items[i].choice_ids))]
         longest = max(len(items[qb.items[b]].choice_ids[c]) for b, c in pairs)
         features: dict[tuple[int, int], np.ndarray] = {}
-        for chunk in qb.choice_calls(items, pairs, longest, P, budget, kv_tokens or 2 * budget, max_rows):
+        for chunk in qb.choice_calls(pairs, longest, P, budget, kv_budget, max_rows):
             choices = [items[qb.items[b]].choice_ids[c] for b, c in chunk]
             states = _continue_choices(decoder, qb, [b for b, _ in chunk], choices, P, pad_id,
                                        output_hidden_states=True).hidden_states
