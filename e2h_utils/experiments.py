@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import features, generation, hardness, icl, metrics, prompts, scoring
+from . import features, generation, hardness, icl, metrics, noise, prompts, scoring
+from . import data
 from .data import DATASETS
 from .models import LoadedModel
 from .probe import ProbeConfig, train_probe
@@ -51,6 +52,46 @@ ICL_TOKENIZATION = "joint"
 
 class SpecError(ValueError):
     """An experiment spec names an unknown dataset, measure, level or method."""
+
+
+NOISE_METHODS = ("icl", "probe", "qlora")  # label noise needs a label to resample
+
+
+@dataclass(frozen=True)
+class TrainSource:
+    """Training examples from outside the spec's own split: the rows of ``dataset`` whose
+    ``column`` lies in [``min_value``, ``max_value``] (either bound optional), e.g. ARC items
+    of grade <= 3 as in-context examples for MMLU college questions. When ``dataset`` is the
+    test dataset, every held-out test item of the split is removed from the pool."""
+
+    dataset: str
+    column: str
+    min_value: float | None = None
+    max_value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise SpecError(f"unknown train-source dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        if self.min_value is None and self.max_value is None:
+            raise SpecError("a TrainSource needs min_value and/or max_value")
+
+    @property
+    def label(self) -> str:
+        bounds = [f"{self.column} >= {self.min_value:g}" if self.min_value is not None else "",
+                  f"{self.column} <= {self.max_value:g}" if self.max_value is not None else ""]
+        return f"{self.dataset}: " + " and ".join(b for b in bounds if b)
+
+    def select(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The pool: matching rows, in id order (draws are seeded shuffles of this order)."""
+        if self.column not in frame.columns:
+            raise SpecError(f"train source column {self.column!r} is not in the {self.dataset} frame")
+        values = pd.to_numeric(frame[self.column], errors="coerce")
+        keep = values.notna()
+        if self.min_value is not None:
+            keep &= values >= self.min_value
+        if self.max_value is not None:
+            keep &= values <= self.max_value
+        return frame[keep].sort_values("id")
 
 
 @dataclass(frozen=True)
@@ -84,6 +125,9 @@ class ExperimentSpec:
     prompt_format: str | None = None  # None: the dataset's default
     max_length: int | None = None  # None: the model's context length
     options: tuple[tuple[str, Any], ...] = ()  # method options, see METHOD_OPTIONS
+    # share of training labels resampled uniformly over the choices (label-noise experiments)
+    label_noise: float = 0.0
+    train_source: TrainSource | None = None  # examples from another pool (train_level must be "all")
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -107,6 +151,15 @@ class ExperimentSpec:
         if unknown:
             valid = ", ".join(METHOD_OPTIONS[self.method]) or "none"
             raise SpecError(f"unknown option(s) {sorted(unknown)} for method {self.method!r}; valid: {valid}")
+        if not 0.0 <= float(self.label_noise) <= 1.0:
+            raise SpecError(f"label_noise must be in [0, 1], not {self.label_noise}")
+        if self.label_noise and self.method not in NOISE_METHODS:
+            raise SpecError(f"label noise applies to {', '.join(NOISE_METHODS)}, not {self.method!r}")
+        if self.train_source is not None and self.train_level != "all":
+            raise SpecError("with a train_source the pool is the source's rows: use train_level='all'")
+        if self.train_source is not None and self.method in COT_METHODS:
+            raise SpecError("train_source applies to answer-scoring methods, not chain of thought")
+        object.__setattr__(self, "label_noise", float(self.label_noise))
         normalised = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
         object.__setattr__(self, "options", normalised)
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -124,6 +177,11 @@ class ExperimentSpec:
         """Everything that determines a seed's results (seeds excluded: one file per seed)."""
         spec = asdict(self)
         spec.pop("seeds")
+        # fields added later stay out of the payload at their defaults, so stored results keep their keys
+        if not self.label_noise or self.zero_shot:
+            spec.pop("label_noise")
+        if self.train_source is None or self.zero_shot:
+            spec.pop("train_source")
         if self.zero_shot and self.method in COT_METHODS:  # zero-shot chain of thought, shared
             spec.update(train_level="none", n_train=0, method="zero_shot_cot",
                         options=(("max_new_tokens", self.max_new_tokens()),))
@@ -180,13 +238,17 @@ def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) ->
 
 # --- running -----------------------------------------------------------------------------
 
-def _result_frame(test: pd.DataFrame, scores: list[np.ndarray], seed: int, train_ids: list[str]) -> pd.DataFrame:
+def _result_frame(test: pd.DataFrame, scores: list[np.ndarray], seed: int, train: pd.DataFrame) -> pd.DataFrame:
+    """Per test item: scores and prediction, plus the training examples (and their noised
+    labels, when label noise changed any)."""
     result = scoring.predictions(scores, list(test["label"]))
     result.insert(0, "item_id", list(test["id"]))
     result.insert(1, "level", list(test["level"]))
     result.insert(2, "seed", seed)
-    result["n_shots"] = len(train_ids)
-    result["example_ids"] = [list(train_ids)] * len(result)
+    result["n_shots"] = len(train)
+    result["example_ids"] = [list(train["id"])] * len(result)
+    if noise.FLIPPED in train.columns:
+        result["n_noised"] = int(train[noise.FLIPPED].sum())
     return result
 
 
@@ -195,29 +257,25 @@ def _items(lm: LoadedModel, fmt: prompts.PromptFormat, frame: pd.DataFrame) -> l
 
 
 def _draw(spec: ExperimentSpec, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The training examples of one seed (label noise applied after the draw, so every noise
+    rate sees the same examples)."""
     salt = f"{spec.dataset}/{spec.measure}/{spec.train_level}" + ("" if spec.method == "icl" else f"/{spec.method}")
-    return icl.draw_examples(pool, 0 if spec.zero_shot else spec.n_train, seed, salt=salt)
+    if spec.train_source is not None:
+        salt = f"{spec.dataset}/source/{spec.train_source.label}" + ("" if spec.method == "icl" else f"/{spec.method}")
+    drawn = icl.draw_examples(pool, 0 if spec.zero_shot else spec.n_train, seed, salt=salt)
+    if spec.label_noise and not drawn.empty:
+        drawn = noise.corrupt_labels(drawn, spec.label_noise, seed, salt=salt)
+    return drawn
 
 
 def _icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
               store: ResultStore, progress: bool) -> pd.DataFrame:
     fmt = prompts.get_format(spec.prompt_format, spec.dataset)
-    rows = test.to_dict("records")
     examples = _draw(spec, pool, seed)
-    # token budget: each prompt with the separator that follows the examples, plus its choices
-    budget = [scoring.make_item(lm.tokenizer, icl.question_text(fmt.prompt(r), fmt, not examples.empty),
-                                fmt.continuations(r)) for r in rows]
-    max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
-    prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
-    kept_examples = examples.iloc[:kept]
-    question_ids = icl.question_ids(lm.tokenizer, kept_examples, fmt, [fmt.prompt(r) for r in rows])
-    items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r), prompt_ids=q)
-             for r, q in zip(rows, question_ids)]
-    scores = scoring.choice_logprobs(
-        lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress,
-        desc=f"{spec.dataset}/{spec.measure} {spec.train_level} seed {seed}",
-    )
-    return _result_frame(test, scores, seed, list(examples["id"].iloc[:kept]))
+    scores, kept = icl.score_with_examples(
+        lm, fmt, examples, test, max_length=spec.max_length, progress=progress,
+        desc=f"{spec.dataset}/{spec.measure} {spec.train_level} seed {seed}")
+    return _result_frame(test, scores, seed, examples.iloc[:kept])
 
 
 def _probe_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -229,7 +287,7 @@ def _probe_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
                                   progress=progress)
     config = ProbeConfig(**{k: options[k] for k in asdict(ProbeConfig())})
     probe = train_probe([feats[i] for i in train["id"]], list(train["label"]), config, seed)
-    return _result_frame(test, probe.scores([feats[i] for i in test["id"]]), seed, list(train["id"]))
+    return _result_frame(test, probe.scores([feats[i] for i in test["id"]]), seed, train)
 
 
 def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -242,7 +300,7 @@ def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
     scores, losses = train_and_score(lm.spec, _items(lm, fmt, train), list(train["label"]), _items(lm, fmt, test),
                                      config, seed, keep_adapter=None if keep is None else f"{keep}/seed-{seed}",
                                      progress=progress)
-    result = _result_frame(test, scores, seed, list(train["id"]))
+    result = _result_frame(test, scores, seed, train)
     result["train_losses"] = [losses] * len(result)
     return result
 
@@ -309,9 +367,11 @@ def _runner(spec: ExperimentSpec):
 
 def run_experiment(
     spec: ExperimentSpec, lm: LoadedModel, frame: pd.DataFrame, *,
-    store: ResultStore | None = None, progress: bool = True,
+    store: ResultStore | None = None, progress: bool = True, source_frame: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Item-level results of every seed of ``spec``, reusing stored seeds and storing new ones."""
+    """Item-level results of every seed of ``spec``, reusing stored seeds and storing new ones.
+
+    ``source_frame``: the frame of ``spec.train_source.dataset`` (loaded when not given)."""
     if lm.spec.name != spec.model:
         raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {lm.spec.name!r}")
     store = store or ResultStore()
@@ -319,7 +379,17 @@ def run_experiment(
     measure = hardness.get_measure(spec.dataset, spec.measure)
     roles = split_roles(frame, measure, spec.test)
     test = test_items(frame, roles, spec.test)
-    pool = training_pool(frame, roles, spec.train_level)
+    if spec.train_source is not None and not spec.zero_shot:
+        source = spec.train_source
+        if source_frame is None:
+            source_frame = frame if source.dataset == spec.dataset else data.load_dataset(source.dataset)
+        pool = source.select(source_frame)
+        if source.dataset == spec.dataset:
+            pool = pool[~pool["id"].isin(frame.loc[roles["role"] == "test", "id"])]  # every held-out item
+        if pool.empty:
+            raise SpecError(f"train source {source.label} has no rows")
+    else:
+        pool = training_pool(frame, roles, spec.train_level)
     if not spec.zero_shot and pool.empty:
         raise SpecError(f"no training items at level {spec.train_level!r} for {measure.key}")
     parts = []

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .prompts import PromptFormat
-from .scoring import ScoringItem, encode, encode_after
+from .scoring import ScoringItem, choice_logprobs, encode, encode_after, make_item
 
 
 def example_rng(seed: int, salt: str) -> np.random.Generator:
@@ -62,3 +62,23 @@ def fit_prefix(
         if len(ids) + longest <= max_length:
             return ids, keep
     raise AssertionError("unreachable: zero examples always fit")
+
+
+def score_with_examples(
+    lm, fmt: PromptFormat, examples: pd.DataFrame, rows: pd.DataFrame, *, max_length: int | None = None,
+    progress: bool = False, desc: str = "scoring", prefix_cache: bool = True,
+) -> tuple[list[np.ndarray], int]:
+    """(choice log-probabilities of every row, examples kept): the examples' prefix is encoded
+    once and every row's question and choices continue from it (``scoring.choice_logprobs``;
+    ``prefix_cache=False`` scores every full sequence instead, the slow reference path)."""
+    records = rows.to_dict("records")
+    # token budget: each prompt with the separator that follows the examples, plus its choices
+    budget = [make_item(lm.tokenizer, question_text(fmt.prompt(r), fmt, not examples.empty), fmt.continuations(r))
+              for r in records]
+    max_length = max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
+    prefix_ids, kept = fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
+    ids = question_ids(lm.tokenizer, examples.iloc[:kept], fmt, [fmt.prompt(r) for r in records])
+    items = [make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r), prompt_ids=q) for r, q in zip(records, ids)]
+    scores = choice_logprobs(lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress, desc=desc,
+                             prefix_cache=prefix_cache)
+    return scores, kept

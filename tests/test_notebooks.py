@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,3 +74,162 @@ def test_easy_to_hard_smoke(smoke_project):
     assert (all_to_all["test items"] == 6).all()  # 2 per level x 3 levels
     # nothing changed: the second run is skipped
     assert reproduce.run("smoke", only=["easy_to_hard"]) == {"easy_to_hard": reproduce.UP_TO_DATE}
+
+
+# --- the RQ1 / RQ3 / RQ4 notebooks and the walkthrough -------------------------------------------
+
+def _smoke_params(name: str) -> dict:
+    return reproduce.load_yaml(ROOT / "parameters" / "smoke" / f"{name}.yaml")
+
+
+def _run_smoke(name: str) -> Path:
+    """Execute one notebook under the smoke profile; its output folder."""
+    status = reproduce.run("smoke", only=[name])
+    assert status == {name: reproduce.RAN}
+    out = paths.outputs_dir("smoke") / name
+    assert (out / f"{name}.ipynb").is_file()
+    return out
+
+
+def _assert_figures(out: Path, *stems: str) -> None:
+    for stem in stems:
+        for ext in (".pdf", ".png"):
+            path = out / "figures" / (stem + ext)
+            assert path.is_file() and path.stat().st_size > 1000, path
+
+
+def _targets(mapping: dict) -> set[tuple[str, str, str]]:
+    """{method: ["dataset/measure", ...]} of a YAML -> {(method, dataset, measure)}."""
+    return {(method, *pair.split("/")) for method, pairs in mapping.items() for pair in pairs}
+
+
+def _notebook_text(out: Path, name: str) -> str:
+    """Every text output of the executed notebook, joined."""
+    import nbformat
+
+    nb = nbformat.read(out / f"{name}.ipynb", as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
+
+
+def _assert_cis(table: pd.DataFrame, point: str, lo: str, hi: str) -> None:
+    assert table[point].between(0, 1).all()
+    assert (table[lo] <= table[point] + 1e-9).all() and (table[point] <= table[hi] + 1e-9).all()
+
+
+def test_hardness_measures_smoke(smoke_project):
+    params = _smoke_params("hardness_measures")
+    out = _run_smoke("hardness_measures")
+    _assert_figures(out, "mdl_learning_curves", "correlations", "zero_shot_by_level")
+    scores = pd.read_parquet(out / "tables" / "mdl_scores.parquet")
+    assert set(scores["dataset"]) == set(params["mdl_learners"])
+    for dataset, learners in params["mdl_learners"].items():
+        part = scores[scores["dataset"] == dataset]
+        assert len(part) == params["mdl_max_items"][dataset] and part["id"].is_unique
+        for column in ["mdl"] + [f"mdl_{learner}" for learner in learners]:
+            assert part[column].between(0, 1).all(), (dataset, column)
+    for dataset in params["datasets"]:  # a square Spearman table per dataset
+        rho = pd.read_csv(out / "tables" / f"spearman_{dataset}.csv").set_index("measure")
+        assert list(rho.index) == list(rho.columns) and len(rho) >= 2, dataset
+        values = rho.to_numpy(dtype=float)
+        assert (abs(values[np.isfinite(values)]) <= 1 + 1e-9).all()
+        assert ("mdl" in rho.index) == (dataset in params["mdl_learners"])
+    counts = pd.read_csv(out / "tables" / "level_counts.csv")
+    assert set(counts["dataset"]) == set(params["datasets"])
+    by_level = pd.read_csv(out / "tables" / "zero_shot_by_level.csv")
+    assert set(by_level["dataset"]) == set(params["mdl_learners"])
+    assert set(by_level["level"]) <= {"easy", "medium", "hard"} and "mdl" in set(by_level["measure"])
+    _assert_cis(by_level, "accuracy", "lo", "hi")
+
+
+def test_sample_count_smoke(smoke_project):
+    params = _smoke_params("sample_count")
+    out = _run_smoke("sample_count")
+    _assert_figures(out, "learning_curves", "learning_curves_cost")
+    curve = pd.read_csv(out / "tables" / "learning_curves.csv")
+    expected = set()
+    for method, dataset, measure in _targets(params["curves"]):
+        expected.add((method, dataset, measure, "none", 0))  # the zero-shot row
+        expected |= {(method, dataset, measure, level, n) for level in ("easy", "hard")
+                     for n in params["sizes"][method] if n > 0}
+    rows = list(zip(curve["method"], curve["dataset"], curve["measure"], curve["train_level"], curve["n"]))
+    assert len(rows) == len(expected) and set(rows) == expected
+    _assert_cis(curve, "accuracy", "lo", "hi")
+    assert (curve["n_items"] == params["max_test_per_level"]).all()  # hard test items only
+    costs = params["label_costs"]
+    assert list(curve["cost"]) == [0 if level == "none" else n * costs[level]
+                                   for level, n in zip(curve["train_level"], curve["n"])]
+    few = pd.read_csv(out / "tables" / "few_easy_vs_hard.csv")
+    assert set(zip(few["method"], few["dataset"], few["measure"])) == _targets(params["curves"])
+
+
+def test_label_noise_smoke(smoke_project):
+    params = _smoke_params("label_noise")
+    out = _run_smoke("label_noise")
+    _assert_figures(out, "label_noise")
+    table = pd.read_csv(out / "tables" / "label_noise.csv")
+    targets = _targets(params["sweeps_to_run"])
+    assert len(table) == len(targets) * len(params["rates"])
+    assert set(zip(table["method"], table["dataset"], table["measure"], table["p"])) == {
+        (*t, p) for t in targets for p in params["rates"]}
+    assert list(table["noise_easy"]) == list(table["p"])
+    assert table["noise_hard"].tolist() == pytest.approx(
+        [min(1.0, params["hard_multiplier"] * p) for p in table["p"]])
+    for cond in ("unsupervised", "easy", "hard"):
+        _assert_cis(table, f"acc_{cond}", f"acc_{cond}_lo", f"acc_{cond}_hi")
+    # zero-shot does not depend on the noise rate
+    assert (table.groupby(["method", "dataset"])["acc_unsupervised"].nunique() == 1).all()
+
+
+def test_model_scale_smoke(smoke_project):
+    params = _smoke_params("model_scale")
+    out = _run_smoke("model_scale")
+    _assert_figures(out, "accuracy_by_model", "sgr_by_model")
+    summary = pd.read_csv(out / "tables" / "summary.csv")
+    assert params["models_to_compare"] == ["embedded"]
+    assert set(summary["model"]) == {"embedded"}
+    assert set(zip(summary["method"], summary["dataset"], summary["measure"])) == _targets(params["runs"])
+    assert len(summary) == len(_targets(params["runs"]))
+    for cond in ("unsupervised", "easy", "hard"):
+        _assert_cis(summary, f"acc_{cond}", f"acc_{cond}_lo", f"acc_{cond}_hi")
+    sgr = pd.read_csv(out / "tables" / "sgr_by_model.csv")
+    assert len(sgr) == len(summary) and "SGR" in sgr.columns
+    text = _notebook_text(out, "model_scale")
+    assert "Only one model was given (embedded)" in text and "Only one model (embedded) was run" in text
+
+
+def test_train_test_gap_smoke(smoke_project):
+    params = _smoke_params("train_test_gap")
+    out = _run_smoke("train_test_gap")
+    _assert_figures(out, "level_grid", "third_grade_to_college")
+    grid = pd.read_csv(out / "tables" / "level_grid.csv")
+    targets = _targets(params["grid"])
+    levels = ("easy", "medium", "hard")
+    assert len(grid) == len(targets) * len(params["grid_train_levels"]) * len(levels)
+    assert set(zip(grid["method"], grid["dataset"], grid["measure"], grid["train_level"], grid["test_level"])) == {
+        (*t, train, test) for t in targets for train in params["grid_train_levels"] for test in levels}
+    assert (grid["n_items"] == params["grid_max_test_per_level"]).all()
+    _assert_cis(grid, "accuracy", "lo", "hi")
+    college = pd.read_csv(out / "tables" / "third_grade_to_college.csv")
+    assert list(college["source"]) == list(params["college_sources"])  # the 5 sources, in order
+    assert (college["n_items"] == params["college_max_test"]).all()
+    shots = dict(zip(college["source"], college["n_shots"]))
+    assert all(shots[name] == (0 if source == "none" else params["college_k"])
+               for name, source in params["college_sources"].items())
+    _assert_cis(college, "accuracy", "lo", "hi")
+
+
+def test_walkthrough_smoke(smoke_project):
+    params = _smoke_params("walkthrough")
+    out = _run_smoke("walkthrough")
+    _assert_figures(out, "live_experiment")
+    live = pd.read_csv(out / "tables" / "live_experiment.csv")
+    assert len(live) == 1
+    assert (live.loc[0, "dataset"], live.loc[0, "measure"]) == (params["dataset"], params["measure"])
+    assert live.loc[0, "n_items"] == params["n_test"]
+    for cond in ("unsupervised", "easy", "hard"):
+        _assert_cis(live, f"acc_{cond}", f"acc_{cond}_lo", f"acc_{cond}_hi")
