@@ -15,6 +15,7 @@ the fast path. (The fast path's real time over the full profile is in the notebo
 table; small samples understate its batching.) Nothing is written under results/.
 
     python benchmarks/bench_reproduce_icl.py --profile embedded --sample 6
+    python benchmarks/bench_reproduce_icl.py --profile embedded --sample 0 --datasets strategyqa  # all items
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="embedded")
     parser.add_argument("--sample", type=int, default=12, help="test items per run timed on the plain path (0: all)")
+    parser.add_argument("--datasets", nargs="*", help="only these datasets of the profile (default: all)")
     parser.add_argument("--out", type=Path, default=paths.project_root() / "outputs" / "benchmarks")
     args = parser.parse_args(argv)
 
@@ -59,6 +61,8 @@ def main(argv=None) -> int:
     frames: dict[str, pd.DataFrame] = {}
     rows = []
     for dataset, measure, level, k, n_seeds in icl_runs(params):
+        if args.datasets and dataset not in args.datasets:
+            continue
         frame = frames.setdefault(dataset, data.load_dataset(dataset))
         seed = int(params["seeds"]["icl"][0])
         spec = experiments.ExperimentSpec(dataset, measure, level, n_train=k, seeds=(seed,), model=lm.spec.name,
@@ -87,11 +91,12 @@ def main(argv=None) -> int:
               "fast_s_est_from_sample": float((table["fast_s_per_item"] * table["items_scored"]).sum()),
               "same_prediction": float(np.average(table["same_prediction"], weights=table["items_timed"]))}
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / f"bench_reproduce_icl_{args.profile}.csv", index=False)
+    stem = f"bench_reproduce_icl_{args.profile}" + (f"_{'_'.join(args.datasets)}" if args.datasets else "")
+    table.to_csv(args.out / f"{stem}.csv", index=False)
     by_measure = table.groupby(["dataset", "measure"], sort=False)[["items_scored", "plain_s_est"]].sum()
     print(by_measure.round(1).to_string())
     print(json.dumps(totals))
-    (args.out / f"bench_reproduce_icl_{args.profile}.json").write_text(json.dumps(totals, indent=1) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(totals, indent=1) + "\n")
     return 0
 
 

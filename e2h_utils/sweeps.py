@@ -233,6 +233,6 @@ def few_vs_many(curves: pd.DataFrame, few: int = 10) -> pd.DataFrame:
         for name, pick in (("easy", easy), ("best hard", hard)):
             row[f"{name} n"] = int(pick["n"].iloc[0]) if len(pick) else None
             row[f"{name} accuracy"] = float(pick["accuracy"].iloc[0]) if len(pick) else float("nan")
-            row[f"{name} CI"] = (f"[{pick['lo'].iloc[0]:.3f}, {pick['hi'].iloc[0]:.3f}]" if len(pick) else "")
+            row[f"{name} CI"] = (f"[{100 * pick['lo'].iloc[0]:.1f}, {100 * pick['hi'].iloc[0]:.1f}]" if len(pick) else "")  # in %
         rows.append(row)
     return pd.DataFrame(rows)

@@ -118,7 +118,7 @@ def test_few_vs_many():
     row = few.iloc[0]
     assert row["zero-shot"] == pytest.approx(0.3)
     assert row["easy n"] == 10 and row["easy accuracy"] == pytest.approx(0.5)  # nearest size at or above 8
-    assert row["easy CI"] == "[0.400, 0.600]"
+    assert row["easy CI"] == "[40.0, 60.0]"  # percent
     assert row["best hard n"] == 10 and row["best hard accuracy"] == pytest.approx(0.7)  # the best, not the largest
     two = sweeps.few_vs_many(pd.concat([curve, curve.assign(method="probe")]), few=8)
     assert list(two["method"]) == ["icl", "probe"]
