@@ -119,7 +119,7 @@ def _probe_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.Dat
     for n, subset in subsets.items():
         probe = train_probe([feats[i] for i in subset["id"]], list(subset["label"].astype(int)), config, seed)
         scores = probe.scores([feats[i] for i in scored["id"]])
-        out[n] = [float(scoring.softmax(s)[int(y)]) for s, y in zip(scores, scored["label"])]
+        out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
 
 
@@ -131,7 +131,7 @@ def _icl_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.DataF
         examples = icl.draw_examples(subset, min(n, spec.max_shots), seed, salt=f"mdl/{salt}/{n}")
         scores, _ = icl.score_with_examples(lm, fmt, examples, scored, progress=progress,
                                             desc=f"MDL {spec.dataset} icl n={n}")
-        out[n] = [float(scoring.softmax(s)[int(y)]) for s, y in zip(scores, scored["label"])]
+        out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
 
 

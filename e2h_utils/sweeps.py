@@ -106,13 +106,13 @@ def noise_sweep(lm: LoadedModel, frame: pd.DataFrame, dataset: str, measure: str
                           store=store, progress=progress)
     rows = []
     for p in tqdm(list(rates), desc=f"{dataset}/{measure}/{method} label noise", disable=not progress):
+        rates_used = noise.noise_rates(p, hard_multiplier)
         noised = {}
-        for level, rate in noise.noise_rates(p, hard_multiplier).items():
+        for level, rate in rates_used.items():
             noised[level] = run_experiment(
                 _spec(lm, dataset, measure, level, method, n_train, seeds, test, options, label_noise=rate),
                 lm, frame, store=store, progress=progress)
         summary = summarize_conditions(zero, noised["easy"], noised["hard"], n_boot=n_boot, seed=boot_seed)
-        rates_used = noise.noise_rates(p, hard_multiplier)
         rows.append({"dataset": dataset, "measure": measure, "method": method, "p": float(p),
                      "noise_easy": rates_used["easy"], "noise_hard": rates_used["hard"], **summary})
     return pd.DataFrame(rows)
