@@ -112,7 +112,7 @@ def nested_subsets(population: pd.DataFrame, sizes: Sequence[int], seed: int, sa
     return {n: order.iloc[:n] for n in capped if n > 0}
 
 
-def _probe_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
+def _probe_confidences(spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
                        feats: dict[str, np.ndarray], seed: int) -> dict[int, list[float]]:
     config = ProbeConfig(epochs=spec.probe_epochs)
     out = {}
@@ -147,7 +147,7 @@ def _run_seed(lm: LoadedModel, spec: MDLSpec, items: pd.DataFrame, fold_of: np.n
         scored, population = items[fold_of == fold], items[fold_of != fold]
         subsets = nested_subsets(population, spec.subset_sizes, seed, f"{spec.dataset}/{fold}")
         if spec.learner == "probe":
-            confidences = _probe_confidences(lm, spec, subsets, scored, feats, seed)
+            confidences = _probe_confidences(spec, subsets, scored, feats, seed)
         else:
             confidences = _icl_confidences(lm, spec, subsets, scored, seed, f"{spec.dataset}/{fold}", progress)
         for n, values in confidences.items():

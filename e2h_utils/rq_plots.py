@@ -57,6 +57,15 @@ def _size_axis(ax, values) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
+PANEL_COLS = ("dataset", "measure", "method")
+
+
+def _panels(frame: pd.DataFrame, cols: Sequence[str] = PANEL_COLS) -> list[tuple[tuple, pd.DataFrame]]:
+    """(key, rows) per distinct combination of ``cols``, in order of first appearance."""
+    return [(key if isinstance(key, tuple) else (key,), part)
+            for key, part in frame.groupby(list(cols), sort=False, dropna=False)]
+
+
 def plot_correlations(matrices: dict[str, pd.DataFrame]) -> Figure:
     """Spearman heatmaps, one panel per dataset (values annotated; blank where undefined)."""
     with style():
@@ -126,11 +135,10 @@ def plot_learning_curves(curves: pd.DataFrame, x: str = "n", panel_cols: Sequenc
     """Hard-test accuracy vs ``x`` (``n`` or ``cost``) per training level, with 95% CI bands;
     the zero-shot baseline as a dashed line. One panel per ``panel_cols`` combination; keep
     ``xlabel`` short (it repeats under every panel) and put details in ``title``."""
-    keys = list(dict.fromkeys(map(tuple, curves[list(panel_cols)].itertuples(index=False))))
+    panels = _panels(curves, panel_cols)
     with style():
-        fig, axes = _grid(len(keys))
-        for ax, key in zip(axes, keys):
-            part = curves[(curves[list(panel_cols)] == pd.Series(key, index=list(panel_cols))).all(axis=1)]
+        fig, axes = _grid(len(panels))
+        for ax, (key, part) in zip(axes, panels):
             for level in [lv for lv in LEVEL_ORDER if lv != "none" and lv in set(part["train_level"])]:
                 rows = part[part["train_level"] == level].sort_values(x)
                 _band(ax, rows[x].to_numpy(dtype=float), 100 * rows["accuracy"], 100 * rows["lo"], 100 * rows["hi"],
@@ -153,12 +161,11 @@ def plot_learning_curves(curves: pd.DataFrame, x: str = "n", panel_cols: Sequenc
 def plot_noise(sweep: pd.DataFrame) -> Figure:
     """Hard-test accuracy of easy (noise p) and hard (noise ``noise_hard``, e.g. 2p) training vs
     p, with 95% CIs; zero-shot as a dashed line. One panel per dataset / measure / method."""
-    cols = ["dataset", "measure", "method"]
-    keys = list(dict.fromkeys(map(tuple, sweep[cols].itertuples(index=False))))
+    panels = _panels(sweep)
     with style():
-        fig, axes = _grid(len(keys))
-        for ax, key in zip(axes, keys):
-            part = sweep[(sweep[cols] == pd.Series(key, index=cols)).all(axis=1)].sort_values("p")
+        fig, axes = _grid(len(panels))
+        for ax, (key, part) in zip(axes, panels):
+            part = part.sort_values("p")
             p = 100 * part["p"].to_numpy(dtype=float)
             noisy = part[(part["p"] > 0) & (part["noise_hard"] < 1)] if "noise_hard" in part else part.iloc[:0]
             hard_rate = f"{float(noisy['noise_hard'].iloc[0] / noisy['p'].iloc[0]):g}p" if len(noisy) else "2p"
@@ -180,12 +187,10 @@ def plot_noise(sweep: pd.DataFrame) -> Figure:
 def plot_level_grid(grid: pd.DataFrame) -> Figure:
     """Heatmaps of accuracy (%) by train level (rows) and test level (columns), one per
     dataset / measure / method."""
-    cols = ["dataset", "measure", "method"]
-    keys = list(dict.fromkeys(map(tuple, grid[cols].itertuples(index=False))))
+    panels = _panels(grid)
     with style():
-        fig, axes = _grid(len(keys), width=3.0, height=2.6)
-        for ax, key in zip(axes, keys):
-            part = grid[(grid[cols] == pd.Series(key, index=cols)).all(axis=1)]
+        fig, axes = _grid(len(panels), width=3.0, height=2.6)
+        for ax, (key, part) in zip(axes, panels):
             table = part.pivot_table(index="train_level", columns="test_level", values="accuracy", aggfunc="first")
             table = table.reindex([lv for lv in LEVEL_ORDER if lv in table.index],
                                   axis=0).reindex([lv for lv in LEVEL_ORDER if lv in table.columns], axis=1)
@@ -237,12 +242,11 @@ def plot_sources(table: pd.DataFrame, title: str) -> Figure:
 def plot_by_model(summary: pd.DataFrame, models: Sequence[str]) -> Figure:
     """Hard-test accuracy (unsupervised / easy / hard, with CIs) across models in the given
     order, one panel per dataset / measure / method. With one model the x axis has one point."""
-    cols = ["dataset", "measure", "method"]
-    keys = list(dict.fromkeys(map(tuple, summary[cols].itertuples(index=False))))
+    panels = _panels(summary)
     with style():
-        fig, axes = _grid(len(keys))
-        for ax, key in zip(axes, keys):
-            part = summary[(summary[cols] == pd.Series(key, index=cols)).all(axis=1)].set_index("model").reindex(models)
+        fig, axes = _grid(len(panels))
+        for ax, (key, part) in zip(axes, panels):
+            part = part.set_index("model").reindex(models)
             x = np.arange(len(models))
             for offset, cond in zip((-0.1, 0.0, 0.1), ("unsupervised", "easy", "hard")):
                 point = 100 * part[f"acc_{cond}"].to_numpy(dtype=float)

@@ -160,9 +160,9 @@ def test_run_mdl_probe(tiny_lm, frame, tmp_path, monkeypatch):
     trained = []
     real = mdl._probe_confidences
 
-    def spy(lm, spec, subsets, scored, feats, seed):
+    def spy(spec, subsets, scored, feats, seed):
         trained.append((set(scored["id"]), {n: set(s["id"]) for n, s in subsets.items()}))
-        return real(lm, spec, subsets, scored, feats, seed)
+        return real(spec, subsets, scored, feats, seed)
 
     monkeypatch.setattr(mdl, "_probe_confidences", spy)
     spec = _spec(tiny_lm, "probe", seeds=(0, 1), probe_epochs=5)
