@@ -12,15 +12,15 @@ Read it top-down:
 - ``prompts``    named prompt formats
 - ``scoring``    multiple-choice scoring (batched, prefix/question key-value cache)
 - ``icl``        in-context examples: one draw per seed, dropped when too long
-- ``features``, ``probe``  cached hidden states and linear probes on them
-- ``qlora``      LoRA on a quantized base, trained with the scorer's objective (or the LM loss for CoT)
-- ``generation``, ``answers``  batched greedy chain of thought, answer extraction
+- ``features``, ``probe``  cached hidden states and the authors' linear probe on them
+- ``qlora``      LoRA on a quantized base, the authors' schedule; the scorer's objective (or the LM loss for CoT)
+- ``generation``, ``answers``  batched greedy chain of thought, answer extraction (strict / lenient)
 - ``results``    item-level results on disk, keyed by the hash of the run spec
-- ``experiments`` experiment specs, the paper's split, the runner
+- ``experiments`` experiment specs, the project's paired split, the runner
 - ``sweeps``     grids of experiments: learning curves, label noise, train/test level grids, prompt sources
-- ``mdl``        model-based hardness (MDL): learners on nested subsets of held-out items
 - ``hardness_stats`` correlations between hardness measures, accuracy by hardness level
-- ``metrics``    SGR / PGR and the paired bootstrap
+- ``mdl``        model-based hardness (MDL) as the authors compute it: zero-shot confidence, probes / QLoRA on ARC's hold-out
+- ``metrics``    SGR (and SGR clipped to [0, 1]) and the paired bootstrap
 - ``tables``, ``plots``  formatted tables, the figure style and savers, the main figures
 - ``rq_plots``   figures of the RQ1/RQ3/RQ4 notebooks
 - ``reproduce``  `make reproduce`: papermill over every notebook of a profile

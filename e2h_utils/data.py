@@ -5,10 +5,15 @@
 - ``id``, ``split`` (upstream config/split), ``question``
 - ``choices``: list of answer texts (``["yes", "no"]`` for StrategyQA, empty for GSM8K)
 - ``label``: index of the correct choice (``<NA>`` for GSM8K)
-- ``answer``: text of the correct answer (GSM8K: the final number, as written after ``####``)
-- ``reasoning``: StrategyQA facts / GSM8K worked solution (calculator annotations removed); else missing
+- ``answer``: text of the correct answer (GSM8K: the final number, as written after ``####``,
+  thousands separators included, as in the authors' data)
+- ``reasoning``: StrategyQA facts joined by spaces / GSM8K worked solution before ``####``, as
+  the authors keep it (line breaks and ``<<...>>`` calculator annotations included); else missing
 - one column per hardness measure (see ``hardness.REGISTRY``) and a ``<measure>_level``
   column (easy / medium / hard / <NA>) for each.
+- ARC also has ``arc_annotated`` (the 4,521 rows with all four annotations, the authors' ARC
+  data: every paper measure of ARC is defined on them only) and ``mdl_holdout`` (the 1,000 of
+  them the authors hold out to train MDL learners, drawn exactly as their code draws them).
 
 The ``parse_*`` functions are pure: upstream records in, tidy rows out. They are what the
 unit tests exercise on tiny fixtures.
@@ -44,6 +49,11 @@ DEPTH_OF_KNOWLEDGE = {"I": 1, "II": 2, "III": 3}
 
 COLUMNS = ("id", "split", "question", "choices", "label", "answer", "reasoning")
 
+# The authors' MDL hold-out: ``data_utils.write_datasets_with_known_hardness`` draws 1,000 of the
+# fully annotated ARC rows with ``np.random.default_rng(seed=0).choice(n, 1000, replace=False)``.
+ARC_MDL_HOLDOUT = 1000
+ARC_MDL_HOLDOUT_SEED = 0
+
 
 class UnknownDataset(KeyError):
     def __str__(self) -> str:
@@ -53,6 +63,7 @@ class UnknownDataset(KeyError):
 # --- small parsers -----------------------------------------------------------------------
 
 def word_count(text: Any) -> float:
+    """Words split on whitespace (line breaks included, as the authors' ``replace('\\n', ' ')``)."""
     return float(len(str(text).split())) if isinstance(text, str) else np.nan
 
 
@@ -67,26 +78,22 @@ def _lookup(mapping: dict[str, int], value: Any) -> float:
 
 
 def gsm8k_final_answer(solution: str) -> str:
-    """The number after '####', with thousands separators removed."""
+    """The answer after '####', as written (stripped; a thousands separator stays, as in the
+    authors' data, where such an answer can never match their exact-match rule)."""
     if "####" not in solution:
         raise ValueError(f"GSM8K solution has no '####' final answer: {solution[-80:]!r}")
-    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+    return solution.rsplit("####", 1)[1].strip()
+
+
+def gsm8k_reasoning(solution: str) -> str:
+    """The worked solution before '####' as the authors keep it: outer line breaks stripped,
+    inner line breaks and ``<<...>>`` calculator annotations kept."""
+    return solution.rsplit("####", 1)[0].strip("\n")
 
 
 def gsm8k_num_lines(solution: str) -> int:
     """Lines of the solution before '####' (blank lines inside count, as in the authors' code)."""
     return len(solution.rsplit("####", 1)[0].strip().split("\n"))
-
-
-def gsm8k_steps(solution: str) -> list[str]:
-    """Non-empty lines of the worked solution before '####'."""
-    body = solution.rsplit("####", 1)[0]
-    return [line.strip() for line in body.splitlines() if line.strip()]
-
-
-def strip_calculator_annotations(text: str) -> str:
-    """Remove GSM8K's '<<48/2=24>>' calculator annotations."""
-    return re.sub(r"<<[^>]*>>", "", text)
 
 
 def _add_length_columns(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
@@ -134,7 +141,23 @@ def parse_arc(raw: pd.DataFrame, annotations: dict[str, dict[str, str]]) -> pd.D
             "bloom": _lookup(BLOOM, note.get("bloom")),
             "depth_of_knowledge": _lookup(DEPTH_OF_KNOWLEDGE, note.get("depth_of_knowledge")),
         })
-    return pd.DataFrame(rows)
+    return mark_arc_population(pd.DataFrame(rows))
+
+
+def mark_arc_population(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``arc_annotated`` (all four annotations present: the authors' ``dropna``) and
+    ``mdl_holdout`` (their 1,000-row MDL hold-out, drawn from the annotated rows in upstream
+    order: ARC-Easy then ARC-Challenge, train / validation / test)."""
+    out = frame.copy()
+    annotated = out[["grade", "difficulty", "bloom", "depth_of_knowledge"]].notna().all(axis=1)
+    out["arc_annotated"] = annotated
+    positions = np.flatnonzero(annotated.to_numpy())
+    holdout = np.zeros(len(out), dtype=bool)
+    if len(positions) > ARC_MDL_HOLDOUT:
+        rng = np.random.default_rng(ARC_MDL_HOLDOUT_SEED)
+        holdout[positions[rng.choice(np.arange(len(positions)), size=ARC_MDL_HOLDOUT, replace=False)]] = True
+    out["mdl_holdout"] = holdout
+    return out
 
 
 def _load_arc() -> pd.DataFrame:
@@ -219,7 +242,6 @@ def parse_gsm8k(raw: pd.DataFrame) -> pd.DataFrame:
         n = counters.get(rec["split"], 0)
         counters[rec["split"]] = n + 1
         solution = rec["answer"]
-        steps = gsm8k_steps(solution)
         rows.append({
             "id": f"gsm8k/{rec['split']}/{n}",
             "split": rec["split"],
@@ -227,7 +249,7 @@ def parse_gsm8k(raw: pd.DataFrame) -> pd.DataFrame:
             "choices": [],
             "label": pd.NA,
             "answer": gsm8k_final_answer(solution),
-            "reasoning": strip_calculator_annotations("\n".join(steps)),
+            "reasoning": gsm8k_reasoning(solution),
             "solution": solution,
             "num_steps": float(min(gsm8k_num_lines(solution), GSM8K_MAX_STEPS)),
         })

@@ -4,48 +4,64 @@ Methods: ``icl`` (k examples in the prompt), ``probe`` (linear probe on cached h
 states), ``qlora`` (LoRA on a quantized base) — all scored by the choices' log-likelihoods —
 and their chain-of-thought variants ``icl_cot`` and ``qlora_cot`` (generate, then read the
 answer). The unsupervised baseline (``train_level="none"``) is zero-shot prompting, shared by
-all answer-scoring methods (and zero-shot CoT by the CoT methods).
+all answer-scoring methods. For chain of thought it follows the authors (``analysis.Rmd``
+~856, ``run_jobs.py:447-449``): StrategyQA's baseline is the answer-scored zero-shot prompt
+(``Q: ..\nA:`` scored yes/no, the same run as the other methods' baseline), GSM8K's is
+zero-shot chain of thought after the worksheet instruction of prompt 5305. The option
+``baseline: step_by_step`` gives the project's earlier "Let's think step by step." cue instead.
 
-Split like the paper: under one hardness measure, every level (easy / medium / hard) is
-shuffled once with a fixed seed and cut into a training pool and held-out test items. A run
-trains on the pool of its ``train_level`` (``none`` = zero-shot, ``all`` = every pool) and
-is scored on all held-out test items, each kept with its level, so accuracy can be read per
-level and hard-test items are the same (paired) across training conditions. Small profiles
-cap the test items per level; the cap takes a prefix of the same fixed order, so a larger
-cap tests a superset.
+The split is the project's own, not the authors'. Under one hardness measure, every level
+(easy / medium / hard) is shuffled once with a fixed seed and cut into a training pool and
+held-out test items (``test_fraction``, 0.5 by default). A run trains on the pool of its
+``train_level`` (``none`` = zero-shot, ``all`` = every pool) and is scored on all held-out test
+items, each kept with its level, so accuracy can be read per level and hard-test items are the
+same (paired) across training conditions and seeds. The authors instead draw each seed's
+training items from the whole level and test on everything else (``data_utils.py::
+stratified_test_sampling``), so each condition has its own test set. What pairing costs: the
+test sets are about half the authors' (the other half is the pool), so CIs are about
+sqrt(2) wider than theirs on the same data; what it buys: the easy, hard and unsupervised
+accuracies are differences on identical items (docs/fidelity.md). Small profiles cap the test
+items per level; the cap takes a prefix of the same fixed order, so a larger cap tests a
+superset. A run never uses fewer training items than its spec says: a spec whose pool is
+smaller than ``n_train`` stops with an error naming the pool size.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import features, generation, hardness, icl, metrics, noise, prompts, scoring
+from . import answers, features, generation, hardness, icl, metrics, noise, prompts, scoring
 from . import data
 from .data import DATASETS
 from .models import LoadedModel
-from .probe import ProbeConfig, train_probe
-from .qlora import QLoRAConfig, train_and_generate, train_and_score
+from .probe import PROBE_VERSION, ProbeConfig, train_probe
+from .qlora import COT_MIN_UPDATES, QLORA_VERSION, QLoRAConfig, train_and_generate, train_and_score
 from .results import ResultStore
 
 TRAIN_LEVELS = ("none", "easy", "medium", "hard", "all")
 METHODS = ("icl", "probe", "qlora", "icl_cot", "qlora_cot")
 COT_METHODS = ("icl_cot", "qlora_cot")  # chain of thought: generate reasoning, then the answer
-_GENERATION = {"max_new_tokens": None, "batch_size": 8}  # None: the paper's length for the dataset
+# chain of thought: None = the paper's length for the dataset; the answer rule (answers.RULES);
+# the unsupervised baseline ("authors" or the earlier "step_by_step" cue)
+_GENERATION = {"max_new_tokens": None, "batch_size": 8, "extraction": "strict", "baseline": "authors"}
+COT_BASELINES = ("authors", "step_by_step")
 # options each method accepts (``ExperimentSpec.options``), with their defaults
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "icl": {},
     "probe": {"layers": None, **asdict(ProbeConfig())},
     "qlora": {**asdict(QLoRAConfig()), "keep_adapter": None},
     "icl_cot": dict(_GENERATION),
-    "qlora_cot": {**asdict(QLoRAConfig()), "keep_adapter": None, **_GENERATION},
+    "qlora_cot": {**asdict(QLoRAConfig(min_updates=COT_MIN_UPDATES)), "keep_adapter": None, **_GENERATION},
 }
-SCORER_VERSION = 1  # bump when scoring changes what it computes
+SCORER_VERSION = 2  # bump when scoring or the prompts change what it computes (2: the authors' prompts)
+COT_VERSION = 2  # 2: the authors' CoT prompts, answer rule and stops
+TRAIN_VERSIONS = {"probe": PROBE_VERSION, "qlora": QLORA_VERSION, "qlora_cot": QLORA_VERSION}
 # how a k-shot prompt is split into tokens: "joint" = as the whole prompt tokenizes at once
 ICL_TOKENIZATION = "joint"
 
@@ -159,6 +175,13 @@ class ExperimentSpec:
             raise SpecError("with a train_source the pool is the source's rows: use train_level='all'")
         if self.train_source is not None and self.method in COT_METHODS:
             raise SpecError("train_source applies to answer-scoring methods, not chain of thought")
+        if self.method in COT_METHODS:
+            merged = {**METHOD_OPTIONS[self.method], **options}
+            if merged["extraction"] not in answers.RULES:
+                raise SpecError(f"unknown extraction rule {merged['extraction']!r}; valid: {', '.join(answers.RULES)}")
+            if merged["baseline"] not in COT_BASELINES:
+                raise SpecError(f"unknown chain-of-thought baseline {merged['baseline']!r}; valid: "
+                                f"{', '.join(COT_BASELINES)}")
         object.__setattr__(self, "label_noise", float(self.label_noise))
         normalised = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
         object.__setattr__(self, "options", normalised)
@@ -183,13 +206,30 @@ class ExperimentSpec:
         if self.train_source is None or self.zero_shot:
             spec.pop("train_source")
         if self.zero_shot and self.method in COT_METHODS:  # zero-shot chain of thought, shared
+            options = self.method_options()
             spec.update(train_level="none", n_train=0, method="zero_shot_cot",
-                        options=(("max_new_tokens", self.max_new_tokens()),))
+                        options=(("max_new_tokens", self.max_new_tokens()), ("baseline", options["baseline"]),
+                                 ("extraction", options["extraction"])))
         elif self.zero_shot:  # the unsupervised baseline is zero-shot prompting, whatever the method
             spec.update(train_level="none", n_train=0, method="zero_shot", options=())
         if self.method in ("icl", "icl_cot") and not self.zero_shot:
             spec["prompt_tokenization"] = ICL_TOKENIZATION
-        return {**spec, "model_identity": model_identity, "scorer_version": SCORER_VERSION}
+        versions = {"scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION}
+        if self.method in COT_METHODS:
+            versions["cot_version"] = COT_VERSION
+        if not self.zero_shot and self.method in TRAIN_VERSIONS:
+            versions["train_version"] = TRAIN_VERSIONS[self.method]
+        return {**spec, "model_identity": model_identity, **versions}
+
+    def unsupervised(self) -> "ExperimentSpec":
+        """The spec whose results are this spec's unsupervised baseline: zero-shot prompting;
+        for chain of thought on StrategyQA under the authors' recipe, the answer-scored zero-shot
+        run (``Q: ..\nA:`` scored yes/no), not zero-shot chain of thought."""
+        base = replace(self, train_level="none", train_source=None, label_noise=0.0)
+        if (self.method in COT_METHODS and self.method_options()["baseline"] == "authors"
+                and self.dataset in prompts.DEFAULT_FORMAT):
+            return replace(base, method="icl", prompt_format=None, options=())
+        return base
 
     def method_options(self) -> dict[str, Any]:
         """The method's options: defaults overridden by ``options``."""
@@ -234,6 +274,12 @@ def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) ->
     if train_level != "all":
         train = train[train["level"] == train_level]
     return frame.loc[train.sort_values(["level", "order"]).index]
+
+
+def pool_size(frame: pd.DataFrame, spec: ExperimentSpec) -> int:
+    """How many training items the spec's training level offers under its split (pure)."""
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    return len(training_pool(frame, split_roles(frame, measure, spec.test), spec.train_level))
 
 
 # --- running -----------------------------------------------------------------------------
@@ -306,15 +352,34 @@ def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
 
 
 def _generation_frame(fmt: prompts.CoTFormat, test: pd.DataFrame, texts: list[str], seed: int,
-                      train_ids: list[str]) -> pd.DataFrame:
+                      train_ids: list[str], rule: str, cut_at_newline: bool) -> pd.DataFrame:
+    """Per test item: the generation, the answer read from it and its correctness under the
+    spec's rule (``extracted``, ``correct``) and under both named rules (``*_strict``,
+    ``*_lenient``), so a notebook can report either."""
     rows = test.to_dict("records")
-    extracted = [fmt.extract(text) for text in texts]
-    return pd.DataFrame({
-        "item_id": [r["id"] for r in rows], "level": [r["level"] for r in rows], "seed": seed,
-        "generation": texts, "extracted": extracted, "gold": [str(r["answer"]) for r in rows],
-        "correct": [float(fmt.is_correct(e, r)) for e, r in zip(extracted, rows)],
-        "n_shots": len(train_ids), "example_ids": [list(train_ids)] * len(rows),
-    })
+    gold = [str(r["answer"]) for r in rows]
+    out = pd.DataFrame({"item_id": [r["id"] for r in rows], "level": [r["level"] for r in rows], "seed": seed,
+                        "generation": texts, "gold": gold})
+    for name in answers.RULES:
+        extracted = [answers.extract(t, fmt.kind, name, cut_at_newline) for t in texts]
+        out[f"extracted_{name}"] = extracted
+        out[f"correct_{name}"] = [float(answers.is_correct(e, g, fmt.kind, name)) for e, g in zip(extracted, gold)]
+    out.insert(4, "extracted", out[f"extracted_{rule}"])
+    out.insert(6, "correct", out[f"correct_{rule}"])
+    out["extraction"] = rule
+    out["n_shots"] = len(train_ids)
+    out["example_ids"] = [list(train_ids)] * len(rows)
+    return out
+
+
+def _stops(fmt: prompts.CoTFormat, rule: str, trained: bool) -> tuple[tuple[str, ...], tuple]:
+    """(stop strings, stop patterns) of a generation. Strict (the authors'): in-context learning
+    stops once the first "the answer is" has a line break after it (nothing later can change
+    the answer) or at the next question; QLoRA generates to end-of-sequence, as theirs (their
+    rule reads everything after the trigger there). Lenient: at the example separator."""
+    if rule == "strict":
+        return ((), ()) if trained else (("\nQ:",), (generation.ANSWER_LINE,))
+    return (fmt.separator, "\nQ:"), ()
 
 
 def _cot_icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -323,7 +388,7 @@ def _cot_icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, poo
     options = spec.method_options()
     new_tokens = spec.max_new_tokens()
     rows = test.to_dict("records")
-    texts = [fmt.prompt(r) if not spec.zero_shot else fmt.zero_shot_prompt(r) for r in rows]
+    texts = [fmt.prompt(r) if not spec.zero_shot else fmt.zero_shot_prompt(r, options["baseline"]) for r in rows]
     examples = _draw(spec, pool, seed)
     # room for the longest prompt (with the separator after the examples) plus the generated tokens
     budget = [scoring.ScoringItem(tuple(scoring.encode(lm.tokenizer, icl.question_text(t, fmt, not examples.empty))),
@@ -331,11 +396,13 @@ def _cot_icl_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, poo
     max_length = spec.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
     prompt_ids = icl.question_ids(lm.tokenizer, examples.iloc[:kept], fmt, texts)
+    stop, patterns = _stops(fmt, options["extraction"], trained=False)
     generated = generation.greedy_generate(
-        lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=new_tokens, stop=(fmt.separator, "\nQ:"),
+        lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=new_tokens, stop=stop, stop_patterns=patterns,
         batch_size=int(options.get("batch_size") or 8), progress=progress,
         desc=f"{spec.dataset}/{spec.measure} CoT {spec.train_level} seed {seed}")
-    return _generation_frame(fmt, test, generated, seed, list(examples["id"].iloc[:kept]))
+    return _generation_frame(fmt, test, generated, seed, list(examples["id"].iloc[:kept]), options["extraction"],
+                             cut_at_newline=True)
 
 
 def _cot_qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool: pd.DataFrame, seed: int,
@@ -349,10 +416,11 @@ def _cot_qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, p
     prompt_ids = [scoring.encode(lm.tokenizer, fmt.prompt(r)) for r in test.to_dict("records")]
     config = QLoRAConfig(**{k: options[k] for k in asdict(QLoRAConfig())})
     keep = options["keep_adapter"]
+    stop, patterns = _stops(fmt, options["extraction"], trained=True)
     texts, losses = train_and_generate(lm.spec, pairs, prompt_ids, config, seed, max_new_tokens=spec.max_new_tokens(),
-                                       stop=(fmt.separator, "\nQ:"),
+                                       stop=stop, stop_patterns=patterns,
                                        keep_adapter=None if keep is None else f"{keep}/seed-{seed}", progress=progress)
-    result = _generation_frame(fmt, test, texts, seed, list(train["id"]))
+    result = _generation_frame(fmt, test, texts, seed, list(train["id"]), options["extraction"], cut_at_newline=False)
     result["train_losses"] = [losses] * len(result)
     return result
 
@@ -374,6 +442,9 @@ def run_experiment(
     ``source_frame``: the frame of ``spec.train_source.dataset`` (loaded when not given)."""
     if lm.spec.name != spec.model:
         raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {lm.spec.name!r}")
+    if spec.zero_shot and spec.unsupervised().method != spec.method:  # a baseline run by another method
+        baseline = run_experiment(spec.unsupervised(), lm, frame, store=store, progress=progress)
+        return baseline.assign(method=spec.method, baseline_method=baseline["method"].iloc[0])
     store = store or ResultStore()
     payload = spec.payload(lm.identity)
     measure = hardness.get_measure(spec.dataset, spec.measure)
@@ -392,6 +463,13 @@ def run_experiment(
         pool = training_pool(frame, roles, spec.train_level)
     if not spec.zero_shot and pool.empty:
         raise SpecError(f"no training items at level {spec.train_level!r} for {measure.key}")
+    if not spec.zero_shot and spec.n_train > len(pool):
+        where = spec.train_source.label if spec.train_source is not None else f"level {spec.train_level!r} of {measure.key}"
+        raise SpecError(
+            f"n_train = {spec.n_train} but the training pool of {where} has only {len(pool)} items "
+            f"(test_fraction = {spec.test.test_fraction}). Ask for at most {len(pool)} items, or lower "
+            "test_fraction to leave more of the level for training; a run never trains on fewer items than "
+            "its spec says.")
     parts = []
     for seed in spec.run_seeds:
         stored = store.load(payload, seed)
@@ -427,16 +505,29 @@ def accuracy_by_level(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_conditions(unsupervised: pd.DataFrame, easy: pd.DataFrame, hard: pd.DataFrame, *,
-                         level: str = "hard", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """SGR and accuracies with paired-bootstrap CIs on the test items of ``level``."""
+                         level: str = "hard", n_boot: int = 1000, seed: int = 0,
+                         value: str = "correct") -> dict[str, Any]:
+    """SGR and accuracies with paired-bootstrap CIs on the test items of ``level``.
+
+    ``value``: the correctness column to read (e.g. ``correct_lenient`` for chain of thought
+    under the lenient answer rule); a frame without it (an answer-scored baseline) uses ``correct``."""
     arrays, ids = [], None
     for frame in (unsupervised, easy, hard):
-        matrix, item_ids = correct_matrix(frame, level)
+        matrix, item_ids = correct_matrix(frame, level, value if value in frame.columns else "correct")
         if ids is not None and item_ids != ids:
             raise ValueError("the three conditions were not scored on the same test items")
         ids = item_ids
         arrays.append(matrix)
     return metrics.summarize_e2h(*arrays, n_boot=n_boot, seed=seed)
+
+
+def summarize_rules(runs: dict[str, pd.DataFrame], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Chain of thought under both answer rules (``answers.RULES``): one summary row per rule, read
+    from the same generations (``runs``: the "none", "easy" and "hard" results of ``run_e2h``)."""
+    rows = [{"rule": rule, **summarize_conditions(runs["none"], runs["easy"], runs["hard"], n_boot=n_boot, seed=seed,
+                                                  value=f"correct_{rule}")}
+            for rule in answers.RULES]
+    return pd.DataFrame(rows)
 
 
 def run_e2h(

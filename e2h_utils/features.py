@@ -8,6 +8,7 @@ reuses the same features.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,13 +18,16 @@ import pandas as pd
 from . import atomic, paths, prompts, scoring
 from .results import CorruptResult, spec_key
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3  # 3: the authors' prompts and middle layer
 
 
 def default_layers(model: Any) -> tuple[int, int]:
-    """The paper's default: the middle and the last layer (indices into hidden_states)."""
+    """The authors' middle and last layer, as indices into ``hidden_states`` (which counts the
+    embeddings as layer 0): ``LM_utils.get_last_token_hidden_states`` takes
+    ``ceil(num_states / 2)`` and ``num_states - 1`` of the ``num_hidden_layers + 1`` states
+    (Llama-2-70b: 41 and 80; SmolLM2-135M: 16 and 30)."""
     n = int(model.config.num_hidden_layers)
-    return (n // 2, n)
+    return (math.ceil((n + 1) / 2), n)
 
 
 class FeatureCache:

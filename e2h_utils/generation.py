@@ -4,11 +4,17 @@ The prefix (BOS and the k worked examples) is encoded once and its key/value cac
 for every batch; prompts are left-padded after it (padding masked out, positions counted
 from the prefix), and every row decodes greedily until it writes a stop string, the end-of-
 sequence token or ``max_new_tokens`` tokens. Deterministic (argmax) and padding-safe.
+
+Stops are strings (the text is cut before the first one) or regular expressions (the text is
+cut at the end of the first match; a trailing line break of the match is dropped). The
+authors' strict answer rule reads only up to the first line break after the first "the answer
+is", so ``ANSWER_LINE`` ends a generation exactly where nothing after it can change the answer.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import re
+from typing import Any, Pattern, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -16,8 +22,15 @@ from tqdm.auto import tqdm
 from .scoring import _prefix_cache
 
 
-def _cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+ANSWER_LINE = re.compile(r"the answer is[^\n]*\n", re.IGNORECASE)
+
+
+def _cut(text: str, stops: Sequence[str], patterns: Sequence[Pattern[str]] = ()) -> tuple[str, bool]:
     positions = [text.find(s) for s in stops if s and s in text]
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            positions.append(match.end() - (1 if match.group(0).endswith("\n") else 0))
     if not positions:
         return text, False
     return text[:min(positions)], True
@@ -26,8 +39,10 @@ def _cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 @torch.no_grad()
 def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], prompts: Sequence[Sequence[int]], *,
                     max_new_tokens: int, stop: Sequence[str] = ("\n\n",), batch_size: int = 8,
-                    progress: bool = False, desc: str = "generating") -> list[str]:
-    """The greedy continuation of every prompt (after the shared prefix), cut at the first stop string."""
+                    stop_patterns: Sequence[Pattern[str]] = (), progress: bool = False,
+                    desc: str = "generating") -> list[str]:
+    """The greedy continuation of every prompt (after the shared prefix), cut at the first stop
+    string or stop pattern."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
@@ -66,7 +81,8 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
                     done[r] = True
                     continue
                 generated[r].append(token)
-                if _cut(tokenizer.decode(generated[r][-8:]), stop)[1] or _cut(tokenizer.decode(generated[r]), stop)[1]:
+                if (_cut(tokenizer.decode(generated[r][-8:]), stop)[1]
+                        or _cut(tokenizer.decode(generated[r]), stop, stop_patterns)[1]):
                     done[r] = True
             if all(done) or step == max_new_tokens - 1:
                 break
@@ -76,5 +92,5 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
                         past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
             next_pos = next_pos + 1
         for r, i in enumerate(rows):
-            outputs[i] = _cut(tokenizer.decode(generated[r]), stop)[0]
+            outputs[i] = _cut(tokenizer.decode(generated[r]), stop, stop_patterns)[0]
     return outputs

@@ -5,6 +5,17 @@ the paper's cut-offs: either fixed (``easy_max`` / ``hard_min``) or percentiles 
 measure over the dataset (``percentiles=(30, 70)``: easy at or below the 30th percentile,
 hard at or above the 70th). Rows whose value is missing get no level (``<NA>``) and never
 count as easy or hard for that measure.
+
+A measure may also name a ``population``: a boolean column of the frame that says which rows
+the measure applies to. Only those rows get a level, and percentiles are taken over them. ARC
+uses it to follow the authors: their ARC data is the 4,521 rows with all four annotations
+(``data_utils.py:415``, ``dropna``), so every paper measure of ARC, the length measures
+included, is defined on those rows only; the rest of ARC stays in the frame (the ARC-Easy /
+Challenge measure uses it).
+
+``LEVELS_VERSION`` is part of every stored result's key: bump it whenever a change here or in
+``data`` moves an item from one level to another, so that no result computed on the old split
+is reused.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 LEVELS = ("easy", "medium", "hard")
+LEVELS_VERSION = 2  # 2: ARC measures on the fully annotated rows; answer length in characters
 LEVEL_DTYPE = pd.CategoricalDtype(list(LEVELS), ordered=True)
 
 
@@ -30,6 +42,7 @@ class Measure:
     higher_is_harder: bool = True
     kind: str = "annotation"  # annotation | structure | length | model
     in_paper: bool = True
+    population: str | None = None  # boolean column: the rows the measure applies to (None: all)
 
     def __post_init__(self) -> None:
         fixed = self.easy_max is not None and self.hard_min is not None
@@ -70,7 +83,7 @@ class MissingHardnessColumn(KeyError):
 _PCT = (30.0, 70.0)
 
 
-def _length_measures(dataset: str, columns: tuple[str, ...]) -> list[Measure]:
+def _length_measures(dataset: str, columns: tuple[str, ...], population: str | None = None) -> list[Measure]:
     text = {
         "question_words": "words in the question",
         "answer_words": "words in the correct answer",
@@ -78,47 +91,54 @@ def _length_measures(dataset: str, columns: tuple[str, ...]) -> list[Measure]:
         "reasoning_words": "words in the reasoning (StrategyQA facts, GSM8K solution)",
     }
     return [
-        Measure(dataset, col, col, text[col], percentiles=_PCT, kind="length") for col in columns
+        Measure(dataset, col, col, text[col], percentiles=_PCT, kind="length", population=population)
+        for col in columns
     ]
 
 
-def _mdl(dataset: str) -> Measure:
-    return Measure(
-        dataset,
-        "mdl",
-        "mdl",
-        "model-based minimum description length (1 - mean confidence of learners on growing subsets)",
-        percentiles=_PCT,
-        kind="model",
-    )
+ARC_POPULATION = "arc_annotated"  # ARC rows with all four annotations (the authors' 4,521)
+
+
+def _mdl(dataset: str, name: str = "mdl", learner: str = "zero_shot", population: str | None = None) -> Measure:
+    """A model-based (MDL) measure; its column is filled by ``e2h_utils.mdl`` (merged in with
+    ``data.load_dataset(..., extra_measures=...)``)."""
+    text = {
+        "zero_shot": "MDL (ZS prompt): 1 - zero-shot confidence in the correct answer, averaged over hardness models",
+        "probe": "MDL (linear probe): 1 - confidence of probes trained on nested subsets (5..900) of the MDL hold-out",
+        "qlora": "MDL (QLoRA): 1 - confidence of QLoRA models trained on nested subsets (5..900) of the MDL hold-out",
+    }
+    return Measure(dataset, name, name, text[learner], percentiles=_PCT, kind="model", population=population)
 
 
 REGISTRY: tuple[Measure, ...] = (
-    # ARC: the authors' annotations
-    Measure("arc", "grade", "grade", "school grade 3-8", easy_max=5, hard_min=8),
-    Measure("arc", "difficulty", "difficulty", "Low/Medium/High -> 1/2/3", easy_max=1, hard_min=3),
-    Measure("arc", "bloom", "bloom", "Bloom's taxonomy level 1-5", easy_max=2, hard_min=4),
+    # ARC: the authors' annotations, on the rows that have all four of them
+    Measure("arc", "grade", "grade", "school grade 3-8", easy_max=5, hard_min=8, population=ARC_POPULATION),
+    Measure("arc", "difficulty", "difficulty", "Low/Medium/High -> 1/2/3", easy_max=1, hard_min=3,
+            population=ARC_POPULATION),
+    Measure("arc", "bloom", "bloom", "Bloom's taxonomy level 1-5", easy_max=2, hard_min=4,
+            population=ARC_POPULATION),
     Measure("arc", "depth_of_knowledge", "depth_of_knowledge", "Webb's depth of knowledge I-III",
-            easy_max=1, hard_min=3),
+            easy_max=1, hard_min=3, in_paper=False, population=ARC_POPULATION),
     Measure("arc", "arc_split", "arc_challenge", "ARC-Easy (0) vs ARC-Challenge (1)",
             easy_max=0, hard_min=1, kind="structure", in_paper=False),
-    *_length_measures("arc", ("question_words", "answer_words")),
-    _mdl("arc"),
+    *_length_measures("arc", ("question_words", "answer_chars"), population=ARC_POPULATION),
+    _mdl("arc", population=ARC_POPULATION),
+    _mdl("arc", "mdl_probe", "probe", population=ARC_POPULATION),
+    _mdl("arc", "mdl_qlora", "qlora", population=ARC_POPULATION),
     # MMLU-STEM-5
     Measure("mmlu_stem5", "school_level", "school_level", "high school (0) vs college (1)",
             easy_max=0, hard_min=1, kind="structure"),
-    *_length_measures("mmlu_stem5", ("question_words", "answer_words")),
+    *_length_measures("mmlu_stem5", ("question_words", "answer_chars")),
     _mdl("mmlu_stem5"),
     # StrategyQA
     Measure("strategyqa", "num_steps", "num_steps", "steps in the question decomposition",
             easy_max=2, hard_min=4, kind="structure"),
     *_length_measures("strategyqa", ("question_words", "reasoning_words")),
     _mdl("strategyqa"),
-    # GSM8K
+    # GSM8K (no MDL: see the fidelity ledger)
     Measure("gsm8k", "num_steps", "num_steps", "solution lines before '####', capped at 10",
             easy_max=4, hard_min=7, kind="structure"),
     *_length_measures("gsm8k", ("question_words", "answer_chars", "reasoning_words")),
-    _mdl("gsm8k"),
 )
 
 
@@ -158,7 +178,7 @@ def levels_from_values(values: pd.Series, measure: Measure) -> pd.Series:
 
 
 def assign_levels(df: pd.DataFrame, measure: Measure) -> pd.Series:
-    """Levels of every row of a dataset frame under one measure."""
+    """Levels of every row of a dataset frame under one measure (``<NA>`` outside its population)."""
     if measure.column not in df.columns:
         hint = (
             "model-based (MDL) scores are computed by the hardness-measures notebook and merged "
@@ -167,7 +187,13 @@ def assign_levels(df: pd.DataFrame, measure: Measure) -> pd.Series:
             else "load the frame with e2h_utils.data.load_dataset"
         )
         raise MissingHardnessColumn(f"column {measure.column!r} of measure {measure.key} is not in the frame; {hint}")
-    return levels_from_values(df[measure.column], measure)
+    values = df[measure.column]
+    if measure.population is not None:
+        if measure.population not in df.columns:
+            raise MissingHardnessColumn(f"column {measure.population!r} (the rows measure {measure.key} applies to) "
+                                        "is not in the frame; load the frame with e2h_utils.data.load_dataset")
+        values = values.where(df[measure.population].fillna(False).astype(bool))
+    return levels_from_values(values, measure)
 
 
 def add_level_columns(df: pd.DataFrame, dataset: str) -> pd.DataFrame:

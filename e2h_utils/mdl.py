@@ -1,76 +1,90 @@
-"""Model-based hardness (the paper's MDL measure): how hard an item is for learners trained on
-growing amounts of other data.
+"""Model-based hardness (the paper's MDL measures), as the authors compute them.
 
-For every scored item, learners are trained on nested random subsets (5, 20, 80, 340, 900
-items by default) of a *held-out* part of the dataset, and the probability each gives the
-item's correct answer is recorded. Averaged over subset sizes and seeds, that is the item's
-confidence; ``mdl = 1 - confidence`` (higher is harder), cut at the 30th / 70th percentiles
-like every percentile measure in ``hardness``.
+The authors (``main.py::write_MDL_scores`` and ``postprocess_hardness_scores``,
+``run_jobs.py::estimate_hardness``, ``globals.py:57-62``) score an item by the confidence that
+*hardness models* give its correct answer, ``mdl = 1 - confidence``, averaged over four 7B
+hardness models (Llama-7b, Falcon-7b, Mistral-7B, MPT-7b):
 
-Held-out: the scored items are cut into ``n_folds`` folds; the items of one fold are scored
-by learners trained on subsets of the other folds only. Learners:
+- ``zero_shot`` ("MDL (ZS Prompt)", the MDL of the paper's figures; every multiple-choice
+  dataset): the zero-shot probability of the correct answer (``--hardness_method decoding``
+  with ``supervision_n = [0]``);
+- ``probe`` and ``qlora`` ("MDL (Linear Probe)", "MDL (QLoRA)"; ARC only): learners trained on
+  nested random subsets of 5, 20, 80, 340 and 900 items of ARC's 1,000-item MDL hold-out
+  (``data.mark_arc_population``), one nested draw per seed (5 seeds), each scoring every item
+  outside the hold-out; the confidence is averaged over sizes and seeds.
 
-- ``probe``: a linear probe on the cached hidden states (``features``), ``n`` training items;
-- ``icl``: in-context learning with ``min(n, max_shots)`` examples drawn from the subset of
-  size ``n`` (the context holds only a few examples, so larger subsets widen the draw).
+So MDL scores exist for the items outside the hold-out (ARC) or for every item (MMLU-STEM-5,
+StrategyQA), and cut at the 30th / 70th percentiles like every percentile measure. GSM8K has no
+MDL here (the authors' GSM8K MDL is a generation-based variant left out of their figures; see
+the fidelity ledger). The registered measures are ``mdl`` (zero-shot), ``mdl_probe`` and
+``mdl_qlora``; ``scores`` computes them for one or several hardness models and ``mdl_scores``
+turns the per-item confidences into the frame ``data.load_dataset(extra_measures=...)`` takes.
 
-MDL is defined for the multiple-choice datasets (ARC, MMLU-STEM-5, StrategyQA); GSM8K has
-free-form answers and no choice to be confident in.
-
-Results are stored per seed like experiment results (``ResultStore``, keyed by the full
-spec and the model's identity) and reused on rerun.
+Results are stored per seed like experiment results (``ResultStore``, keyed by the spec and the
+model's identity) and reused.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import features, icl, prompts, scoring
+from . import features, hardness, prompts, scoring
 from .experiments import SCORER_VERSION, SpecError
+from .hardness_stats import zero_shot_results
 from .models import LoadedModel
-from .probe import ProbeConfig, train_probe
+from .probe import PROBE_VERSION, ProbeConfig, train_probe
+from .qlora import QLORA_VERSION, QLoRAConfig, train_and_score
 from .results import ResultStore
 
-LEARNERS = ("probe", "icl")
-DEFAULT_SIZES = (5, 20, 80, 340, 900)
+LEARNERS = ("zero_shot", "probe", "qlora")
+TRAINED = ("probe", "qlora")  # learners trained on the MDL hold-out
+COLUMNS = {"zero_shot": "mdl", "probe": "mdl_probe", "qlora": "mdl_qlora"}  # measure columns
+DEFAULT_SIZES = (5, 20, 80, 340, 900)  # main.py: supervision_n for learned / finetuned hardness
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)  # run_jobs.py: --hardness_bootstraps = --num_bootstraps (5)
 MC_DATASETS = ("arc", "mmlu_stem5", "strategyqa")
+HOLDOUT_DATASETS = ("arc",)  # datasets with the authors' MDL hold-out (data.mark_arc_population)
+# the authors' hardness models (globals.py:57-62), averaged for every "_avg" MDL measure
+PAPER_HARDNESS_MODELS = ("huggyllama/llama-7b", "tiiuae/falcon-7b", "mistralai/Mistral-7B-v0.1", "mosaicml/mpt-7b")
 
 
 @dataclass(frozen=True)
 class MDLSpec:
     dataset: str
-    learner: str = "probe"
-    subset_sizes: tuple[int, ...] = DEFAULT_SIZES
-    seeds: tuple[int, ...] = (0,)
-    n_folds: int = 2
-    max_items: int | None = None  # score a seeded sample of this many items (None: every item)
-    sample_seed: int = 0
-    max_shots: int = 10  # icl: examples in the prompt
-    probe_epochs: int = 100  # probe: training epochs (ProbeConfig.epochs)
+    learner: str = "zero_shot"
     model: str = "embedded"
+    subset_sizes: tuple[int, ...] = DEFAULT_SIZES
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    max_items: int | None = None  # score a seeded sample of this many items (None: every item)
+    max_holdout: int | None = None  # trained learners: a seeded sample of the hold-out (None: all of it)
+    sample_seed: int = 0
     prompt_format: str | None = None
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    qlora: QLoRAConfig = field(default_factory=QLoRAConfig)
 
     def __post_init__(self) -> None:
         if self.dataset not in MC_DATASETS:
             raise SpecError(f"MDL is defined for the multiple-choice datasets {', '.join(MC_DATASETS)}, "
-                            f"not {self.dataset!r} (GSM8K answers are free-form)")
+                            f"not {self.dataset!r} (GSM8K answers are free-form; see docs/fidelity.md)")
         if self.learner not in LEARNERS:
             raise SpecError(f"unknown MDL learner {self.learner!r}; valid: {', '.join(LEARNERS)}")
+        if self.learner in TRAINED and self.dataset not in HOLDOUT_DATASETS:
+            raise SpecError(f"the {self.learner!r} MDL learner trains on the authors' MDL hold-out, which only "
+                            f"{', '.join(HOLDOUT_DATASETS)} has; {self.dataset} has the zero_shot MDL (as in the paper)")
         sizes = tuple(int(n) for n in self.subset_sizes)
         if not sizes or min(sizes) < 1:
             raise SpecError(f"subset_sizes must be positive, not {self.subset_sizes}")
-        if self.n_folds < 2:
-            raise SpecError("n_folds must be at least 2 (items are scored by learners trained on other folds)")
         if not self.seeds:
             raise SpecError("seeds must be non-empty")
-        if self.max_items is not None and self.max_items < 2 * self.n_folds:
-            raise SpecError(f"max_items must be at least {2 * self.n_folds} (or None for every item)")
+        if self.max_items is not None and self.max_items < 2:
+            raise SpecError(f"max_items must be at least 2 (or None for every item), not {self.max_items}")
+        if self.max_holdout is not None and self.max_holdout < max(sizes):
+            raise SpecError(f"max_holdout ({self.max_holdout}) must hold the largest subset size ({max(sizes)})")
         try:
             prompts.get_format(self.prompt_format, self.dataset)
         except KeyError as error:  # unknown prompt format: a spec error, as in ExperimentSpec
@@ -78,109 +92,172 @@ class MDLSpec:
         object.__setattr__(self, "subset_sizes", tuple(sorted(set(sizes))))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
+    @property
+    def column(self) -> str:
+        return COLUMNS[self.learner]
+
     def payload(self, model_identity: str) -> dict:
-        spec = asdict(self)
-        spec.pop("seeds")
-        if self.learner != "icl":
-            spec.pop("max_shots")
-        if self.learner != "probe":
-            spec.pop("probe_epochs")
+        spec = {"dataset": self.dataset, "learner": self.learner, "max_items": self.max_items,
+                "sample_seed": self.sample_seed, "prompt_format": prompts.get_format(self.prompt_format,
+                                                                                     self.dataset).name}
+        if self.learner in TRAINED:
+            spec["subset_sizes"] = list(self.subset_sizes)
+            spec["max_holdout"] = self.max_holdout
+            spec["config"] = asdict(self.probe if self.learner == "probe" else self.qlora)
+            spec["train_version"] = PROBE_VERSION if self.learner == "probe" else QLORA_VERSION
         return {**spec, "method": f"mdl_{self.learner}", "model_identity": model_identity,
-                "scorer_version": SCORER_VERSION}
+                "scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION}
 
 
 def scored_items(frame: pd.DataFrame, spec: MDLSpec) -> pd.DataFrame:
-    """The items that get an MDL score: those with a label, or a seeded sample of them."""
-    items = frame[frame["label"].notna()].sort_values("id")
+    """The items that get an MDL score: labelled items (ARC: the annotated ones outside the MDL
+    hold-out, the authors' 'probing data'), or a seeded sample of them."""
+    items = frame[frame["label"].notna()]
+    if spec.dataset in HOLDOUT_DATASETS:
+        items = items[items["arc_annotated"].astype(bool) & ~items["mdl_holdout"].astype(bool)]
+    items = items.sort_values("id")
     if spec.max_items is not None and len(items) > spec.max_items:
         rng = np.random.default_rng([spec.sample_seed, zlib.crc32(f"mdl-sample/{spec.dataset}".encode())])
         items = items.iloc[np.sort(rng.choice(len(items), size=spec.max_items, replace=False))]
     return items
 
 
-def folds(items: pd.DataFrame, spec: MDLSpec) -> np.ndarray:
-    """Fold number of every item (a seeded, balanced assignment)."""
-    rng = np.random.default_rng([spec.sample_seed, zlib.crc32(f"mdl-folds/{spec.dataset}".encode())])
-    return rng.permutation(np.arange(len(items)) % spec.n_folds)
+def holdout_items(frame: pd.DataFrame, spec: MDLSpec | None = None) -> pd.DataFrame:
+    """The authors' MDL hold-out (the trained learners' training population), in id order; a
+    seeded sample of ``spec.max_holdout`` of it for small profiles."""
+    if "mdl_holdout" not in frame.columns:
+        raise SpecError("the frame has no 'mdl_holdout' column: load it with e2h_utils.data.load_dataset('arc')")
+    items = frame[frame["mdl_holdout"].astype(bool)].sort_values("id")
+    if spec is not None and spec.max_holdout is not None and len(items) > spec.max_holdout:
+        rng = np.random.default_rng([spec.sample_seed, zlib.crc32(f"mdl-holdout/{spec.dataset}".encode())])
+        items = items.iloc[np.sort(rng.choice(len(items), size=spec.max_holdout, replace=False))]
+    return items
 
 
 def nested_subsets(population: pd.DataFrame, sizes: Sequence[int], seed: int, salt: str) -> dict[int, pd.DataFrame]:
-    """Subsets of growing size, each containing the smaller ones (sizes capped at the population)."""
+    """Subsets of growing size, each containing the smaller ones (the authors'
+    ``get_sample_efficiency_subsets``). A size larger than the population is an error."""
+    too_large = [int(n) for n in sizes if int(n) > len(population)]
+    if too_large:
+        raise SpecError(f"MDL subset size(s) {too_large} exceed the {len(population)} items learners can train on")
     rng = np.random.default_rng([int(seed), zlib.crc32(f"mdl-subsets/{salt}".encode())])
     order = population.iloc[rng.permutation(len(population))]
-    capped = sorted({min(int(n), len(order)) for n in sizes})
-    return {n: order.iloc[:n] for n in capped if n > 0}
+    return {int(n): order.iloc[:int(n)] for n in sorted(set(sizes))}
 
 
 def _probe_confidences(spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
                        feats: dict[str, np.ndarray], seed: int) -> dict[int, list[float]]:
-    config = ProbeConfig(epochs=spec.probe_epochs)
     out = {}
     for n, subset in subsets.items():
-        probe = train_probe([feats[i] for i in subset["id"]], list(subset["label"].astype(int)), config, seed)
+        probe = train_probe([feats[i] for i in subset["id"]], list(subset["label"].astype(int)), spec.probe, seed)
         scores = probe.scores([feats[i] for i in scored["id"]])
         out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
 
 
-def _icl_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
-                     seed: int, salt: str, progress: bool) -> dict[int, list[float]]:
+def _qlora_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
+                       seed: int, progress: bool) -> dict[int, list[float]]:
     fmt = prompts.get_format(spec.prompt_format, spec.dataset)
+
+    def items(rows: pd.DataFrame) -> list[scoring.ScoringItem]:
+        return [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows.to_dict("records")]
+
+    test = items(scored)
     out = {}
     for n, subset in subsets.items():
-        examples = icl.draw_examples(subset, min(n, spec.max_shots), seed, salt=f"mdl/{salt}/{n}")
-        scores, _ = icl.score_with_examples(lm, fmt, examples, scored, progress=progress,
-                                            desc=f"MDL {spec.dataset} icl n={n}")
+        scores, _ = train_and_score(lm.spec, items(subset), list(subset["label"].astype(int)), test, spec.qlora, seed,
+                                    progress=progress)
         out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
 
 
-def _run_seed(lm: LoadedModel, spec: MDLSpec, items: pd.DataFrame, fold_of: np.ndarray, seed: int,
-              progress: bool, cache: features.FeatureCache | None = None) -> pd.DataFrame:
-    feats = None
+def _trained_seed(lm: LoadedModel, spec: MDLSpec, frame: pd.DataFrame, scored: pd.DataFrame, seed: int,
+                  progress: bool, cache: features.FeatureCache) -> pd.DataFrame:
+    population = holdout_items(frame, spec)
+    subsets = nested_subsets(population, spec.subset_sizes, seed, spec.dataset)
     if spec.learner == "probe":
-        feats = features.features_for(lm, items, spec.dataset, prompt_format=spec.prompt_format, cache=cache,
-                                      progress=progress)
-    parts = []
-    for fold in tqdm(range(spec.n_folds), desc=f"MDL {spec.dataset} {spec.learner} seed {seed}",
-                     disable=not progress, leave=False):
-        scored, population = items[fold_of == fold], items[fold_of != fold]
-        subsets = nested_subsets(population, spec.subset_sizes, seed, f"{spec.dataset}/{fold}")
-        if spec.learner == "probe":
-            confidences = _probe_confidences(spec, subsets, scored, feats, seed)
-        else:
-            confidences = _icl_confidences(lm, spec, subsets, scored, seed, f"{spec.dataset}/{fold}", progress)
-        for n, values in confidences.items():
-            parts.append(pd.DataFrame({"item_id": list(scored["id"]), "fold": fold, "seed": seed, "size": n,
-                                       "p_correct": values}))
-    return pd.concat(parts, ignore_index=True)
+        feats = features.features_for(lm, pd.concat([population, scored]), spec.dataset,
+                                      prompt_format=spec.prompt_format, cache=cache, progress=progress)
+        confidences = _probe_confidences(spec, subsets, scored, feats, seed)
+    else:
+        confidences = _qlora_confidences(lm, spec, subsets, scored, seed, progress)
+    return pd.concat([pd.DataFrame({"item_id": list(scored["id"]), "seed": seed, "size": n, "p_correct": values})
+                      for n, values in confidences.items()], ignore_index=True)
 
 
 def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: ResultStore | None = None,
             progress: bool = True) -> pd.DataFrame:
-    """Per (item, seed, subset size): the learner's probability of the correct answer."""
+    """Per (item, seed, subset size): the learner's probability of the correct answer, with the
+    ``learner`` and the hardness ``model``. Zero-shot has one seed and size 0."""
     if lm.spec.name != spec.model:
         raise SpecError(f"MDL spec is for model {spec.model!r} but the loaded model is {lm.spec.name!r}")
     store = store or ResultStore()
-    payload = spec.payload(lm.identity)
-    items = scored_items(frame, spec)
-    fold_of = folds(items, spec)
-    parts = []
-    for seed in spec.seeds:
-        stored = store.load(payload, seed)
-        if stored is None:
-            stored = _run_seed(lm, spec, items, fold_of, seed, progress, features.FeatureCache(store.root))
-            store.save(payload, seed, stored)
-        parts.append(stored)
-    return pd.concat(parts, ignore_index=True).assign(learner=spec.learner)
+    scored = scored_items(frame, spec)
+    if spec.learner == "zero_shot":
+        zero = zero_shot_results(lm, scored, spec.dataset, prompt_format=spec.prompt_format, store=store,
+                                 progress=progress)
+        out = pd.DataFrame({"item_id": zero["item_id"], "seed": 0, "size": 0, "p_correct": zero["p_correct"]})
+    else:
+        payload = spec.payload(lm.identity)
+        parts = []
+        for seed in tqdm(spec.seeds, desc=f"MDL {spec.dataset} {spec.learner}", disable=not progress, leave=False):
+            stored = store.load(payload, seed)
+            if stored is None:
+                stored = _trained_seed(lm, spec, frame, scored, seed, progress, features.FeatureCache(store.root))
+                store.save(payload, seed, stored)
+            parts.append(stored)
+        out = pd.concat(parts, ignore_index=True)
+    return out.assign(learner=spec.learner, model=spec.model)
 
 
 def mdl_scores(confidences: pd.DataFrame) -> pd.DataFrame:
-    """One row per item: ``mdl_<learner>`` = 1 - mean confidence over sizes and seeds for each
-    learner present, and ``mdl`` = their mean (the registered ``mdl`` measure's column)."""
-    per_learner = (confidences.groupby(["item_id", "learner"])["p_correct"].mean().unstack("learner"))
-    out = pd.DataFrame({"id": per_learner.index.astype(str)})
-    for learner in per_learner.columns:
-        out[f"mdl_{learner}"] = 1.0 - per_learner[learner].to_numpy()
-    out["mdl"] = out[[f"mdl_{c}" for c in per_learner.columns]].mean(axis=1, skipna=True)
+    """One row per item (``id``) and one column per learner present (``mdl``, ``mdl_probe``,
+    ``mdl_qlora``): 1 - the mean confidence over seeds and sizes, averaged over the hardness
+    models (the authors' ``_avg`` measures). Items a learner did not score have no value."""
+    per_model = (confidences.groupby(["item_id", "learner", "model"])["p_correct"].mean()
+                 .groupby(["item_id", "learner"]).mean().unstack("learner"))
+    out = pd.DataFrame({"id": per_model.index.astype(str)})
+    for learner in per_model.columns:
+        out[COLUMNS[learner]] = 1.0 - per_model[learner].to_numpy()
     return out.reset_index(drop=True)
+
+
+def run_for_models(hardness_models: Sequence[str], frames: dict[str, pd.DataFrame],
+                   learners: dict[str, Sequence[str]], *, max_items: dict[str, int | None] | None = None,
+                   max_holdout: int | None = None,
+                   subset_sizes: Sequence[int] = DEFAULT_SIZES, seeds: Sequence[int] = DEFAULT_SEEDS,
+                   probe: ProbeConfig | None = None, qlora: QLoRAConfig | None = None, model_dtype: str = "auto",
+                   model_quantization: str = "none", store: ResultStore | None = None,
+                   progress: bool = True) -> pd.DataFrame:
+    """Confidences of every (hardness model, dataset, learner), one model loaded at a time;
+    the long table of ``run_mdl`` with a ``dataset`` column. Stored results are reused."""
+    import gc
+
+    from .models import load_model
+
+    parts = []
+    for name in hardness_models:
+        lm = load_model(name, dtype=model_dtype, quantization=model_quantization)
+        for dataset, names in learners.items():
+            for learner in names:
+                spec = MDLSpec(dataset, learner, model=lm.spec.name, subset_sizes=tuple(subset_sizes),
+                               seeds=tuple(seeds), max_items=(max_items or {}).get(dataset),
+                               max_holdout=max_holdout if learner in TRAINED else None,
+                               probe=probe or ProbeConfig(), qlora=qlora or QLoRAConfig())
+                parts.append(run_mdl(lm, frames[dataset], spec, store=store, progress=progress).assign(dataset=dataset))
+        del lm
+        gc.collect()
+    if not parts:
+        return pd.DataFrame(columns=["item_id", "seed", "size", "p_correct", "learner", "model", "dataset"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def frames_with_mdl(frames: dict[str, pd.DataFrame], confidences: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The frames again, with the MDL columns of ``confidences`` merged in and their levels."""
+    from . import data
+
+    out = dict(frames)
+    for dataset, part in confidences.groupby("dataset", sort=False):
+        drop = [c for c in frames[dataset].columns if c in COLUMNS.values() or c.endswith("_level")]
+        out[dataset] = data.tidy(frames[dataset].drop(columns=drop), dataset, extra_measures=mdl_scores(part))
+    return out

@@ -50,13 +50,14 @@ def sgr(unsupervised: ArrayLike, easy: ArrayLike, hard: ArrayLike) -> float | np
     return _scalar_or_array(_ratio(e - u, h - u))
 
 
-def pgr(unsupervised: ArrayLike, easy: ArrayLike, hard: ArrayLike) -> float | np.ndarray:
-    """Performance Gap Recovered, the weak-to-strong convention: SGR clipped to [0, 1].
+def sgr_clipped(unsupervised: ArrayLike, easy: ArrayLike, hard: ArrayLike) -> float | np.ndarray:
+    """SGR clipped to [0, 1]: a reading aid, not a metric of either paper (Burns et al.'s PGR,
+    the weak-to-strong analogue, is the same ratio unclipped).
 
     Easy at or above the ceiling (``hard``) counts as full recovery (1), easy below the
     floor (``unsupervised``) as none (0); nan stays nan. It equals SGR except in rows where
     easy >= hard or easy < unsupervised, so the notebooks report it only there
-    (``pgr_differs`` in :func:`summarize_e2h`).
+    (``clipped_differs`` in :func:`summarize_e2h`).
     """
     out = np.clip(np.asarray(sgr(unsupervised, easy, hard), dtype=float), 0.0, 1.0)
     return _scalar_or_array(out)
@@ -174,16 +175,16 @@ def summarize_e2h(
     alpha: float = 0.05,
     min_gap: float = 0.0,
 ) -> dict[str, object]:
-    """Accuracies, oracle gap, SGR and PGR with paired-bootstrap CIs, as one flat dict.
+    """Accuracies, oracle gap, SGR and clipped SGR with paired-bootstrap CIs, as one flat dict.
 
     Each argument is ``correct[seed, item]`` on the same hard test items. Point estimates
     use the full data; ``*_lo``/``*_hi`` are percentile ``1 - alpha`` intervals from
-    :func:`bootstrap_accuracies` (SGR/PGR replicates are computed per replicate from that
+    :func:`bootstrap_accuracies` (SGR replicates are computed per replicate from that
     replicate's three accuracies, nan where its denominator is 0).
 
     ``sgr_stable`` is True only when the gap's CI lower bound exceeds ``min_gap`` (the
     oracle gap is clearly above zero); otherwise SGR is a ratio of noise.
-    ``pgr_differs`` is True when the point easy >= hard or easy < unsupervised.
+    ``clipped_differs`` is True when the point easy >= hard or easy < unsupervised.
     """
     arrays = _validate({"unsupervised": unsupervised, "easy": easy, "hard": hard})
     reps = bootstrap_accuracies(arrays, n_boot=n_boot, seed=seed)
@@ -203,9 +204,9 @@ def summarize_e2h(
     _add(summary, "easy_gain", est(e - u, re - ru))
     _add(summary, "hard_minus_easy", est(h - e, rh - re))
     _add(summary, "sgr", est(float(sgr(u, e, h)), np.asarray(sgr(ru, re, rh))))
-    _add(summary, "pgr", est(float(pgr(u, e, h)), np.asarray(pgr(ru, re, rh))))
+    _add(summary, "sgr_clipped", est(float(sgr_clipped(u, e, h)), np.asarray(sgr_clipped(ru, re, rh))))
     summary["sgr_stable"] = bool(not math.isnan(gap.lo) and gap.lo > min_gap)
-    summary["pgr_differs"] = bool(e >= h or e < u)
+    summary["clipped_differs"] = bool(e >= h or e < u)
     summary["n_items"] = int(arrays["hard"].shape[1])
     summary["n_seeds_unsupervised"] = int(arrays["unsupervised"].shape[0])
     summary["n_seeds_easy"] = int(arrays["easy"].shape[0])

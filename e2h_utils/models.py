@@ -23,8 +23,45 @@ from typing import Any, Iterator
 from . import embedded
 
 EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True)
+class HubPin:
+    """A Hub model's pinned commit (used when a spec gives no revision)."""
+
+    revision: str
+    source: str
+    trust_remote_code: bool = False  # the repo's modelling code is not in transformers
+    quantization: str = "none"  # the authors' precision (run_jobs.py:120-151), used by quantization="auto"
+
+
+# The paper's models (Hase et al.: Llama-2 7b/13b/70b, Llama-2-70b-chat, Mixtral-8x7B, Qwen-72B;
+# the MDL hardness models of globals.py), pinned as the datasets are. The authors loaded Llama-2
+# from a local conversion and the others at main, with no revision (docs/fidelity.md). These are
+# real commits of each repo seen in public material; the Hub is unreachable from the project's
+# machines, so check them (`huggingface-cli download REPO --revision SHA`) before a paper run.
+PINNED: dict[str, HubPin] = {
+    "meta-llama/Llama-2-7b-hf": HubPin("01c7f73d771dfac7d292323805ebc428287df4f9", "commit in public HF cache paths",
+                                       quantization="8bit"),
+    "meta-llama/Llama-2-13b-hf": HubPin("5c31dfb671ce7cfe2d7bb7c04375e44c55e815b1", "commit in public HF cache paths",
+                                        quantization="8bit"),
+    "meta-llama/Llama-2-70b-hf": HubPin("ddf3d4193d28a593c46150fd7c03f8d5965e0c9f",
+                                        "main in a public Hub API record (last modified 2024-03-05)", quantization="8bit"),
+    "meta-llama/Llama-2-70b-chat-hf": HubPin("e4b287212771ce25f782ed8636cbea2d7c5ac7e2",
+                                             "main in a public Hub API record (last modified 2024-03-05)",
+                                             quantization="8bit"),
+    "mistralai/Mixtral-8x7B-v0.1": HubPin("985aa055896a8f943d4a9f2572e6ea1341823841", "commit in public HF cache paths"),
+    "Qwen/Qwen-72B": HubPin("6dae9c86d4f42c3be60ffb525f784ee1991605cb", "commit in public HF cache paths",
+                            trust_remote_code=True),
+    "huggyllama/llama-7b": HubPin("8416d3fefb0cb3ff5775a7b13c1692d10ff1aa16", "commit in public HF cache paths",
+                                  quantization="8bit"),
+    "tiiuae/falcon-7b": HubPin("898df1396f35e447d5fe44e0a3ccaaaa69f30d36", "commit in public HF cache paths"),
+    "mistralai/Mistral-7B-v0.1": HubPin("5e9c98b96d071dce59368012254c55b0ec6f8658", "commit in public HF cache paths",
+                                        quantization="8bit"),
+    "mosaicml/mpt-7b": HubPin("ada218f9a93b5f1c6dce48a4cc9ff01fcba431e7", "commit in public HF cache paths"),
+}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZATIONS = ("none", "8bit", "4bit")
+QUANTIZATIONS = ("none", "8bit", "4bit", "auto")  # auto: the authors' precision for a pinned model
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -37,9 +74,31 @@ class ModelSpec:
     name: str = EMBEDDED
     dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
     device: str = "auto"  # auto: cuda when available, else cpu
-    quantization: str = "none"  # none | 8bit | 4bit (NF4), through bitsandbytes
-    revision: str | None = None  # Hub revision (a commit is best)
+    quantization: str = "none"  # none | 8bit | 4bit (NF4), through bitsandbytes | auto (see resolved_quantization)
+    revision: str | None = None  # Hub revision (None: the pinned commit in PINNED, else main)
     add_bos: bool | None = None  # None: what the tokenizer does by itself
+
+    @property
+    def hub_revision(self) -> str | None:
+        """The revision a Hub load uses: the spec's, else the pinned one."""
+        if self.revision is not None:
+            return self.revision
+        pin = PINNED.get(self.name)
+        return pin.revision if pin is not None else None
+
+    @property
+    def resolved_quantization(self) -> str:
+        """``auto``: the authors' precision for a model in ``PINNED`` (8-bit for the Llama-2
+        family, Llama-7b and Mistral-7B; none for Mixtral, Qwen, Falcon, MPT), else none."""
+        if self.quantization != "auto":
+            return self.quantization
+        pin = PINNED.get(self.name)
+        return pin.quantization if pin is not None else "none"
+
+    @property
+    def trust_remote_code(self) -> bool:
+        pin = PINNED.get(self.name)
+        return bool(pin and pin.trust_remote_code)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -113,8 +172,9 @@ def model_identity(spec: ModelSpec) -> str:
             digest.update(f"{weight.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
         weights = f"local:{where}@{digest.hexdigest()[:16]}"
     else:
-        weights = f"hub:{where}@{spec.revision or 'main'}"
+        weights = f"hub:{where}@{spec.hub_revision or 'main'}"
     loading = {k: v for k, v in asdict(spec).items() if k in ("dtype", "quantization", "add_bos")}
+    loading["quantization"] = spec.resolved_quantization
     return f"{weights}|{loading}"
 
 
@@ -169,11 +229,12 @@ def load_model(spec: ModelSpec | str | dict | None = None, **overrides: Any) -> 
         where = str(embedded.ensure_converted())
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
-    revision = spec.revision if kind == "hub" else None
+    revision = spec.hub_revision if kind == "hub" else None
+    remote = spec.trust_remote_code if kind == "hub" else False
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, revision=revision)
-        kwargs: dict[str, Any] = {"dtype": dtype, "revision": revision}
-        quant = _quantization_config(spec.quantization, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=remote)
+        kwargs: dict[str, Any] = {"dtype": dtype, "revision": revision, "trust_remote_code": remote}
+        quant = _quantization_config(spec.resolved_quantization, dtype)
         if quant is not None:
             kwargs.update(quantization_config=quant, device_map={"": device})
         model = AutoModelForCausalLM.from_pretrained(where, **kwargs)

@@ -1,11 +1,21 @@
-"""QLoRA: LoRA adapters on a (4-bit NF4 by default) quantized base model.
+"""QLoRA: LoRA adapters on a quantized base model, trained as the authors train them.
 
-The objective is the scorer's: a softmax over the choices' summed answer log-likelihoods,
-negative log-likelihood of the correct choice. AdamW with a linearly decaying learning rate,
-an effective batch of min(n, max_batch) items through gradient accumulation, and as many
-epochs as it takes to make at least ``min_updates`` updates (the paper's values by default).
-A fresh base model is loaded for every run; adapters are dropped unless ``keep_adapter`` is
-given a folder.
+The authors' recipe (``models/probes.py::Probe.finetune``, ``utils/utils.py::
+standardize_optimization_config`` and ``PEFT_wrap_model``, ``main.py`` defaults, ``run_jobs.py``):
+
+- LoRA r 16, alpha 32, dropout 0.1 on the q/v projections;
+- objective: for answer scoring, a softmax over the choices' summed answer log-likelihoods and
+  the negative log-likelihood of the correct choice; for chain of thought, the summed
+  log-likelihood of reasoning + answer + end-of-sequence, averaged over sequences (their
+  ``LM_loss``: ``-probs.mean()`` of per-sequence sums);
+- an effective batch of min(n, 50) items; at least 3 epochs, more if needed for ``min_updates``
+  updates (10; 150 for chain of thought: ``run_jobs.py:438-440`` multiplies by 15);
+- AdamW at 1e-4 (bitsandbytes' 8-bit Adam on an 8-bit base, as theirs), weight decay 1e-5, the
+  learning rate decaying linearly to 10% of its start, gradient norm clipped at 1.0.
+
+Where this differs from the authors' code (clipping once per update rather than after every
+micro-batch; 4-bit NF4 as an option) the fidelity ledger (docs/fidelity.md) says so. A fresh
+base model is loaded for every run; adapters are dropped unless ``keep_adapter`` is given a folder.
 """
 
 from __future__ import annotations
@@ -22,24 +32,61 @@ from tqdm.auto import tqdm
 from . import models, scoring
 
 
+QLORA_VERSION = 2  # 2: the authors' schedule, clipping, decay to 10%, weight decay, summed LM loss
+COT_MIN_UPDATES = 150  # run_jobs.py: model_size_to_min_grad_updates (10) x 15 for chain of thought
+OPTIMIZERS = ("auto", "adamw", "adam8bit")
+
+
 @dataclass(frozen=True)
 class QLoRAConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.1
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    quantization: str = "4bit"  # 4bit (NF4) | 8bit | none (plain LoRA, where bitsandbytes cannot serve)
-    lr: float = 1e-4
+    quantization: str = "8bit"  # 8bit (the authors', LLM.int8) | 4bit (NF4) | none (plain LoRA)
+    lr: float = 1e-4  # --probing_lr
     max_batch: int = 50  # effective batch: min(n, max_batch) items per update
     micro_batch: int = 8  # items per forward/backward pass (memory only; same updates)
-    min_updates: int = 10
+    min_updates: int = 10  # --minimum_gradient_updates (150 for chain of thought)
+    min_epochs: int = 3  # standardize_optimization_config: 3 epochs unless more are needed
+    max_grad_norm: float = 1.0  # clip_grad_norm_(..., 1.)
+    lr_floor: float = 0.1  # --probing_lr_decay 10-percent
+    weight_decay: float = 1e-5  # --weight_decay
+    optimizer: str = "auto"  # auto: bitsandbytes Adam8bit on an 8-bit base (theirs), else AdamW
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.min_updates < 1 or self.min_epochs < 1 or self.max_batch < 1 or self.micro_batch < 1:
+            raise ValueError("min_updates, min_epochs, max_batch and micro_batch must be at least 1")
+        if not 0.0 <= self.lr_floor <= 1.0:
+            raise ValueError(f"lr_floor must be in [0, 1], not {self.lr_floor}")
 
 
 def schedule(n: int, config: QLoRAConfig) -> tuple[int, int, int]:
-    """(effective batch, updates per epoch, epochs) for ``n`` training items."""
+    """(effective batch, updates per epoch, epochs) for ``n`` training items: ``min_epochs``
+    epochs, or as many as it takes to make ``min_updates`` updates."""
     batch = max(1, min(n, config.max_batch))
     per_epoch = math.ceil(n / batch)
-    return batch, per_epoch, math.ceil(config.min_updates / per_epoch)
+    return batch, per_epoch, max(config.min_epochs, math.ceil(config.min_updates / per_epoch))
+
+
+def lr_factor(step: int, total: int, floor: float) -> float:
+    """transformers' linear schedule over ``total / (1 - floor)`` steps: 1 at the start, ``floor``
+    after ``total`` updates."""
+    return max(0.0, 1.0 - (1.0 - floor) * step / max(total, 1))
+
+
+def make_optimizer(params: list, config: QLoRAConfig) -> torch.optim.Optimizer:
+    """AdamW, or bitsandbytes' 8-bit Adam (the authors' on an 8-bit base), with weight decay."""
+    name = config.optimizer
+    if name == "auto":
+        name = "adam8bit" if config.quantization == "8bit" else "adamw"
+    if name == "adam8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.Adam8bit([{"params": params, "weight_decay": config.weight_decay}], lr=config.lr)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def attach_lora(model: Any, config: QLoRAConfig) -> Any:
@@ -56,15 +103,17 @@ def nll(logprobs: Sequence[torch.Tensor], labels: Sequence[int]) -> torch.Tensor
 
 
 def _train(model: Any, n: int, batch_loss, config: QLoRAConfig, seed: int, progress: bool, desc: str) -> list[float]:
-    """The shared loop: AdamW, linear decay, effective batch via gradient accumulation.
+    """The shared loop: the optimizer, linear decay to ``lr_floor``, effective batch via gradient
+    accumulation, the accumulated gradient clipped to ``max_grad_norm`` before every update.
 
     ``batch_loss(indices)`` returns the mean loss of those training examples."""
     torch.manual_seed(int(seed))
     rng = np.random.default_rng(int(seed))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(trainable, config)
     batch, per_epoch, epochs = schedule(n, config)
     total = per_epoch * epochs
-    lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total)
+    lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, config.lr_floor))
     model.train()
     losses = []
     with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
@@ -79,6 +128,7 @@ def _train(model: Any, n: int, batch_loss, config: QLoRAConfig, seed: int, progr
                     loss = batch_loss(chosen) * (len(chosen) / len(update))
                     loss.backward()
                     total_loss += loss.item()
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
                 lr_decay.step()
                 losses.append(total_loss)
@@ -116,7 +166,8 @@ def train_and_score(spec: models.ModelSpec, train_items: Sequence[scoring.Scorin
 # --- chain of thought: language-modelling loss on reasoning + answer + end of sequence -----
 
 def lm_loss(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> torch.Tensor:
-    """Mean token cross-entropy of each target given its prompt (right-padded batch)."""
+    """The authors' ``LM_loss``: the negative log-likelihood of each target given its prompt,
+    summed over the target's tokens and averaged over the sequences (right-padded batch)."""
     device = next(model.parameters()).device
     width = max(len(p) + len(t) for p, t in pairs)
     ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
@@ -127,7 +178,11 @@ def lm_loss(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pa
         ids[row, :len(sequence)] = torch.tensor(sequence)
         labels[row, len(prompt):len(sequence)] = torch.tensor(list(target))
         mask[row, :len(sequence)] = 1
-    return model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
+    targets = labels[:, 1:].to(device)
+    token_nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                                  ignore_index=-100, reduction="none").view(targets.shape)
+    return token_nll.sum(1).mean()
 
 
 def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], config: QLoRAConfig,
@@ -139,7 +194,7 @@ def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Se
 
 def train_and_generate(spec: models.ModelSpec, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
                        prompts: Sequence[Sequence[int]], config: QLoRAConfig, seed: int, *, max_new_tokens: int,
-                       stop: Sequence[str], keep_adapter: Path | None = None,
+                       stop: Sequence[str], stop_patterns: Sequence[Any] = (), keep_adapter: Path | None = None,
                        progress: bool = False) -> tuple[list[str], list[float]]:
     """Fresh quantized base + LoRA trained with the LM loss, then greedy generation for ``prompts``."""
     from .generation import greedy_generate
@@ -149,7 +204,8 @@ def train_and_generate(spec: models.ModelSpec, pairs: Sequence[tuple[Sequence[in
     model = attach_lora(base.model, config)
     losses = finetune_lm(model, base.tokenizer.pad_token_id, pairs, config, seed, progress)
     texts = greedy_generate(model, base.tokenizer, base.bos_ids(), prompts, max_new_tokens=max_new_tokens,
-                            stop=stop, progress=progress, desc="QLoRA (CoT) generation")
+                            stop=stop, stop_patterns=stop_patterns, progress=progress,
+                            desc="QLoRA (CoT) generation")
     if keep_adapter is not None:
         model.save_pretrained(keep_adapter)
     return texts, losses

@@ -264,18 +264,26 @@ def plot_by_model(summary: pd.DataFrame, models: Sequence[str]) -> Figure:
 
 
 def plot_mdl_curves(confidences: pd.DataFrame) -> Figure:
-    """Mean confidence in the correct answer vs training-subset size, per MDL learner, one
-    panel per dataset: the learning curves the MDL score averages over."""
+    """Mean confidence in the correct answer vs training-subset size, per MDL learner (averaged
+    over seeds and hardness models), one panel per dataset: what each MDL score averages over.
+    The zero-shot learner (no training, size 0) is a dashed horizontal line."""
     datasets = list(dict.fromkeys(confidences["dataset"]))
     with style():
         fig, axes = _grid(len(datasets))
         for ax, dataset in zip(axes, datasets):
             part = confidences[confidences["dataset"] == dataset]
+            trained = part[part["size"] > 0]
             for k, (learner, rows) in enumerate(part.groupby("learner", sort=True)):
+                color = color_for(learner, OKABE_ITO[k])
+                if (rows["size"] == 0).all():
+                    ax.axhline(100 * rows["p_correct"].mean(), color=color, linestyle="--", label=learner)
+                    continue
                 mean = rows.groupby("size")["p_correct"].mean()
-                ax.plot(mean.index, 100 * mean.to_numpy(), marker="o", markersize=4,
-                        color=color_for(learner, OKABE_ITO[k]), label=learner)
-            _size_axis(ax, part["size"].to_numpy(dtype=float))
+                ax.plot(mean.index, 100 * mean.to_numpy(), marker="o", markersize=4, color=color, label=learner)
+            if len(trained):
+                _size_axis(ax, trained["size"].to_numpy(dtype=float))
+            else:
+                ax.set_xticks([])
             ax.set_xlabel("training subset size")
             ax.set_ylabel("mean P(correct answer) (%)")
             ax.set_title(dataset)

@@ -30,6 +30,7 @@ from .experiments import (
     TestSelection,
     TrainSource,
     accuracy_with_ci,
+    pool_size,
     run_experiment,
     summarize_conditions,
 )
@@ -72,12 +73,23 @@ def learning_curve(lm: LoadedModel, frame: pd.DataFrame, dataset: str, measure: 
 
     One row per (train_level, n); the zero-shot baseline is the row ``train_level="none"``,
     ``n=0`` (a size of 0 is that baseline for every level)."""
+    grid = [(level, int(n)) for level in train_levels for n in sizes if int(n) > 0]
+    too_large = []
+    for level in train_levels:
+        largest = max([n for lv, n in grid if lv == level], default=0)
+        available = pool_size(frame, _spec(lm, dataset, measure, level, method, 1, seeds, test, options))
+        if largest > available:
+            too_large.append(f"{level}: n up to {largest}, pool {available}")
+    if too_large:
+        raise SpecError(
+            f"learning curve {dataset}/{measure}/{method}: sizes larger than the training pool "
+            f"({'; '.join(too_large)}). Drop those sizes or lower test_fraction (now {test.test_fraction}); "
+            "a point is never recorded with an n it did not train on.")
     rows = []
     zero = run_experiment(_spec(lm, dataset, measure, "none", method, 0, seeds, test, options), lm, frame,
                           store=store, progress=progress)
     rows.append(_accuracy_row(zero, "hard", n_boot, boot_seed, dataset=dataset, measure=measure, method=method,
                               train_level="none", n=0))
-    grid = [(level, int(n)) for level in train_levels for n in sizes if int(n) > 0]
     for level, n in tqdm(grid, desc=f"{dataset}/{measure}/{method} learning curve", disable=not progress):
         result = run_experiment(_spec(lm, dataset, measure, level, method, n, seeds, test, options), lm, frame,
                                 store=store, progress=progress)

@@ -25,7 +25,7 @@ SGR_TABLE_COLUMNS = (
     "hard",
     "gap (hard − unsup.)",
     "SGR",
-    "PGR (w2s)",
+    "SGR clipped to [0, 1]",
 )
 
 
@@ -62,23 +62,27 @@ def _cell(row: pd.Series, key: str) -> str:
 
 
 def _sgr_cells(row: pd.Series) -> tuple[str, str]:
-    """The SGR and PGR cells of one row.
+    """The SGR and clipped-SGR cells of one row.
 
-    SGR: percent with CI when the oracle gap is clearly above zero (``sgr_stable``),
-    else ``"n/a (gap n.s.)"``. PGR: only where it differs from SGR (``pgr_differs``);
-    ``"=SGR"`` otherwise, and ``"n/a (gap n.s.)"`` when the gap is not clearly above zero.
+    SGR: percent with CI when the oracle gap is clearly above zero (``sgr_stable``); else
+    ``"n/a (gap n.s.)"`` followed by the point value, so a reader sees what the ratio would
+    have said. Clipped SGR (SGR clipped to [0, 1], a reading aid): only where it differs from
+    SGR (``clipped_differs``), ``"=SGR"`` otherwise, and ``"n/a (gap n.s.)"`` when the gap is
+    not clearly above zero.
     """
     if not _flag(row.get("sgr_stable")):
-        return NOT_READABLE, NOT_READABLE
-    pgr_cell = _cell(row, "pgr") if _flag(row.get("pgr_differs")) else SAME_AS_SGR
-    return _cell(row, "sgr"), pgr_cell
+        point = row.get("sgr")
+        shown = NOT_READABLE if _is_nan(point) else f"{NOT_READABLE}; point {100 * float(point):.1f}"
+        return shown, NOT_READABLE
+    clipped = _cell(row, "sgr_clipped") if _flag(row.get("clipped_differs")) else SAME_AS_SGR
+    return _cell(row, "sgr"), clipped
 
 
 def sgr_table(summary: pd.DataFrame, index_cols: Sequence[str]) -> pd.DataFrame:
     """A table of strings, one row per summary row, indexed by ``index_cols``.
 
     Columns: ``unsupervised``, ``easy``, ``hard`` (hard-test accuracy, percent with CI),
-    ``gap (hard − unsup.)`` (points, with CI), ``SGR`` and ``PGR (w2s)`` (percent with CI;
+    ``gap (hard − unsup.)`` (points, with CI), ``SGR`` and ``SGR clipped to [0, 1]`` (percent with CI;
     see :func:`_sgr_cells` for when they are shown).
     """
     index_cols = list(index_cols)
@@ -87,7 +91,7 @@ def sgr_table(summary: pd.DataFrame, index_cols: Sequence[str]) -> pd.DataFrame:
         raise KeyError(f"index columns not in the summary: {missing}")
     records = []
     for _, row in summary.iterrows():
-        sgr_cell, pgr_cell = _sgr_cells(row)
+        sgr_cell, clipped_cell = _sgr_cells(row)
         records.append(
             {
                 "unsupervised": _cell(row, "acc_unsupervised"),
@@ -95,7 +99,7 @@ def sgr_table(summary: pd.DataFrame, index_cols: Sequence[str]) -> pd.DataFrame:
                 "hard": _cell(row, "acc_hard"),
                 "gap (hard − unsup.)": _cell(row, "gap"),
                 "SGR": sgr_cell,
-                "PGR (w2s)": pgr_cell,
+                "SGR clipped to [0, 1]": clipped_cell,
             }
         )
     table = pd.DataFrame(records, columns=list(SGR_TABLE_COLUMNS))

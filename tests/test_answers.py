@@ -123,3 +123,56 @@ def test_extract_yes_no_none(text):
 
 def test_extract_yes_no_uses_last_marker():
     assert extract_yes_no("At first the answer is no. On reflection the answer is yes.") == "yes"
+
+
+# --- the authors' strict rule (utils/metrics.py::generative_exact_match_accuracy_sum) ---------------
+
+from e2h_utils import answers  # noqa: E402
+
+
+@pytest.mark.parametrize("text, kind, cut, expected", [
+    ("So the answer is 18.", "number", True, "18"),
+    ("So the answer is 18.\nQ: next question? A: the answer is 3", "number", True, "18"),  # first trigger, cut at \n
+    ("THE ANSWER IS 42", "number", True, "42"),  # lower-cased first
+    ("the answer is $1,234.", "number", True, "1234"),  # digits and periods of the last two words
+    ("the answer is -3", "number", True, "3"),  # the sign is dropped: a negative gold never matches
+    ("the answer is 12 apples", "number", True, "12"),
+    ("the answer is twelve", "number", True, ""),  # no digit at all
+    ("the answer is 7 and 8 more\nlater 9", "number", True, "8"),  # the last two words of the answer line
+    ("the answer is 7\nand 9 more", "number", False, "9"),  # QLoRA: no line cut, so the tail counts
+    ("Paris is in France. So the answer is Yes.", "yes_no", True, "yes"),
+    ("So the answer is: yes", "yes_no", True, ": yes"),  # exact match fails on the colon
+    ("So the answer is no\n\nQ: is it?", "yes_no", True, "no"),
+    ("Yes, Paris is in France.", "yes_no", True, None),  # no trigger: wrong
+    ("", "number", True, None),
+])
+def test_strict_extraction(text, kind, cut, expected):
+    assert answers.extract(text, kind, "strict", cut_at_newline=cut) == expected
+
+
+def test_strict_rule_on_the_5_dot_case():
+    # "the answer is 5. wait, the answer is 6": the text between the two triggers is "5. wait,";
+    # its last two words give "5." -- not "5", so exact match fails, as in the authors' code
+    assert answers.extract("the answer is 5. wait, the answer is 6", "number") == "5."
+
+
+@pytest.mark.parametrize("extracted, gold, kind, correct", [
+    ("18", "18", "number", True),
+    ("1234", "1,234", "number", False),  # a gold with a thousands separator can never match
+    ("3", "-3", "number", False),
+    ("yes", "Yes", "yes_no", True),  # both sides lower-cased and stripped
+    ("yes", "yes.", "yes_no", True),
+    (None, "yes", "yes_no", False),
+    ("", "0", "number", False),
+])
+def test_strict_is_correct(extracted, gold, kind, correct):
+    assert answers.is_correct(extracted, gold, kind, "strict") is correct
+
+
+def test_lenient_rule_is_kept_as_an_option():
+    text = "Step 1 gives 3. Step 2 gives 1,000"
+    assert answers.extract(text, "number", "strict") is None
+    assert answers.extract(text, "number", "lenient") == "1000"
+    assert answers.is_correct("1000", "1,000", "number", "lenient")
+    with pytest.raises(ValueError, match="lenient"):
+        answers.extract(text, "number", "fancy")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from e2h_utils import data, experiments, generation, icl, models, prompts, qlora, scoring
+from e2h_utils import answers, data, experiments, generation, icl, models, prompts, qlora, scoring
 from e2h_utils.experiments import COT_METHODS, ExperimentSpec, SpecError, run_experiment
 from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
 from e2h_utils.prompts import COT_FORMATS, MAX_NEW_TOKENS, CoTFormat, get_cot_format
@@ -83,16 +83,30 @@ ROW = {"question": "she has 3 apples and buys 4 more . how many ?", "reasoning":
        "answer": "7"}
 
 
-def test_cot_format_strings():
+def test_cot_format_strings_are_the_authors():
     fmt = get_cot_format(None, "gsm8k")
     assert fmt is COT_FORMATS["gsm8k_cot"] and isinstance(fmt, CoTFormat)
     assert fmt.prompt(ROW) == "Q: she has 3 apples and buys 4 more . how many ?\nA:"
-    assert fmt.target(ROW) == " she has 3 . then 4 more so 7 . So the answer is 7."
+    # prompt 0305: the reasoning as written (line breaks kept), no final period
+    assert fmt.target(ROW) == " she has 3 .\n  then 4 more\n\nso 7 . So the answer is 7"
     assert fmt.example(ROW) == fmt.prompt(ROW) + fmt.target(ROW)
-    assert fmt.zero_shot_prompt(ROW) == fmt.prompt(ROW) + " Let's think step by step."
-    assert fmt.zero_shot_prompt(ROW).endswith(" Let's think step by step.")
     assert fmt.separator == "\n\n"
-    assert "\n" not in fmt.target(ROW)  # reasoning on one line
+    # GSM8K zero-shot: the worksheet instruction of prompt 5305, a line break, then the question
+    assert fmt.zero_shot_prompt(ROW) == prompts.GSM8K_WORKSHEET + "\n" + fmt.prompt(ROW)
+    assert fmt.zero_shot_prompt(ROW).startswith("This worksheet contain math word problems.")
+    assert fmt.zero_shot_prompt(ROW, "step_by_step") == fmt.prompt(ROW) + " Let's think step by step."
+    with pytest.raises(ValueError, match="step_by_step"):
+        fmt.zero_shot_prompt(ROW, "fancy")
+    strategy = get_cot_format(None, "strategyqa")
+    assert strategy.zero_shot_prompt(ROW) == strategy.prompt(ROW)  # no instruction for StrategyQA
+
+
+def test_oneline_formats_keep_the_earlier_rendering():
+    row = {**ROW, "reasoning": "she pays 2*3=<<2*3=6>>6 .\nso 6 ."}
+    fmt = get_cot_format("gsm8k_cot_oneline")
+    assert fmt.target(row) == " she pays 2*3=6 . so 6 . So the answer is 7."
+    assert "\n" not in fmt.target(row)
+    assert get_cot_format(None, "gsm8k").target(row) == " she pays 2*3=<<2*3=6>>6 .\nso 6 . So the answer is 7"
 
 
 def test_cot_prefix_text_joins_examples():
@@ -103,30 +117,12 @@ def test_cot_prefix_text_joins_examples():
     assert text.count("So the answer is") == 2
 
 
-def test_cot_extract_and_is_correct_gsm8k():
-    fmt = get_cot_format(None, "gsm8k")
-    assert fmt.kind == "number"
-    text = " she has 3 . then 4 more so 7 . So the answer is $1,200.\n\nQ: next"
-    assert fmt.extract(text) == "1200"
-    assert fmt.is_correct("1200", {"answer": "1200"})
-    assert fmt.is_correct("1200", {"answer": "1,200"})
-    assert fmt.is_correct(fmt.extract(fmt.target(ROW)), ROW)  # the format's own target is read back
-    assert not fmt.is_correct("1201", {"answer": "1200"})
-    assert not fmt.is_correct(None, {"answer": "1200"})
-    assert fmt.extract("no numbers at all") is None
-
-
-def test_cot_extract_and_is_correct_strategyqa():
-    fmt = get_cot_format(None, "strategyqa")
-    assert fmt is COT_FORMATS["strategyqa_cot"] and fmt.kind == "yes_no"
-    assert fmt.extract("Paris is in France. So the answer is Yes.") == "yes"
-    assert fmt.extract("Nothing to say") is None
-    assert fmt.is_correct("yes", {"answer": "yes"})
-    assert fmt.is_correct("yes", {"answer": "Yes"})
-    assert not fmt.is_correct("no", {"answer": "yes"})
-    assert not fmt.is_correct(None, {"answer": "no"})
-    row = {**ROW, "answer": "no"}
-    assert fmt.is_correct(fmt.extract(fmt.target(row)), row)
+@pytest.mark.parametrize("rule", answers.RULES)
+def test_the_formats_own_targets_read_back(rule):
+    for name, fmt in COT_FORMATS.items():
+        row = {**ROW, "answer": "7" if fmt.kind == "number" else "no"}
+        text = fmt.target(row) + "\n\nQ: next question"
+        assert answers.is_correct(answers.extract(text, fmt.kind, rule), row["answer"], fmt.kind, rule), (name, rule)
 
 
 def test_get_cot_format_errors_list_valid_names():
@@ -184,11 +180,47 @@ def test_zero_shot_cot_payload_is_shared(dataset):
     assert shared["method"] == "zero_shot_cot" and shared["train_level"] == "none" and shared["n_train"] == 0
     assert shared != payload("icl_cot", options={"max_new_tokens": 7})  # the generation length matters
     assert payload("icl_cot", train_level="easy") != payload("qlora_cot", train_level="easy")
-    if dataset == "strategyqa":  # answer-scoring zero-shot is a different baseline
+    assert shared != payload("icl_cot", options={"baseline": "step_by_step"})  # another baseline
+    if dataset == "strategyqa":  # answer-scoring zero-shot is a different run
         plain = payload("icl")
         assert plain["method"] == "zero_shot"
         assert plain != shared
         assert plain == payload("qlora")
+
+
+@pytest.mark.parametrize("method", COT_METHODS)
+def test_unsupervised_baseline_is_the_authors(method):
+    def spec(dataset, **kwargs):
+        return ExperimentSpec(dataset=dataset, measure="num_steps", train_level="easy", method=method, **kwargs)
+
+    # StrategyQA: the answer-scored zero-shot prompt (analysis.Rmd ~856), the other methods' baseline
+    strategy = spec("strategyqa").unsupervised()
+    assert strategy.method == "icl" and strategy.train_level == "none" and strategy.prompt_format is None
+    assert strategy.payload("m") == ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="none",
+                                                   method="probe").payload("m")
+    # GSM8K: zero-shot chain of thought (after the worksheet instruction)
+    gsm8k = spec("gsm8k").unsupervised()
+    assert gsm8k.method == method and gsm8k.zero_shot
+    # the earlier cue, as an option
+    earlier = spec("strategyqa", options={"baseline": "step_by_step"}).unsupervised()
+    assert earlier.method == method and earlier.zero_shot
+    with pytest.raises(SpecError, match="step_by_step"):
+        spec("gsm8k", options={"baseline": "nope"})
+    with pytest.raises(SpecError, match="strict"):
+        spec("gsm8k", options={"extraction": "nope"})
+
+
+def test_qlora_cot_trains_150_updates_by_default():
+    spec = ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot", n_train=160)
+    options = spec.method_options()
+    assert options["min_updates"] == 150 and options["min_epochs"] == 3
+    config = QLoRAConfig(**{k: options[k] for k in QLoRAConfig.__dataclass_fields__})
+    batch, per_epoch, epochs = qlora.schedule(160, config)
+    assert (batch, per_epoch, epochs) == (50, 4, 38)  # ~38 epochs at n = 160, as run_jobs.py:438-440
+    assert per_epoch * epochs == 152
+    plain = ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy", method="qlora", n_train=160)
+    assert qlora.schedule(160, QLoRAConfig(**{k: plain.method_options()[k]
+                                              for k in QLoRAConfig.__dataclass_fields__})) == (50, 4, 3)
 
 
 def test_max_new_tokens_defaults_and_override():
@@ -228,15 +260,14 @@ def random_pairs(vocab: int, n: int, seed: int) -> list[tuple[list[int], list[in
 
 @torch.no_grad()
 def hand_lm_loss(model, pairs) -> float:
-    """Mean cross-entropy over every target token of every pair (one unpadded forward per pair)."""
-    total, count = 0.0, 0
+    """The authors' LM loss: each target's summed negative log-likelihood, averaged over the
+    pairs (one unpadded forward per pair)."""
+    sums = []
     for prompt, target in pairs:
         sequence = list(prompt) + list(target)
         logprobs = model(input_ids=torch.tensor([sequence])).logits[0].double().log_softmax(-1)
-        for t in range(len(prompt), len(sequence)):
-            total -= float(logprobs[t - 1, sequence[t]])
-            count += 1
-    return total / count
+        sums.append(-sum(float(logprobs[t - 1, sequence[t]]) for t in range(len(prompt), len(sequence))))
+    return sum(sums) / len(sums)
 
 
 def test_lm_loss_matches_hand_computation(tiny_lm):
@@ -246,11 +277,11 @@ def test_lm_loss_matches_hand_computation(tiny_lm):
     with torch.no_grad():
         loss = lm_loss(model, pairs, tokenizer.pad_token_id)
     assert loss.ndim == 0
-    assert float(loss) == pytest.approx(hand_lm_loss(model, pairs), abs=1e-5)
-    # one pair alone: the same as its own hand computation; the batch is a token mean, not a mean of means
+    assert float(loss) == pytest.approx(hand_lm_loss(model, pairs), abs=1e-4)
+    # one pair alone: its own summed loss; the batch is a mean of per-sequence sums, not a token mean
     with torch.no_grad():
         assert float(lm_loss(model, pairs[:1], tokenizer.pad_token_id)) == pytest.approx(
-            hand_lm_loss(model, pairs[:1]), abs=1e-5)
+            hand_lm_loss(model, pairs[:1]), abs=1e-4)
 
 
 def test_lm_loss_ignores_padding_value(tiny_lm):
@@ -297,7 +328,8 @@ def test_finetune_lm_lowers_the_loss(tiny_model_dir, tiny_lm, frame):
 
 
 def test_finetune_lm_is_deterministic(tiny_model_dir, frame):
-    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=3, max_batch=2, micro_batch=1)
+    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=3, min_epochs=1, max_batch=2,
+                         micro_batch=1)
     runs = []
     for _ in range(2):
         lm = models.load_model(str(tiny_model_dir))
@@ -331,10 +363,13 @@ def test_icl_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
     fmt = get_cot_format(None, "gsm8k")
     assert list(out["gold"]) == [rows.loc[i, "answer"] for i in out["item_id"]]
     assert all(rows.loc[i, "num_steps_level"] == "hard" for i in out["item_id"])
+    assert set(out["extraction"]) == {"strict"}  # the authors' rule by default
     for text, extracted, gold, correct in zip(out["generation"], out["extracted"], out["gold"], out["correct"]):
         assert isinstance(text, str) and len(text.split()) <= 5
-        assert extracted == fmt.extract(text)
-        assert correct == float(fmt.is_correct(extracted, {"answer": gold}))
+        assert extracted == answers.extract(text, "number", "strict")
+        assert correct == float(answers.is_correct(extracted, gold, "number", "strict"))
+    for rule in answers.RULES:  # both rules are kept, read from the same generations
+        assert list(out[f"extracted_{rule}"]) == [answers.extract(t, "number", rule) for t in out["generation"]]
     assert (out["n_shots"] == 1).all()
     examples = out["example_ids"].iloc[0]
     assert len(examples) == 1 and rows.loc[examples[0], "num_steps_level"] == "easy"
@@ -345,7 +380,8 @@ def test_icl_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
     assert call["prefix_ids"] == tiny_lm.bos_ids() + scoring.encode(
         tiny_lm.tokenizer, icl.prefix_text(frame[frame["id"].isin(examples)], fmt))
     assert call["prompts"] == [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
-    assert "\n\n" in call["stop"]
+    # the authors' rule: stop at the next question or once the answer line is complete
+    assert call["stop"] == ("\nQ:",) and call["stop_patterns"] == (generation.ANSWER_LINE,)
     # stored: a second run reads the store and does not generate again
     again = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
     assert len(spy) == 1
@@ -361,7 +397,7 @@ def test_icl_cot_generation_matches_direct_greedy(tiny_lm, frame, tmp_path):
     prefix = tiny_lm.bos_ids() + scoring.encode(tiny_lm.tokenizer, icl.prefix_text(examples, fmt))
     prompt_ids = [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
     direct = generation.greedy_generate(tiny_lm.model, tiny_lm.tokenizer, prefix, prompt_ids, max_new_tokens=5,
-                                        stop=(fmt.separator, "\nQ:"))
+                                        stop=("\nQ:",), stop_patterns=(generation.ANSWER_LINE,))
     assert list(out["generation"]) == direct
 
 
@@ -396,15 +432,16 @@ def test_qlora_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
     assert len(out) == 2 and set(out["level"]) == {"hard"}
     assert "train_losses" in out.columns
     losses = out["train_losses"].iloc[0]
-    assert len(losses) == 1 and np.isfinite(losses).all()  # 2 pairs, batch 2, at least 1 update
+    assert len(losses) == 3 and np.isfinite(losses).all()  # 2 pairs, batch 2: the 3-epoch floor
     assert (out["n_shots"] == 2).all()
     rows = frame.set_index("id")
     assert all(rows.loc[i, "num_steps_level"] == "easy" for i in out["example_ids"].iloc[0])
     fmt = get_cot_format(None, "gsm8k")
     assert len(spy) == 1 and spy[0]["max_new_tokens"] == 5
     assert spy[0]["prompts"] == [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
+    assert spy[0]["stop"] == () and spy[0]["stop_patterns"] == ()  # QLoRA: to end-of-sequence, as theirs
     for text, extracted in zip(out["generation"], out["extracted"]):
-        assert len(text.split()) <= 5 and extracted == fmt.extract(text)
+        assert len(text.split()) <= 5 and extracted == answers.extract(text, "number", "strict", cut_at_newline=False)
     assert list(store.root.glob("gsm8k/qlora_cot/*/seed-0.parquet"))
     again = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
     assert len(spy) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -74,6 +75,20 @@ def test_parse_arc_annotations():
     assert df.loc["NYSEDREGENTS_2", "depth_of_knowledge"] == 3.0
     for column in ("grade", "difficulty", "bloom", "depth_of_knowledge"):
         assert math.isnan(df.loc["TIMSS_4", column]), column  # no annotation -> NaN
+    # fully annotated: all four present (a subject name instead of a grade does not count)
+    assert list(df["arc_annotated"]) == [True, True, False, False]
+    assert not df["mdl_holdout"].any()  # fewer than 1,000 annotated rows: no hold-out to draw
+
+
+def test_mdl_holdout_is_the_authors_draw():
+    """1,000 of the annotated rows, drawn as data_utils.py does: default_rng(0).choice(n, 1000)."""
+    rows = pd.DataFrame({"grade": [3.0] * 1500 + [np.nan] * 10, "difficulty": 1.0, "bloom": 1.0,
+                         "depth_of_knowledge": 1.0})
+    out = data.mark_arc_population(rows)
+    assert out["arc_annotated"].sum() == 1500 and out["mdl_holdout"].sum() == 1000
+    want = np.zeros(1510, dtype=bool)
+    want[np.random.default_rng(0).choice(np.arange(1500), size=1000, replace=False)] = True
+    np.testing.assert_array_equal(out["mdl_holdout"].to_numpy(), want)
 
 
 def test_arc_grade_parser():
@@ -98,6 +113,8 @@ def test_tidy_arc_levels_from_grade():
     assert df.loc["NYSEDREGENTS_2", "grade_level"] == "hard"
     assert pd.isna(df.loc["MCAS_3", "grade_level"])
     assert df.loc["Mercury_1", "question_words"] == 4.0
+    assert df.loc["Mercury_1", "answer_chars"] == float(len("the red planet Mars"))  # characters, as the paper
+    assert pd.isna(df.loc["MCAS_3", "question_words_level"])  # not fully annotated: no level
 
 
 # --- MMLU --------------------------------------------------------------------------------
@@ -147,7 +164,8 @@ def test_parse_strategyqa():
 
 
 def test_gsm8k_final_answer():
-    assert data.gsm8k_final_answer("He pays 1000+234=<<1000+234=1234>>1,234.\n#### 1,234") == "1234"
+    # as written: the authors compare against the answer with its thousands separator
+    assert data.gsm8k_final_answer("He pays 1000+234=<<1000+234=1234>>1,234.\n#### 1,234") == "1,234"
     assert data.gsm8k_final_answer("x\n#### 72") == "72"
     with pytest.raises(ValueError, match="####"):
         data.gsm8k_final_answer("no final answer here")
@@ -163,12 +181,11 @@ def test_parse_gsm8k():
     ])
     df = data.parse_gsm8k(raw)
     assert list(df["id"]) == ["gsm8k/train/0", "gsm8k/train/1", "gsm8k/test/0"]
-    assert list(df["answer"]) == ["1234", "5", "7"]
+    assert list(df["answer"]) == ["1,234", "5", "7"]
     # lines before '####', the blank line included; capped at 10
     assert list(df["num_steps"]) == [4.0, 10.0, 1.0]
-    reasoning = df.loc[0, "reasoning"]
-    assert "<<" not in reasoning and ">>" not in reasoning
-    assert reasoning == "Half is 48/2 = 24.\nThen 2*3=6.\nTotal 1,200"
+    # the authors' reasoning: the solution before '####', outer line breaks stripped, the rest kept
+    assert df.loc[0, "reasoning"] == "Half is 48/2 = <<48/2=24>>24.\n\nThen 2*3=<<2*3=6>>6.\nTotal 1,200"
     assert df.loc[0, "solution"] == solution
     assert df["choices"].map(len).eq(0).all()
     assert df["label"].isna().all()
@@ -262,6 +279,17 @@ def test_arc_on_mirror(load):
     # every one of the 5120 annotation keys matched an ARC id
     assert df["difficulty"].notna().sum() == 5120
     assert df["split"].str.split("/").str[0].isin(data.ARC_CONFIGS).all()
+    # the authors' ARC data: the 4,521 rows with all four annotations (dropna); every paper measure
+    # has levels there only, percentiles included
+    assert df["arc_annotated"].sum() == 4521
+    assert (df["bloom_level"] == "hard").sum() == 850 and (df["difficulty_level"] == "hard").sum() == 587
+    for measure in ("grade", "difficulty", "bloom", "question_words", "answer_chars"):
+        assert df.loc[~df["arc_annotated"], f"{measure}_level"].isna().all(), measure
+    assert df["arc_split_level"].notna().all()  # not a paper measure: every row
+    # their 1,000-row MDL hold-out, drawn from the annotated rows in upstream order
+    assert df["mdl_holdout"].sum() == 1000 and not (df["mdl_holdout"] & ~df["arc_annotated"]).any()
+    order = [f"{c}/{s}" for c in data.ARC_CONFIGS for s in data.ARC_SPLITS]
+    assert df["split"].map(order.index).is_monotonic_increasing
 
 
 @pytest.mark.integration
@@ -294,8 +322,9 @@ def test_gsm8k_on_mirror(load):
     assert (df["num_steps_level"] == "hard").sum() == 394
     assert df["num_steps"].between(1, data.GSM8K_MAX_STEPS).all()
     assert "reasoning" in df.columns
-    assert not df["reasoning"].str.contains("<<").any()
-    assert df["answer"].str.fullmatch(r"-?[\d.]+").all()
+    assert df["reasoning"].str.contains("<<").mean() > 0.9  # calculator annotations kept, as the authors'
+    assert df["answer"].str.fullmatch(r"-?[\d.,]+").all()
+    assert df["answer"].str.contains(",").sum() == 93  # written with a thousands separator
     assert df["label"].isna().all()
 
 

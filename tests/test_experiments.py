@@ -51,6 +51,9 @@ def make_frame(seed: int = 0) -> pd.DataFrame:
             "grade": float(3 + i % 6) if i < N_ROWS else np.nan,
         })
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=seed)  # ids not in row order
+    # every row with a grade counts as fully annotated; the last 12 of them are the MDL hold-out
+    frame["arc_annotated"] = frame["grade"].notna()
+    frame["mdl_holdout"] = frame["id"].isin([f"arc-{i:03d}" for i in range(N_ROWS - 12, N_ROWS)])
     return data.tidy(frame, "arc")
 
 
@@ -406,7 +409,7 @@ def test_summarize_conditions(tiny_lm, frame, tmp_path):
     assert sorted(conditions["easy"]["seed"].unique()) == [0, 1]
     summary = summarize_conditions(conditions["none"], conditions["easy"], conditions["hard"], n_boot=50)
     for key in ("acc_unsupervised", "acc_easy", "acc_hard", "gap", "sgr", "sgr_lo", "sgr_hi", "sgr_stable",
-                "pgr", "n_items"):
+                "sgr_clipped", "n_items"):
         assert key in summary
     assert summary["n_items"] == 4
     assert summary["n_seeds_unsupervised"] == 1 and summary["n_seeds_easy"] == 2

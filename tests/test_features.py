@@ -39,7 +39,7 @@ def make_frame(seed: int = 0, n_rows: int = 60) -> pd.DataFrame:
         extra = " ".join(str(w) for w in rng.choice(ADJECTIVES, size=int(rng.integers(0, 6))))
         rows.append({"id": f"arc-{i:03d}", "split": "test", "question": f"which one is {extra} ?".replace("  ", " "),
                      "choices": choices, "label": label, "answer": choices[label], "reasoning": None,
-                     "grade": float(3 + i % 6)})
+                     "grade": float(3 + i % 6), "arc_annotated": True, "mdl_holdout": False})
     return data.tidy(pd.DataFrame(rows).sample(frac=1.0, random_state=seed), "arc")
 
 
@@ -119,9 +119,11 @@ def test_choice_hidden_states_layer_order(tiny_lm):
 
 
 def test_default_layers(tiny_lm):
-    assert default_layers(tiny_lm.model) == (1, 2)
+    assert default_layers(tiny_lm.model) == (2, 2)  # 3 states: ceil(3 / 2) = 2 and 2, as the authors index
     config = type("Config", (), {"num_hidden_layers": 32})()
-    assert default_layers(type("Model", (), {"config": config})()) == (16, 32)
+    assert default_layers(type("Model", (), {"config": config})()) == (17, 32)
+    config = type("Config", (), {"num_hidden_layers": 80})()  # Llama-2-70b: states 41 and 80
+    assert default_layers(type("Model", (), {"config": config})()) == (41, 80)
 
 
 # --- features_for and its cache ------------------------------------------------------------
@@ -206,8 +208,10 @@ def test_probe_options_normalised_and_checked():
     spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe",
                           options={"epochs": 20, "layers": [1, 2]})
     assert spec.options == (("epochs", 20), ("layers", (1, 2)))
-    assert spec.method_options() == {"layers": (1, 2), "epochs": 20, "lr": 0.05, "l2": 1e-3}
-    assert set(experiments.METHOD_OPTIONS["probe"]) == {"layers", "epochs", "lr", "l2"}
+    assert spec.method_options() == {"layers": (1, 2), "epochs": 20, "lr": 0.05, "l2": 1.0, "max_grad_norm": 1.0,
+                                     "lr_floor": 0.1, "max_refits": 6}
+    assert set(experiments.METHOD_OPTIONS["probe"]) == {"layers", "epochs", "lr", "l2", "max_grad_norm", "lr_floor",
+                                                        "max_refits"}
     with pytest.raises(SpecError) as info:
         ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe", options={"epoch": 20})
     for name in experiments.METHOD_OPTIONS["probe"]:
@@ -276,7 +280,7 @@ def test_probe_reuses_cached_features(tiny_lm, frame, tmp_path, counter):
 def test_run_experiment_qlora(tiny_model_dir, frame, tmp_path):
     lm = models.load_model(str(tiny_model_dir))  # only its spec is used: QLoRA loads a fresh base
     spec = probe_spec(lm, method="qlora", n_train=4,
-                      options={"quantization": "none", "min_updates": 2, "max_batch": 4,
+                      options={"quantization": "none", "min_updates": 2, "min_epochs": 1, "max_batch": 4,
                                "target_modules": ["q_proj", "v_proj"], "keep_adapter": str(tmp_path / "adapters")})
     assert dict(spec.options)["target_modules"] == ("q_proj", "v_proj")
     out = run_experiment(spec, lm, frame, store=ResultStore(tmp_path), progress=False)

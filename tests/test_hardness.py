@@ -90,8 +90,34 @@ def test_registry_covers_every_dataset():
     keys = [m.key for m in hardness.REGISTRY]
     assert len(keys) == len(set(keys))
     for name in data.DATASETS:
-        assert hardness.get_measure(name, "mdl").kind == "model"
         assert all(m.kind != "model" for m in hardness.measures(name, include_model_based=False))
+    for name in ("arc", "mmlu_stem5", "strategyqa"):  # the authors' MDL (ZS prompt) on every MC dataset
+        assert hardness.get_measure(name, "mdl").kind == "model"
+    assert [m.name for m in hardness.measures("arc") if m.kind == "model"] == ["mdl", "mdl_probe", "mdl_qlora"]
+    with pytest.raises(hardness.UnknownMeasure):  # no GSM8K MDL (docs/fidelity.md)
+        hardness.get_measure("gsm8k", "mdl")
+
+
+def test_answer_length_is_in_characters_as_in_the_paper():
+    for name in ("arc", "mmlu_stem5", "gsm8k"):
+        names = [m.name for m in hardness.measures(name)]
+        assert "answer_chars" in names and "answer_words" not in names
+
+
+def test_arc_measures_apply_to_fully_annotated_rows_only():
+    """The authors' ARC data is the rows with all four annotations (data_utils.py:415, dropna);
+    the ARC-Easy / Challenge measure (not in the paper) keeps every row."""
+    for measure in hardness.measures("arc"):
+        want = None if measure.name == "arc_split" else hardness.ARC_POPULATION
+        assert measure.population == want, measure.name
+    assert not hardness.get_measure("arc", "depth_of_knowledge").in_paper
+    df = pd.DataFrame({"id": list("abcdef"), "question_words": [1.0, 2, 3, 4, 5, 100],
+                       "arc_annotated": [True, True, True, True, True, False]})
+    levels = hardness.assign_levels(df, hardness.get_measure("arc", "question_words"))
+    # percentiles over the five annotated rows (1..5), and no level for the other
+    assert list(levels[:5]) == ["easy", "easy", "medium", "hard", "hard"] and pd.isna(levels.iloc[5])
+    with pytest.raises(hardness.MissingHardnessColumn, match="arc_annotated"):
+        hardness.assign_levels(df.drop(columns="arc_annotated"), hardness.get_measure("arc", "question_words"))
 
 
 def test_missing_column_for_mdl_hints_at_mdl():
@@ -109,7 +135,7 @@ def test_missing_column_for_annotation():
 
 
 def test_add_level_columns_only_for_present_columns():
-    df = pd.DataFrame({"id": ["a", "b", "c"], "grade": [5.0, 6.0, 8.0]})
+    df = pd.DataFrame({"id": ["a", "b", "c"], "grade": [5.0, 6.0, 8.0], "arc_annotated": True})
     out = hardness.add_level_columns(df, "arc")
     assert list(out["grade_level"]) == ["easy", "medium", "hard"]
     assert "mdl_level" not in out.columns and "bloom_level" not in out.columns

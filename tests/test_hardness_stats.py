@@ -31,12 +31,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 def test_measure_columns():
     frame = make_frame()
-    # answers are single words: answer_words is constant and left out
-    assert measure_columns(frame, "arc") == {"grade": "grade", "question_words": "question_words"}
-    frame = frame.assign(mdl=np.linspace(0, 1, len(frame)), mdl_probe=0.5, difficulty=np.nan)
-    found = measure_columns(frame, "arc", extra=("mdl_probe", "mdl", "not_there"))
-    assert found == {"grade": "grade", "question_words": "question_words", "mdl": "mdl", "mdl_probe": "mdl_probe"}
-    assert list(found)[:3] == ["grade", "question_words", "mdl"]  # registry order, then extras
+    want = {"grade": "grade", "question_words": "question_words", "answer_chars": "answer_chars"}
+    assert measure_columns(frame, "arc") == want
+    frame = frame.assign(mdl=np.linspace(0, 1, len(frame)), mdl_probe=0.5, difficulty=np.nan, extra=np.arange(len(frame)))
+    found = measure_columns(frame, "arc", extra=("extra", "mdl", "not_there"))
+    # registered measures with values (mdl_probe is constant: left out), in registry order, then extras
+    assert found == {**want, "mdl": "mdl", "extra": "extra"}
+    assert list(found) == ["grade", "question_words", "answer_chars", "mdl", "extra"]
 
 
 def _correlation_frame(n: int = 20) -> pd.DataFrame:
@@ -124,6 +125,7 @@ SMALL = pd.DataFrame({
     "id": [f"q{i}" for i in range(10)],
     "grade": [3, 3, 4, 5, 6, 7, 8, 8, np.nan, 8],
     "difficulty": [1, 1, 1, 1, 1, 1, 1, 1, 1, np.nan],
+    "arc_annotated": True,
 })
 CORRECT = pd.DataFrame({"item_id": ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q8", "q9"],
                         "correct": [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]})  # q7 not scored

@@ -11,13 +11,30 @@ from e2h_utils.scoring import encode, make_item
 # --- prompt formats ----------------------------------------------------------------------
 
 
-def test_mc_lettered_exact_strings():
+def authors_prompt(question: str, choices: list[str], question_template: str, lettered: bool,
+                   label_template: str, label: str | None = None) -> str:
+    """The authors' ``Prompt.format_example`` + ``format_prompt`` for a Llama tokenizer, step by
+    step (utils/prompt.py at ad8358e): the question template, the choices (" " + "\nA) {}..."),
+    then " " + the label template for a solved example, or the label template without its label
+    for the test question (no space before it, as it starts with a line break), and the
+    trailing space removed."""
+    text = question_template.format(question)
+    if lettered:
+        text += " " + "".join(f"\n{chr(65 + i)}) {{}}" for i in range(len(choices))).format(*choices)
+    if label is not None:
+        return text + " " + label_template.format(label)
+    prompt = text + label_template.format("")
+    return prompt[:-1] if prompt.endswith(" ") else prompt
+
+
+def test_mc_lettered_is_the_authors_prompt_0040():
     fmt = prompts.get_format("mc_lettered")
     row = {"question": "Q?", "choices": ["x", "y"], "label": 1}
-    assert fmt.prompt(row) == "Question: Q?\nA) x\nB) y\nAnswer:"
+    assert fmt.prompt(row) == "Question: Q? \nA) x\nB) y\nAnswer:"
+    assert fmt.prompt(row) == authors_prompt("Q?", ["x", "y"], "Question: {}", True, "\nAnswer: {}")
     assert fmt.continuations(row) == [" x", " y"]
-    assert fmt.continuations(row)[row["label"]] == " y"
-    assert fmt.example(row) == "Question: Q?\nA) x\nB) y\nAnswer: y"
+    assert fmt.example(row) == "Question: Q? \nA) x\nB) y \nAnswer: y"
+    assert fmt.example(row) == authors_prompt("Q?", ["x", "y"], "Question: {}", True, "\nAnswer: {}", label="y")
     assert fmt.separator == "\n\n"
 
 
@@ -26,8 +43,14 @@ def test_mc_lettered_four_choices_and_numpy_label():
 
     fmt = prompts.get_format("mc_lettered")
     row = {"question": "Which?", "choices": ["a", "b", "c", "d"], "label": np.int64(3)}
-    assert fmt.prompt(row) == "Question: Which?\nA) a\nB) b\nC) c\nD) d\nAnswer:"
-    assert fmt.example(row).endswith("Answer: d")
+    assert fmt.prompt(row) == "Question: Which? \nA) a\nB) b\nC) c\nD) d\nAnswer:"
+    assert fmt.example(row).endswith("D) d \nAnswer: d")
+
+
+def test_example_uses_the_rows_label():
+    """A noised label (noise.corrupt_labels) changes the example's answer."""
+    fmt = prompts.get_format("mc_lettered")
+    assert fmt.example({"question": "Q?", "choices": ["x", "y"], "label": 0}).endswith("Answer: x")
 
 
 def test_mc_lettered_too_many_choices():
@@ -36,12 +59,13 @@ def test_mc_lettered_too_many_choices():
         fmt.prompt({"question": "Q?", "choices": [str(i) for i in range(27)], "label": 0})
 
 
-def test_qa_yes_no_exact_strings():
+def test_qa_yes_no_is_the_authors_prompt_0306():
     fmt = prompts.get_format("qa_yes_no")
     row = {"question": "Q?", "choices": ["yes", "no"], "label": 1}
-    assert fmt.prompt(row) == "Q: Q?\nA:"
+    assert fmt.prompt(row) == "Q: Q?\nA:" == authors_prompt("Q?", ["yes", "no"], "Q: {}", False, "\nA: {}")
     assert fmt.continuations(row) == [" yes", " no"]
-    assert fmt.example(row) == "Q: Q?\nA: no"
+    assert fmt.example(row) == "Q: Q? \nA: no" == authors_prompt("Q?", ["yes", "no"], "Q: {}", False, "\nA: {}",
+                                                                   label="no")
 
 
 @pytest.mark.parametrize("dataset, name", [("arc", "mc_lettered"), ("mmlu_stem5", "mc_lettered"),
@@ -128,7 +152,7 @@ def test_prefix_text_joins_examples():
     examples = pd.DataFrame({"question": ["is ice cold?", "is fire cold?"], "choices": [["yes", "no"]] * 2,
                              "label": [0, 1]})
     # the separator before the test question belongs to the question (see question_text)
-    assert icl.prefix_text(examples, fmt) == "Q: is ice cold?\nA: yes\n\nQ: is fire cold?\nA: no"
+    assert icl.prefix_text(examples, fmt) == "Q: is ice cold? \nA: yes\n\nQ: is fire cold? \nA: no"
     assert icl.prefix_text(examples.iloc[:0], fmt) == ""
     assert icl.question_text("Q: x?\nA:", fmt, True) == "\n\nQ: x?\nA:"
     assert icl.question_text("Q: x?\nA:", fmt, False) == "Q: x?\nA:"

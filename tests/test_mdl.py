@@ -1,5 +1,5 @@
-"""e2h_utils.mdl: the model-based (MDL) hardness measure on the synthetic ARC-like frame of
-``test_experiments``, with the tiny random Llama of ``conftest``."""
+"""e2h_utils.mdl: the authors' MDL measures on the synthetic ARC-like frame of ``test_experiments``
+(60 graded rows, the last 12 of them the MDL hold-out), with the tiny random Llama of ``conftest``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import icl, mdl, paths
-from e2h_utils.experiments import SpecError
-from e2h_utils.mdl import MDLSpec, folds, mdl_scores, nested_subsets, run_mdl, scored_items
+from e2h_utils import hardness, mdl, paths
+from e2h_utils.experiments import ExperimentSpec, SpecError, run_experiment
+from e2h_utils.experiments import TestSelection as Selection  # pytest collects Test*
+from e2h_utils.mdl import MDLSpec, holdout_items, mdl_scores, nested_subsets, run_mdl, scored_items
+from e2h_utils.probe import ProbeConfig
+from e2h_utils.qlora import QLoRAConfig
 from e2h_utils.results import ResultStore
-from test_experiments import make_frame
+from test_experiments import N_NAN, N_ROWS, make_frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -31,132 +34,103 @@ def test_spec_errors():
         MDLSpec(dataset="gsm8k")
     with pytest.raises(SpecError, match="svm"):
         MDLSpec(dataset="arc", learner="svm")
+    for dataset in ("mmlu_stem5", "strategyqa"):  # trained learners need the ARC hold-out
+        for learner in mdl.TRAINED:
+            with pytest.raises(SpecError, match="hold-out"):
+                MDLSpec(dataset=dataset, learner=learner)
+        MDLSpec(dataset=dataset)  # the zero-shot MDL is defined everywhere
     for sizes in ((), (0, 5), (5, -1)):
         with pytest.raises(SpecError, match="subset_sizes"):
-            MDLSpec(dataset="arc", subset_sizes=sizes)
-    for n_folds in (1, 0):
-        with pytest.raises(SpecError, match="n_folds"):
-            MDLSpec(dataset="arc", n_folds=n_folds)
+            MDLSpec(dataset="arc", learner="probe", subset_sizes=sizes)
     with pytest.raises(SpecError, match="seeds"):
         MDLSpec(dataset="arc", seeds=())
     with pytest.raises(SpecError, match="max_items"):
-        MDLSpec(dataset="arc", n_folds=3, max_items=5)
-    MDLSpec(dataset="arc", n_folds=3, max_items=6)
+        MDLSpec(dataset="arc", max_items=1)
     with pytest.raises(SpecError, match="valid formats"):
         MDLSpec(dataset="arc", prompt_format="nope")
-    for dataset in mdl.MC_DATASETS:
-        MDLSpec(dataset=dataset)
 
 
-def test_spec_normalised():
-    spec = MDLSpec(dataset="arc", subset_sizes=(20, 5, np.int64(5), 80), seeds=[np.int64(2), 1])
-    assert spec.subset_sizes == (5, 20, 80)
-    assert all(type(n) is int for n in spec.subset_sizes)
-    assert spec.seeds == (2, 1) and all(type(s) is int for s in spec.seeds)
-    assert MDLSpec(dataset="arc").subset_sizes == mdl.DEFAULT_SIZES
+def test_spec_defaults_are_the_authors():
+    spec = MDLSpec(dataset="arc", learner="probe")
+    assert spec.subset_sizes == (5, 20, 80, 340, 900)  # main.py: supervision_n
+    assert spec.seeds == (0, 1, 2, 3, 4)  # --num_bootstraps 5
+    assert spec.probe == ProbeConfig() and spec.column == "mdl_probe"
+    assert MDLSpec(dataset="arc").column == "mdl" and MDLSpec(dataset="arc", learner="qlora").column == "mdl_qlora"
+    assert len(mdl.PAPER_HARDNESS_MODELS) == 4
+    normalised = MDLSpec(dataset="arc", learner="probe", subset_sizes=(20, 5, np.int64(5), 80), seeds=[np.int64(2), 1])
+    assert normalised.subset_sizes == (5, 20, 80) and all(type(n) is int for n in normalised.subset_sizes)
+    assert normalised.seeds == (2, 1) and all(type(s) is int for s in normalised.seeds)
 
 
 def test_payload():
     probe = MDLSpec(dataset="arc", learner="probe", seeds=(0, 1))
     payload = probe.payload("model-x")
     assert payload["method"] == "mdl_probe" and payload["model_identity"] == "model-x"
-    assert "seeds" not in payload and "max_shots" not in payload and payload["probe_epochs"] == 100
+    assert "seeds" not in payload and payload["config"]["l2"] == 1.0 and "train_version" in payload
     assert payload == MDLSpec(dataset="arc", learner="probe", seeds=(5,)).payload("model-x")
-    icl_payload = MDLSpec(dataset="arc", learner="icl").payload("model-x")
-    assert icl_payload["method"] == "mdl_icl" and "probe_epochs" not in icl_payload and icl_payload["max_shots"] == 10
-    # options of the other learner do not change the key
-    assert MDLSpec(dataset="arc", learner="probe", max_shots=3).payload("m") == MDLSpec(dataset="arc").payload("m")
-    assert MDLSpec(dataset="arc", learner="icl", probe_epochs=3).payload("m") == \
-        MDLSpec(dataset="arc", learner="icl").payload("m")
-    assert MDLSpec(dataset="arc", subset_sizes=(5, 20)).payload("m") != MDLSpec(dataset="arc").payload("m")
+    assert MDLSpec(dataset="arc", learner="probe", subset_sizes=(5, 20)).payload("m") != probe.payload("m")
+    assert MDLSpec(dataset="arc", learner="probe", probe=ProbeConfig(epochs=3)).payload("m") != probe.payload("m")
+    zero = MDLSpec(dataset="arc").payload("m")
+    assert zero["method"] == "mdl_zero_shot" and "subset_sizes" not in zero and "config" not in zero
+    # the zero-shot MDL does not depend on the trained learners' settings
+    assert MDLSpec(dataset="arc", subset_sizes=(5,), probe=ProbeConfig(epochs=1)).payload("m") == zero
 
 
-# --- items, folds, subsets -----------------------------------------------------------------
+# --- items and subsets ---------------------------------------------------------------------
 
 
-def test_scored_items(frame):
-    spec = MDLSpec(dataset="arc")
-    every = scored_items(frame, spec)
-    assert len(every) == len(frame) and list(every["id"]) == sorted(frame["id"])
-    unlabeled = frame.copy()
-    unlabeled.loc[unlabeled.index[:5], "label"] = pd.NA
-    assert len(scored_items(unlabeled, spec)) == len(frame) - 5
+def test_scored_items_leave_out_the_holdout(frame):
+    every = scored_items(frame, MDLSpec(dataset="arc"))
+    holdout = set(frame.loc[frame["mdl_holdout"], "id"])
+    assert len(holdout) == 12
+    assert len(every) == N_ROWS - 12  # annotated rows outside the hold-out (ungraded rows are not annotated)
+    assert not set(every["id"]) & holdout and list(every["id"]) == sorted(every["id"])
+    assert set(holdout_items(frame)["id"]) == holdout
     sample = scored_items(frame, MDLSpec(dataset="arc", max_items=12))
-    assert len(sample) == 12 and sample["id"].is_unique
-    assert list(sample["id"]) == sorted(sample["id"])
-    assert set(sample["id"]) <= set(frame["id"])
-    pd.testing.assert_frame_equal(sample, scored_items(frame, MDLSpec(dataset="arc", max_items=12)))
-    # the sample does not depend on the frame's row order
-    shuffled = frame.sample(frac=1.0, random_state=3)
+    assert len(sample) == 12 and set(sample["id"]) <= set(every["id"])
+    shuffled = frame.sample(frac=1.0, random_state=3)  # the sample does not depend on row order
     assert list(scored_items(shuffled, MDLSpec(dataset="arc", max_items=12))["id"]) == list(sample["id"])
-    other = scored_items(frame, MDLSpec(dataset="arc", max_items=12, sample_seed=1))
-    assert set(other["id"]) != set(sample["id"])
-    # max_items above the number of items: every item
-    assert len(scored_items(frame, MDLSpec(dataset="arc", max_items=1000))) == len(frame)
-
-
-@pytest.mark.parametrize("n_items, n_folds", [(12, 2), (13, 2), (20, 3), (64, 5)])
-def test_folds_balanced(frame, n_items, n_folds):
-    spec = MDLSpec(dataset="arc", n_folds=n_folds)
-    items = frame.iloc[:n_items]
-    fold_of = folds(items, spec)
-    assert fold_of.shape == (n_items,)
-    counts = np.bincount(fold_of, minlength=n_folds)
-    assert len(counts) == n_folds and counts.max() - counts.min() <= 1
-    np.testing.assert_array_equal(fold_of, folds(items, spec))
-    assert not np.array_equal(fold_of, folds(items, MDLSpec(dataset="arc", n_folds=n_folds, sample_seed=4)))
+    assert set(scored_items(frame, MDLSpec(dataset="arc", max_items=12, sample_seed=1))["id"]) != set(sample["id"])
+    # other datasets: every labelled item
+    other = frame.drop(columns=["arc_annotated", "mdl_holdout"])
+    assert len(scored_items(other, MDLSpec(dataset="strategyqa"))) == N_ROWS + N_NAN
 
 
 def test_nested_subsets(frame):
     population = frame.iloc[:30]
-    subsets = nested_subsets(population, (5, 20, 80), seed=0, salt="x")
-    assert list(subsets) == [5, 20, 30]  # capped at the population
+    subsets = nested_subsets(population, (5, 20, 30), seed=0, salt="x")
+    assert list(subsets) == [5, 20, 30]
     for n, subset in subsets.items():
-        assert len(subset) == n and subset["id"].is_unique
-        assert set(subset["id"]) <= set(population["id"])
+        assert len(subset) == n and subset["id"].is_unique and set(subset["id"]) <= set(population["id"])
     assert list(subsets[20]["id"][:5]) == list(subsets[5]["id"])  # nested: a prefix of one order
-    assert set(subsets[30]["id"]) == set(population["id"])
-    again = nested_subsets(population, (80, 5, 20), seed=0, salt="x")
-    assert all(list(again[n]["id"]) == list(subsets[n]["id"]) for n in subsets)
     for other in (nested_subsets(population, (5, 20), seed=1, salt="x"),
                   nested_subsets(population, (5, 20), seed=0, salt="y")):
         assert list(other[20]["id"]) != list(subsets[20]["id"])
-    assert list(nested_subsets(population, (30, 40), seed=0, salt="x")) == [30]
-    assert nested_subsets(population.iloc[:0], (5,), seed=0, salt="x") == {}
+    with pytest.raises(SpecError, match=r"\[40\].*30 items"):  # never silently fewer than asked
+        nested_subsets(population, (30, 40), seed=0, salt="x")
 
 
 # --- running -------------------------------------------------------------------------------
 
 
-def _spec(lm, learner: str, **kwargs) -> MDLSpec:
-    kwargs.setdefault("subset_sizes", (2, 4, 100))
-    kwargs.setdefault("max_items", 12)
-    kwargs.setdefault("seeds", (0,))
-    return MDLSpec(dataset="arc", learner=learner, model=lm.spec.name, **kwargs)
+def test_zero_shot_mdl_is_one_minus_zero_shot_confidence(tiny_lm, frame, tmp_path):
+    store = ResultStore(tmp_path)
+    out = run_mdl(tiny_lm, frame, MDLSpec(dataset="arc", model=tiny_lm.spec.name), store=store, progress=False)
+    items = scored_items(frame, MDLSpec(dataset="arc"))
+    assert sorted(out["item_id"]) == sorted(items["id"]) and (out["size"] == 0).all()
+    # the same probabilities as the experiments' zero-shot run on those items
+    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="none", model=tiny_lm.spec.name,
+                          test=Selection(test_fraction=0.5))
+    zero = run_experiment(spec, tiny_lm, frame, store=store, progress=False).set_index("item_id")["p_correct"]
+    shared = sorted(set(zero.index) & set(out["item_id"]))
+    assert len(shared) > 5
+    np.testing.assert_allclose(out.set_index("item_id").loc[shared, "p_correct"], zero.loc[shared], rtol=1e-5)
+    scores = mdl_scores(out).set_index("id")
+    np.testing.assert_allclose(scores.loc[shared, "mdl"], 1 - zero.loc[shared], rtol=1e-5)
 
 
-def _check_rows(out: pd.DataFrame, frame: pd.DataFrame, spec: MDLSpec) -> None:
-    items = scored_items(frame, spec)
-    fold_of = dict(zip(items["id"], folds(items, spec)))
-    assert set(out["item_id"]) == set(items["id"])
-    assert (out["learner"] == spec.learner).all()
-    assert out["p_correct"].between(0.0, 1.0).all() and out["p_correct"].notna().all()
-    for fold in range(spec.n_folds):
-        population = len(items) - sum(1 for f in fold_of.values() if f == fold)
-        capped = sorted({min(n, population) for n in spec.subset_sizes})
-        part = out[out["fold"] == fold]
-        assert sorted(part["size"].unique()) == capped
-    # one row per item, subset size and seed
-    assert not out.duplicated(["item_id", "seed", "size"]).any()
-    assert (out.groupby("item_id").size() == 3 * len(spec.seeds)).all()
-    assert all(fold_of[i] == f for i, f in zip(out["item_id"], out["fold"]))
-
-
-def test_run_mdl_probe(tiny_lm, frame, tmp_path, monkeypatch):
-    def project_results():
-        raise AssertionError("MDL features must be cached in the store's folder, not the project's")
-
-    monkeypatch.setattr(paths, "results_dir", project_results)
+def test_probe_mdl_trains_on_the_holdout_only(tiny_lm, frame, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "results_dir", lambda: (_ for _ in ()).throw(AssertionError("project results")))
     trained = []
     real = mdl._probe_confidences
 
@@ -165,63 +139,42 @@ def test_run_mdl_probe(tiny_lm, frame, tmp_path, monkeypatch):
         return real(spec, subsets, scored, feats, seed)
 
     monkeypatch.setattr(mdl, "_probe_confidences", spy)
-    spec = _spec(tiny_lm, "probe", seeds=(0, 1), probe_epochs=5)
-    store = ResultStore(tmp_path)
-    out = run_mdl(tiny_lm, frame, spec, store=store, progress=False)
-    assert len(out) == 12 * 3 * 2  # items x capped sizes (2, 4, 6) x seeds
-    assert sorted(out["seed"].unique()) == [0, 1]
-    _check_rows(out, frame, spec)
-    # an item is never in a subset that scores it; subsets are nested
-    assert len(trained) == 2 * 2  # seeds x folds
+    spec = MDLSpec(dataset="arc", learner="probe", model=tiny_lm.spec.name, subset_sizes=(2, 6, 12), seeds=(0, 1),
+                   probe=ProbeConfig(epochs=5))
+    out = run_mdl(tiny_lm, frame, spec, store=ResultStore(tmp_path), progress=False)
+    holdout = set(frame.loc[frame["mdl_holdout"], "id"])
+    assert len(out) == (N_ROWS - 12) * 3 * 2  # scored items x sizes x seeds
+    assert not set(out["item_id"]) & holdout and not out.duplicated(["item_id", "seed", "size"]).any()
+    assert out["p_correct"].between(0, 1).all() and (out["learner"] == "probe").all()
+    assert len(trained) == 2
     for scored, subsets in trained:
-        assert sorted(subsets) == [2, 4, 6]
-        assert subsets[2] <= subsets[4] <= subsets[6]
-        for ids in subsets.values():
-            assert not ids & scored
-    # the seeds draw different subsets, so confidences differ
-    a = out[out["seed"] == 0].sort_values(["item_id", "size"])["p_correct"].to_numpy()
-    b = out[out["seed"] == 1].sort_values(["item_id", "size"])["p_correct"].to_numpy()
-    assert not np.allclose(a, b)
+        assert subsets[2] <= subsets[6] <= subsets[12] == holdout  # nested draws from the hold-out
+        assert not scored & holdout
+    assert trained[0][1][2] != trained[1][1][2]  # each seed draws its own subsets
     assert list((tmp_path / "arc" / "features").glob("*.npz"))  # features cached beside the results
-    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == ["seed-0.parquet", "seed-1.parquet"]
+    with pytest.raises(SpecError, match="exceed"):  # 900 items do not fit a 12-item hold-out
+        run_mdl(tiny_lm, frame, MDLSpec(dataset="arc", learner="probe", model=tiny_lm.spec.name),
+                store=ResultStore(tmp_path), progress=False)
 
 
-def test_run_mdl_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
-    spec = _spec(tiny_lm, "probe", probe_epochs=3)
+def test_trained_mdl_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
+    spec = MDLSpec(dataset="arc", learner="probe", model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
+                   probe=ProbeConfig(epochs=3))
     store = ResultStore(tmp_path)
     first = run_mdl(tiny_lm, frame, spec, store=store, progress=False)
-
-    def boom(*args, **kwargs):
-        raise AssertionError("recomputed a stored MDL seed")
-
-    monkeypatch.setattr(mdl, "_run_seed", boom)
-    second = run_mdl(tiny_lm, frame, spec, store=store, progress=False)
-    pd.testing.assert_frame_equal(first, second)
+    monkeypatch.setattr(mdl, "_trained_seed", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    pd.testing.assert_frame_equal(first, run_mdl(tiny_lm, frame, spec, store=store, progress=False))
     with pytest.raises(AssertionError, match="recomputed"):  # a new seed is computed
-        run_mdl(tiny_lm, frame, _spec(tiny_lm, "probe", probe_epochs=3, seeds=(0, 1)), store=store,
-                progress=False)
+        run_mdl(tiny_lm, frame, MDLSpec(**{**spec.__dict__, "seeds": (0, 1)}), store=store, progress=False)
 
 
-def test_run_mdl_icl(tiny_lm, frame, tmp_path, monkeypatch):
-    calls = []
-    real = icl.score_with_examples
-
-    def spy(lm, fmt, examples, rows, **kwargs):
-        calls.append((list(examples["id"]), set(rows["id"])))
-        return real(lm, fmt, examples, rows, **kwargs)
-
-    monkeypatch.setattr(icl, "score_with_examples", spy)
-    spec = _spec(tiny_lm, "icl", subset_sizes=(1, 3, 100), max_items=8, max_shots=2)
+def test_qlora_mdl_runs_on_the_holdout(tiny_lm, frame, tmp_path):
+    config = QLoRAConfig(quantization="none", min_updates=1, min_epochs=1, max_batch=4, micro_batch=4)
+    spec = MDLSpec(dataset="arc", learner="qlora", model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
+                   max_items=6, qlora=config)
     out = run_mdl(tiny_lm, frame, spec, store=ResultStore(tmp_path), progress=False)
-    assert len(out) == 8 * 3  # 8 items x capped sizes (1, 3, 4) x 1 seed
-    _check_rows(out, frame, spec)
-    assert len(calls) == 2 * 3  # folds x sizes
-    assert sorted(len(examples) for examples, _ in calls) == [1, 1, 2, 2, 2, 2]  # min(n, max_shots)
-    for examples, scored in calls:
-        assert len(set(examples)) == len(examples)
-        assert not set(examples) & scored
-    # an item's confidence is the softmax probability of its label: not all equal across sizes
-    assert out.groupby("item_id")["p_correct"].nunique().max() > 1
+    assert len(out) == 6 * 2 and out["p_correct"].between(0, 1).all()
+    assert not set(out["item_id"]) & set(frame.loc[frame["mdl_holdout"], "id"])
 
 
 def test_run_mdl_rejects_other_model(tiny_lm, frame, tmp_path):
@@ -232,30 +185,32 @@ def test_run_mdl_rejects_other_model(tiny_lm, frame, tmp_path):
 # --- scores --------------------------------------------------------------------------------
 
 
-def test_mdl_scores():
+def test_mdl_scores_average_over_sizes_seeds_and_hardness_models():
     rows = []
-    for learner, values in {"probe": {"a": [0.2, 0.4], "b": [1.0, 0.8], "c": [0.5, 0.5]},
-                            "icl": {"a": [0.6, 0.6], "b": [0.0, 0.2]}}.items():  # icl lacks c
-        for item, ps in values.items():
+    values = {("probe", "m1"): {"a": [0.2, 0.4], "b": [1.0, 0.8], "c": [0.5, 0.5]},
+              ("probe", "m2"): {"a": [0.6, 0.6], "b": [0.0, 0.2], "c": [0.5, 0.5]},
+              ("zero_shot", "m1"): {"a": [0.9], "b": [0.1]}}  # zero-shot lacks c
+    for (learner, model), items in values.items():
+        for item, ps in items.items():
             for size, p in zip((5, 20), ps):
-                rows.append({"item_id": item, "seed": 0, "size": size, "p_correct": p, "learner": learner})
+                rows.append({"item_id": item, "seed": 0, "size": size, "p_correct": p, "learner": learner,
+                             "model": model})
     scores = mdl_scores(pd.DataFrame(rows)).set_index("id")
-    assert sorted(scores.index) == ["a", "b", "c"]
-    assert {"mdl", "mdl_probe", "mdl_icl"} <= set(scores.columns)
-    assert scores.loc["a", "mdl_probe"] == pytest.approx(0.7)
-    assert scores.loc["a", "mdl_icl"] == pytest.approx(0.4)
-    assert scores.loc["a", "mdl"] == pytest.approx(0.55)
-    assert scores.loc["b", "mdl_probe"] == pytest.approx(0.1)
-    assert scores.loc["b", "mdl_icl"] == pytest.approx(0.9)
-    assert scores.loc["b", "mdl"] == pytest.approx(0.5)
-    assert math.isnan(scores.loc["c", "mdl_icl"])
-    assert scores.loc["c", "mdl"] == pytest.approx(0.5)  # the learners that have it
+    assert sorted(scores.index) == ["a", "b", "c"] and set(scores.columns) == {"mdl", "mdl_probe"}
+    assert scores.loc["a", "mdl_probe"] == pytest.approx(1 - (0.3 + 0.6) / 2)  # per model, then averaged
+    assert scores.loc["b", "mdl_probe"] == pytest.approx(1 - (0.9 + 0.1) / 2)
+    assert scores.loc["a", "mdl"] == pytest.approx(0.1) and math.isnan(scores.loc["c", "mdl"])
 
 
-def test_mdl_scores_one_learner_over_seeds():
-    confidences = pd.DataFrame({"item_id": ["x", "x", "y", "y"], "seed": [0, 1, 0, 1], "size": 5,
-                                "p_correct": [0.1, 0.3, 0.9, 0.9], "learner": "probe"})
-    scores = mdl_scores(confidences).set_index("id")
-    assert list(scores.columns) == ["mdl_probe", "mdl"]
-    np.testing.assert_allclose(scores["mdl_probe"], [0.8, 0.1])
-    np.testing.assert_allclose(scores["mdl"], scores["mdl_probe"])
+def test_frames_with_mdl_adds_levels(frame):
+    items = scored_items(frame, MDLSpec(dataset="arc"))
+    confidences = pd.DataFrame({"item_id": items["id"], "seed": 0, "size": 0,
+                                "p_correct": np.linspace(0.05, 0.95, len(items)), "learner": "zero_shot",
+                                "model": "m", "dataset": "arc"})
+    out = mdl.frames_with_mdl({"arc": frame}, confidences)["arc"].set_index("id")
+    assert out.loc[items["id"], "mdl"].notna().all() and out.loc[out["mdl_holdout"], "mdl"].isna().all()
+    counts = out["mdl_level"].value_counts()
+    assert counts["easy"] == counts["hard"] and counts.sum() == len(items)
+    assert set(hardness.get_measure("arc", "mdl").cutoffs(out["mdl"])) != set()
+    again = mdl.frames_with_mdl({"arc": out.reset_index()}, confidences)["arc"]  # recomputed, not duplicated
+    assert list(again.columns) == list(out.reset_index().columns)

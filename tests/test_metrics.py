@@ -1,4 +1,4 @@
-"""Unit tests of e2h_utils.metrics: SGR/PGR, the paired bootstrap and the summary."""
+"""Unit tests of e2h_utils.metrics: SGR (and clipped SGR), the paired bootstrap and the summary."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from e2h_utils.metrics import (
     Estimate,
     bootstrap_accuracies,
     estimate_from_replicates,
-    pgr,
+    sgr_clipped,
     sgr,
     summarize_e2h,
 )
@@ -29,12 +29,12 @@ SUMMARY_KEYS = {
             "easy_gain",
             "hard_minus_easy",
             "sgr",
-            "pgr",
+            "sgr_clipped",
         )
         for suffix in ("", "_lo", "_hi")
     ),
     "sgr_stable",
-    "pgr_differs",
+    "clipped_differs",
     "n_items",
     "n_seeds_unsupervised",
     "n_seeds_easy",
@@ -46,7 +46,7 @@ def _bernoulli(rng: np.random.Generator, p: float, n_seeds: int, n_items: int) -
     return (rng.random((n_seeds, n_items)) < p).astype(float)
 
 
-# --- SGR / PGR ---------------------------------------------------------------------------
+# --- SGR / clipped SGR ---------------------------------------------------------------------------
 
 
 def test_sgr_hand_computed() -> None:
@@ -70,13 +70,13 @@ def test_sgr_elementwise_without_warnings() -> None:
     assert np.isnan(out[1]) and np.isnan(out[2])
 
 
-def test_pgr_clipping() -> None:
-    assert pgr(0.25, 0.5, 0.75) == pytest.approx(0.5)  # same as SGR inside [0, 1]
-    assert pgr(0.2, 0.9, 0.6) == 1.0  # easy above the ceiling
-    assert pgr(0.25, 0.75, 0.75) == 1.0
-    assert pgr(0.4, 0.3, 0.8) == 0.0  # easy below unsupervised
-    assert math.isnan(pgr(0.5, 0.6, 0.5))
-    np.testing.assert_allclose(pgr(np.array([0.2, 0.4]), np.array([0.9, 0.3]), np.array([0.6, 0.8])), [1.0, 0.0])
+def test_sgr_clipped() -> None:
+    assert sgr_clipped(0.25, 0.5, 0.75) == pytest.approx(0.5)  # same as SGR inside [0, 1]
+    assert sgr_clipped(0.2, 0.9, 0.6) == 1.0  # easy above the ceiling
+    assert sgr_clipped(0.25, 0.75, 0.75) == 1.0
+    assert sgr_clipped(0.4, 0.3, 0.8) == 0.0  # easy below unsupervised
+    assert math.isnan(sgr_clipped(0.5, 0.6, 0.5))
+    np.testing.assert_allclose(sgr_clipped(np.array([0.2, 0.4]), np.array([0.9, 0.3]), np.array([0.6, 0.8])), [1.0, 0.0])
 
 
 # --- bootstrap -----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_summary_keys_and_counts() -> None:
     s = summarize_e2h(_bernoulli(rng, 0.3, 1, 80), _bernoulli(rng, 0.5, 5, 80), _bernoulli(rng, 0.6, 3, 80), n_boot=50)
     assert set(s) == SUMMARY_KEYS
     assert (s["n_items"], s["n_seeds_unsupervised"], s["n_seeds_easy"], s["n_seeds_hard"]) == (80, 1, 5, 3)
-    assert isinstance(s["sgr_stable"], bool) and isinstance(s["pgr_differs"], bool)
+    assert isinstance(s["sgr_stable"], bool) and isinstance(s["clipped_differs"], bool)
 
 
 def test_summary_points_hand_computed() -> None:
@@ -204,8 +204,8 @@ def test_summary_points_hand_computed() -> None:
     assert s["gap"] == pytest.approx(0.5)
     assert s["easy_gain"] == pytest.approx(0.25)
     assert s["hard_minus_easy"] == pytest.approx(0.25)
-    assert s["sgr"] == pytest.approx(0.5) and s["pgr"] == pytest.approx(0.5)
-    assert s["pgr_differs"] is False
+    assert s["sgr"] == pytest.approx(0.5) and s["sgr_clipped"] == pytest.approx(0.5)
+    assert s["clipped_differs"] is False
 
 
 def test_sgr_stable_false_without_gap() -> None:
@@ -228,11 +228,11 @@ def test_sgr_stable_true_on_clear_gap() -> None:
     assert s["sgr_stable"] is False
 
 
-def test_pgr_differs_when_easy_beats_hard() -> None:
+def test_clipped_differs_when_easy_beats_hard() -> None:
     unsup = np.array([[1, 0, 0, 0, 0]], dtype=float)  # 0.2
     easy = np.array([[1, 1, 1, 1, 0]], dtype=float)  # 0.8
     hard = np.array([[1, 1, 1, 0, 0]], dtype=float)  # 0.6
     s = summarize_e2h(unsup, easy, hard, n_boot=100)
-    assert s["pgr_differs"] is True
-    assert s["sgr"] == pytest.approx(1.5) and s["pgr"] == 1.0
-    assert s["pgr_hi"] <= 1.0
+    assert s["clipped_differs"] is True
+    assert s["sgr"] == pytest.approx(1.5) and s["sgr_clipped"] == 1.0
+    assert s["sgr_clipped_hi"] <= 1.0

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import paths, reproduce
+from e2h_utils import mdl, paths, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = sorted(p.stem for p in (ROOT / "parameters" / "smoke").glob("*.yaml"))
@@ -45,10 +45,10 @@ def test_easy_to_hard_smoke(smoke_project):
         for ext in (".pdf", ".png"):
             assert (out / (stem + ext)).stat().st_size > 1000, stem + ext
     summary = pd.read_csv(out / "tables" / "summary.csv")
-    pairs = {("arc", "grade"), ("strategyqa", "num_steps")}  # the smoke YAML's measures
+    pairs = {("arc", "grade"), ("arc", "mdl"), ("strategyqa", "num_steps")}  # the smoke YAML's measures
     assert set(zip(summary["dataset"], summary["measure"], summary["method"])) == {
         (d, m, method) for d, m in pairs for method in ("icl", "probe", "qlora")} | {
-        ("gsm8k", "num_steps", "icl_cot"), ("gsm8k", "num_steps", "qlora_cot")}
+        (d, "num_steps", method) for d in ("gsm8k", "strategyqa") for method in ("icl_cot", "qlora_cot")}
     for column in ("acc_unsupervised", "acc_easy", "acc_hard"):
         assert summary[column].between(0, 1).all()
         assert (summary[column + "_lo"] <= summary[column] + 1e-9).all()
@@ -57,16 +57,23 @@ def test_easy_to_hard_smoke(smoke_project):
     assert (summary.loc[~cot, "n_items"] == 6).all()  # max_test_per_level in the smoke YAML
     assert (summary.loc[cot, "n_items"] == 2).all()  # cot_max_test_per_level
     sgr = pd.read_csv(out / "tables" / "sgr.csv")
-    assert len(sgr) == 8 and "SGR" in sgr.columns
+    assert len(sgr) == 13 and "SGR" in sgr.columns and "SGR clipped to [0, 1]" in sgr.columns
+    rules = pd.read_csv(out / "tables" / "cot_answer_rules.csv")  # both answer rules, per CoT row
+    assert sorted(rules["rule"]) == sorted(["strict", "lenient"] * 4)
     assert (out / "tables" / "sgr.tex").read_text().lstrip().startswith("\\begin{tabular}")
     items = pd.read_parquet(out / "tables" / "items.parquet")
     assert set(items["train_level"]) == {"none", "easy", "hard"}
     assert set(items["level"]) == {"hard"}
     assert set(items["method"]) == {"icl", "probe", "qlora"}
+    assert set(items["measure"]) == {"grade", "mdl", "num_steps"}  # the MDL measure ran like any other
     sanity = pd.read_csv(out / "tables" / "sanity_zero_shot.csv")
     assert set(sanity["prompt format"]) == {"mc_lettered", "mc_plain"} and (sanity["n"] == 4).all()
     generations = pd.read_parquet(out / "tables" / "generations.parquet")
     assert set(generations["method"]) == {"icl_cot", "qlora_cot"}
+    # StrategyQA's CoT baseline is the answer-scored zero-shot run: it generates nothing
+    strategyqa = generations[generations["dataset"] == "strategyqa"]
+    assert set(strategyqa["train_level"]) == {"easy", "hard"}
+    assert set(generations.loc[generations["dataset"] == "gsm8k", "train_level"]) == {"none", "easy", "hard"}
     assert generations["generation"].map(len).gt(0).all()  # the model wrote something for every item
     assert set(generations["train_level"]) == {"none", "easy", "hard"}
     all_to_all = pd.read_csv(out / "tables" / "all_to_all.csv")
@@ -130,8 +137,9 @@ def test_hardness_measures_smoke(smoke_project):
     for dataset, learners in params["mdl_learners"].items():
         part = scores[scores["dataset"] == dataset]
         assert len(part) == params["mdl_max_items"][dataset] and part["id"].is_unique
-        for column in ["mdl"] + [f"mdl_{learner}" for learner in learners]:
+        for column in [mdl.COLUMNS[learner] for learner in learners]:  # mdl (zero-shot), mdl_probe
             assert part[column].between(0, 1).all(), (dataset, column)
+    assert "mdl_probe" in scores.columns and scores.loc[scores["dataset"] == "strategyqa", "mdl_probe"].isna().all()
     for dataset in params["datasets"]:  # a square Spearman table per dataset
         rho = pd.read_csv(out / "tables" / f"spearman_{dataset}.csv").set_index("measure")
         assert list(rho.index) == list(rho.columns) and len(rho) >= 2, dataset
@@ -200,6 +208,9 @@ def test_model_scale_smoke(smoke_project):
     assert len(sgr) == len(summary) and "SGR" in sgr.columns
     text = _notebook_text(out, "model_scale")
     assert "Only one model was given (embedded)" in text and "Only one model (embedded) was run" in text
+    _assert_figures(out, "robustness")  # StrategyQA CoT on the robustness models
+    robustness = pd.read_csv(out / "tables" / "robustness.csv")
+    assert list(robustness["model"]) == params["robustness_models"] and set(robustness["method"]) == {"icl_cot"}
 
 
 def test_train_test_gap_smoke(smoke_project):
@@ -214,7 +225,9 @@ def test_train_test_gap_smoke(smoke_project):
         (*t, train, test) for t in targets for train in params["grid_train_levels"] for test in levels}
     assert (grid["n_items"] == params["grid_max_test_per_level"]).all()
     _assert_cis(grid, "accuracy", "lo", "hi")
+    assert ("icl_cot", "gsm8k", "num_steps") in targets  # chain of thought in the grid, as the paper's
     college = pd.read_csv(out / "tables" / "third_grade_to_college.csv")
+    assert list(college["model"].unique()) == params["college_models"]
     assert list(college["source"]) == list(params["college_sources"])  # the 5 sources, in order
     assert (college["n_items"] == params["college_max_test"]).all()
     shots = dict(zip(college["source"], college["n_shots"]))

@@ -53,7 +53,7 @@ def mean_nll(model, items, labels, pad_id) -> float:
 
 def test_schedule_paper_values():
     config = QLoRAConfig()
-    assert (config.max_batch, config.min_updates) == (50, 10)
+    assert (config.max_batch, config.min_updates, config.min_epochs) == (50, 10, 3)
     assert schedule(160, config) == (50, 4, 3)
     batch, per_epoch, epochs = schedule(160, config)
     assert per_epoch * epochs >= 10
@@ -66,7 +66,54 @@ def test_schedule_paper_values():
         assert batch == min(n, 50)
         assert per_epoch == math.ceil(n / batch)
         assert per_epoch * epochs >= config.min_updates
-        assert per_epoch * (epochs - 1) < config.min_updates  # not one epoch more than needed
+        # standardize_optimization_config: 3 epochs, more only when needed for min_updates
+        assert epochs == max(3, math.ceil(config.min_updates / per_epoch))
+    assert schedule(1000, config) == (50, 20, 3)  # the 3-epoch floor, not 1 epoch of 20 updates
+    assert schedule(160, QLoRAConfig(min_updates=150)) == (50, 4, 38)  # chain of thought: 10 x 15
+
+
+def test_recipe_defaults_are_the_authors():
+    config = QLoRAConfig()
+    assert (config.r, config.alpha, config.dropout, config.target_modules) == (16, 32, 0.1, ("q_proj", "v_proj"))
+    assert (config.lr, config.weight_decay, config.max_grad_norm, config.lr_floor) == (1e-4, 1e-5, 1.0, 0.1)
+    assert config.quantization == "8bit" and config.optimizer == "auto"
+    assert qlora.lr_factor(0, 12, 0.1) == 1.0 and qlora.lr_factor(12, 12, 0.1) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="optimizer"):
+        QLoRAConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="min_updates"):
+        QLoRAConfig(min_updates=0)
+
+
+def test_optimizer_follows_the_authors():
+    """AdamW with weight decay 1e-5; bitsandbytes' 8-bit Adam on an 8-bit base, as theirs."""
+    params = [torch.nn.Parameter(torch.zeros(4))]
+    adamw = qlora.make_optimizer(params, QLoRAConfig(quantization="none"))
+    assert type(adamw) is torch.optim.AdamW and adamw.param_groups[0]["weight_decay"] == 1e-5
+    assert adamw.param_groups[0]["lr"] == 1e-4
+    try:
+        eight = qlora.make_optimizer(params, QLoRAConfig(quantization="8bit"))
+    except Exception as error:  # bitsandbytes missing or without CPU support here
+        pytest.skip(f"bitsandbytes' 8-bit Adam is not available: {type(error).__name__}: {error}")
+    assert type(eight).__name__ == "Adam8bit" and eight.param_groups[0]["weight_decay"] == 1e-5
+    assert type(qlora.make_optimizer(params, QLoRAConfig(quantization="8bit", optimizer="adamw"))) is torch.optim.AdamW
+
+
+def test_updates_are_clipped_to_norm_one(tiny_model_dir, monkeypatch):
+    """The accumulated gradient is clipped to max_grad_norm before every update."""
+    norms = []
+
+    class Recording(torch.optim.AdamW):
+        def step(self, closure=None):
+            norms.append(float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(p.grad) for g in self.param_groups for p in g["params"] if p.grad is not None]))))
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Recording)
+    lm, model = fresh_lora(tiny_model_dir, init_seed=5)
+    items, labels = random_items(len(lm.tokenizer), 8, seed=3)
+    config = QLoRAConfig(quantization="none", lr=1e-2, dropout=0.0, min_updates=3, max_batch=8, max_grad_norm=1e-4)
+    finetune(model, lm.tokenizer.pad_token_id, items, labels, config, seed=0)
+    assert len(norms) == 3 and all(n <= 1e-4 * 1.001 for n in norms)
 
 
 def test_nll_matches_hand_computation():
@@ -165,7 +212,8 @@ def test_micro_batching_gives_the_same_update(tiny_model_dir, monkeypatch):
     for micro in (1, 8):
         lm, model = fresh_lora(tiny_model_dir, init_seed=5)
         items, labels = random_items(len(lm.tokenizer), 8, seed=3)
-        config = QLoRAConfig(quantization="none", lr=1e-3, dropout=0.0, min_updates=1, max_batch=8, micro_batch=micro)
+        config = QLoRAConfig(quantization="none", lr=1e-3, dropout=0.0, min_updates=1, min_epochs=1, max_batch=8,
+                             micro_batch=micro)
         seen.append({})
         results[micro] = finetune(model, lm.tokenizer.pad_token_id, items, labels, config, seed=0)
     assert len(results[1]) == len(results[8]) == 1
@@ -182,7 +230,7 @@ def test_train_and_score_end_to_end(tiny_model_dir, tmp_path):
     tokenizer_size = len(models.load_model(spec).tokenizer)
     train, labels = random_items(tokenizer_size, 6, seed=4)
     test, _ = random_items(tokenizer_size, 5, seed=5, n_choices=3)
-    config = QLoRAConfig(quantization="none", min_updates=2, max_batch=4)
+    config = QLoRAConfig(quantization="none", min_updates=2, min_epochs=1, max_batch=4)
     logprobs, losses = train_and_score(spec, train, labels, test, config, seed=0, keep_adapter=tmp_path / "adapter")
     assert len(logprobs) == len(test)
     assert all(isinstance(lp, np.ndarray) and lp.shape == (3,) and np.isfinite(lp).all() for lp in logprobs)
@@ -234,7 +282,7 @@ def test_train_and_score_4bit(make_tiny_tokenizer, tmp_path):
     except Exception as error:  # no CPU 4-bit support on this machine
         pytest.skip(f"4-bit loading/inference does not work on this machine: {type(error).__name__}: {error}")
     assert any(type(m).__name__ == "Linear4bit" for m in loaded.model.modules())
-    config = QLoRAConfig(quantization="4bit", min_updates=2, max_batch=4, lr=1e-2)
+    config = QLoRAConfig(quantization="4bit", min_updates=2, min_epochs=1, max_batch=4, lr=1e-2)
     logprobs, losses = train_and_score(spec, train, labels, test, config, seed=0)
     assert len(logprobs) == 2 and all(lp.shape == (4,) and np.isfinite(lp).all() for lp in logprobs)
     assert len(losses) == 2 and all(np.isfinite(losses))

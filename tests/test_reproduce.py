@@ -152,6 +152,21 @@ def test_real_parameter_files_match_their_notebooks() -> None:
         reproduce.check_parameters(notebook, yaml_path)
 
 
+def test_parameters_cells_are_the_embedded_profile() -> None:
+    """Each notebook's defaults are its embedded YAML, so Run All in JupyterLab reads what
+    `make reproduce` stored (and every YAML sets every parameter the cell has)."""
+    import yaml
+
+    for notebook in sorted((REAL_ROOT / "notebooks").glob("*.ipynb")):
+        cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        defaults: dict = {}
+        exec(cell.source, defaults)  # a cell of plain assignments
+        assert defaults["profile"] == "embedded", notebook.name
+        defaults = {k: v for k, v in defaults.items() if not k.startswith("__") and k not in reproduce.INJECTED}
+        embedded = yaml.safe_load((REAL_ROOT / "parameters" / "embedded" / f"{notebook.stem}.yaml").read_text())
+        assert embedded == defaults, notebook.name
+
+
 # --- slow: executing notebooks -------------------------------------------------------------
 
 

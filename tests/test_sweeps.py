@@ -17,7 +17,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from e2h_utils import experiments, rq_plots, sweeps
-from e2h_utils.experiments import ExperimentSpec, TrainSource, run_e2h, run_experiment, summarize_conditions
+from e2h_utils.experiments import ExperimentSpec, SpecError, TrainSource, run_e2h, run_experiment, summarize_conditions
 from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
 from e2h_utils.metrics import summarize_e2h
 from e2h_utils.plots import save_figure
@@ -81,6 +81,35 @@ def test_learning_curve_zero_shot_row_matches_plain_run(tiny_lm, frame, store):
     zero = run_experiment(ExperimentSpec("arc", "grade", "none", n_train=0, model=tiny_lm.spec.name, test=HARD),
                           tiny_lm, frame, store=store, progress=False)
     assert curve.iloc[0]["accuracy"] == pytest.approx(zero["correct"].mean())
+
+
+def test_learning_curve_never_records_an_n_it_did_not_train_on(tiny_lm, frame, store, icl_calls):
+    """A size larger than a level's training pool stops the whole curve, before anything runs,
+    naming every such point and the fix (the grade-8 pool of the synthetic frame is 5 items)."""
+    hard_pool = experiments.pool_size(frame, ExperimentSpec("arc", "grade", "hard", n_train=1,
+                                                            model=tiny_lm.spec.name, test=HARD))
+    assert hard_pool == 5
+    with pytest.raises(SpecError) as info:
+        sweeps.learning_curve(tiny_lm, frame, "arc", "grade", method="icl", sizes=[1, hard_pool + 1], seeds=[0],
+                              test=HARD, n_boot=20, store=store, progress=False)
+    message = str(info.value)
+    assert f"hard: n up to {hard_pool + 1}, pool {hard_pool}" in message and "easy" not in message
+    assert "test_fraction" in message
+    assert icl_calls == []  # nothing was run
+    curve = sweeps.learning_curve(tiny_lm, frame, "arc", "grade", method="icl", sizes=[1, hard_pool], seeds=[0],
+                                  test=HARD, n_boot=20, store=store, progress=False)
+    assert curve["n"].max() == hard_pool
+    # the largest point trained on exactly n distinct examples (read back from the store)
+    largest = run_experiment(ExperimentSpec("arc", "grade", "hard", n_train=hard_pool, model=tiny_lm.spec.name,
+                                            test=HARD), tiny_lm, frame, store=store, progress=False)
+    assert (largest["n_shots"] == hard_pool).all() and len(set(largest["example_ids"].iloc[0])) == hard_pool
+
+
+def test_run_experiment_refuses_n_larger_than_the_pool(tiny_lm, frame, store):
+    spec = ExperimentSpec("arc", "grade", "hard", method="probe", n_train=6, model=tiny_lm.spec.name, test=HARD)
+    with pytest.raises(SpecError, match=r"n_train = 6 but the training pool of level 'hard' of arc/grade has only 5"):
+        run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert not list(store.root.rglob("*.parquet"))  # nothing stored under a wrong n
 
 
 def test_learning_curve_reuses_stored_points(tiny_lm, frame, store, icl_calls):

@@ -41,7 +41,7 @@ def _bernoulli(rng: np.random.Generator, p: float, n_seeds: int, n_items: int) -
 
 @pytest.fixture(scope="module")
 def summary() -> pd.DataFrame:
-    """Row 0: clear gap (stable). Row 1: no gap (n.s.). Row 2: easy beats hard (PGR differs)."""
+    """Row 0: clear gap (stable). Row 1: no gap (n.s.). Row 2: easy beats hard (clipped SGR differs)."""
     rng = np.random.default_rng(0)
     n = 400
     same = _bernoulli(rng, 0.5, 1, n)
@@ -55,7 +55,7 @@ def summary() -> pd.DataFrame:
     ]
     df = pd.DataFrame(rows)
     assert list(df["sgr_stable"]) == [True, False, True]
-    assert list(df["pgr_differs"]) == [False, True, True]  # row 1: easy is off the (empty) gap
+    assert list(df["clipped_differs"]) == [False, True, True]  # row 1: easy is off the (empty) gap
     return df
 
 
@@ -79,15 +79,15 @@ def test_sgr_table_cells(summary: pd.DataFrame) -> None:
     assert list(table.index.names) == INDEX
     stable = table.loc[("arc_c", "icl")]
     assert stable["SGR"] == format_estimate(*summary.loc[0, ["sgr", "sgr_lo", "sgr_hi"]])
-    assert stable["PGR (w2s)"] == "=SGR"
+    assert stable["SGR clipped to [0, 1]"] == "=SGR"
     assert stable["unsupervised"].startswith(f"{100 * summary.loc[0, 'acc_unsupervised']:.1f} [")
     unstable = table.loc[("mmlu", "icl")]
     assert unstable["SGR"] == "n/a (gap n.s.)"
-    assert unstable["PGR (w2s)"] == "n/a (gap n.s.)"
+    assert unstable["SGR clipped to [0, 1]"] == "n/a (gap n.s.)"
     assert unstable["gap (hard − unsup.)"].startswith("0.0 [")
     differs = table.loc[("gsm8k", "probe")]
-    assert differs["PGR (w2s)"].startswith("100.0")
-    assert differs["SGR"] != differs["PGR (w2s)"]
+    assert differs["SGR clipped to [0, 1]"].startswith("100.0")
+    assert differs["SGR"] != differs["SGR clipped to [0, 1]"]
 
 
 def test_sgr_table_single_index_and_missing_column(summary: pd.DataFrame) -> None:

@@ -1,0 +1,203 @@
+"""The fidelity ledger (docs/fidelity.md) against the paper profile and the code.
+
+- every row has a unique id; every paper-profile departure names the YAML keys that carry it, and
+  each of those lines says ``# ledger <id>`` (and no other line does);
+- every row marked *checked* is checked here against the code;
+- every notebook links the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from e2h_utils import answers, data, experiments, features, hardness, models, prompts, qlora
+from e2h_utils.probe import ProbeConfig
+from e2h_utils.qlora import QLoRAConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+LEDGER = ROOT / "docs" / "fidelity.md"
+PAPER = ROOT / "parameters" / "paper"
+ROW = re.compile(r"^\|\s*([FE]\d\d)\s*\|")
+KEY = re.compile(r"`([a-z_]+)\.([a-z_]+)`")
+
+
+def ledger_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in LEDGER.read_text().splitlines():
+        match = ROW.match(line)
+        if match:
+            assert match.group(1) not in rows, f"duplicate ledger id {match.group(1)}"
+            rows[match.group(1)] = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    return rows
+
+
+ROWS = ledger_rows()
+PAPER_ROWS = {key: cells for key, cells in ROWS.items() if key.startswith("F")}
+
+
+def paper_profile_cell(cells: list[str]) -> str:
+    return cells[4]
+
+
+def yaml_ledger_comments() -> dict[tuple[str, str], str]:
+    """(notebook, key) -> ledger id, from ``# ledger Fxx`` comments of the paper YAMLs."""
+    found = {}
+    for path in sorted(PAPER.glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            match = re.match(r"^([a-z_]+):.*#\s*ledger\s+(F\d\d)\b", line)
+            if match:
+                found[(path.stem, match.group(1))] = match.group(2)
+    return found
+
+
+def test_ledger_has_rows_and_sections():
+    assert len(PAPER_ROWS) >= 30 and any(key.startswith("E") for key in ROWS)
+    for key, cells in PAPER_ROWS.items():
+        assert len(cells) == 6, key
+        assert re.match(r"^(same|differs|extension)", paper_profile_cell(cells)), (key, paper_profile_cell(cells))
+        if paper_profile_cell(cells).startswith("differs"):
+            assert cells[5], f"{key}: a departure needs its reason"
+
+
+def test_every_departing_yaml_key_has_its_row_and_back():
+    comments = yaml_ledger_comments()
+    listed = {}
+    for key, cells in PAPER_ROWS.items():
+        cell = paper_profile_cell(cells)
+        if cell.startswith("differs"):
+            for notebook, name in KEY.findall(cell):
+                listed[(notebook, name)] = key
+    assert listed, "no departing YAML key listed in the ledger"
+    for (notebook, name), key in listed.items():
+        params = yaml.safe_load((PAPER / f"{notebook}.yaml").read_text())
+        assert name in params, f"{key} names {notebook}.{name}, which parameters/paper/{notebook}.yaml lacks"
+        assert comments.get((notebook, name)) == key, \
+            f"parameters/paper/{notebook}.yaml: the line of {name!r} should end with '# ledger {key}'"
+    for (notebook, name), key in comments.items():
+        assert key in PAPER_ROWS, f"parameters/paper/{notebook}.yaml names ledger row {key}, which does not exist"
+        assert listed.get((notebook, name)) == key, f"ledger row {key} should list `{notebook}.{name}`"
+
+
+def test_every_notebook_links_the_ledger():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        assert "docs/fidelity.md" in text, path.name
+
+
+# --- rows checked against the code ------------------------------------------------------------------
+
+
+def _f01():
+    arc = [m for m in hardness.measures("arc") if m.in_paper]
+    assert arc and all(m.population == hardness.ARC_POPULATION for m in arc)
+
+
+def _f03():
+    for dataset in ("arc", "mmlu_stem5", "gsm8k"):
+        assert "answer_chars" in [m.name for m in hardness.measures(dataset)]
+
+
+def _f04():
+    solution = "a = <<1+1=2>>2\nb\n#### 1,234"
+    assert data.gsm8k_reasoning(solution) == "a = <<1+1=2>>2\nb"
+    assert data.gsm8k_final_answer(solution) == "1,234"
+
+
+def _f20():
+    fmt = prompts.get_format("mc_lettered")
+    row = {"question": "Q?", "choices": ["x", "y"], "label": 1}
+    assert fmt.prompt(row) == "Question: Q? \nA) x\nB) y\nAnswer:"
+    assert fmt.example(row) == "Question: Q? \nA) x\nB) y \nAnswer: y" and fmt.separator == "\n\n"
+
+
+def _f21():
+    fmt = prompts.get_format("qa_yes_no")
+    row = {"question": "Q?", "choices": ["yes", "no"], "label": 0}
+    assert (fmt.prompt(row), fmt.example(row)) == ("Q: Q?\nA:", "Q: Q? \nA: yes")
+
+
+def _f24():
+    model = type("Model", (), {"config": type("Config", (), {"num_hidden_layers": 80})()})()
+    assert features.default_layers(model) == (41, 80)
+
+
+def _f40():
+    config = ProbeConfig()
+    assert (config.epochs, config.lr, config.l2, config.max_grad_norm, config.lr_floor) == (100, 0.05, 1.0, 1.0, 0.1)
+
+
+def _f50():
+    config = QLoRAConfig()
+    assert (config.r, config.alpha, config.dropout, config.target_modules) == (16, 32, 0.1, ("q_proj", "v_proj"))
+
+
+def _f51():
+    assert qlora.schedule(160, QLoRAConfig()) == (50, 4, 3)
+    assert qlora.COT_MIN_UPDATES == 150 and qlora.schedule(160, QLoRAConfig(min_updates=150)) == (50, 4, 38)
+
+
+def _f52():
+    config = QLoRAConfig(quantization="none")
+    optimizer = qlora.make_optimizer([torch.nn.Parameter(torch.zeros(2))], config)
+    assert type(optimizer) is torch.optim.AdamW
+    assert optimizer.param_groups[0]["lr"] == 1e-4 and optimizer.param_groups[0]["weight_decay"] == 1e-5
+    assert qlora.lr_factor(10, 10, config.lr_floor) == pytest.approx(0.1)
+
+
+def _f54():
+    assert models.ModelSpec("meta-llama/Llama-2-70b-hf", quantization="auto").resolved_quantization == "8bit"
+    assert models.ModelSpec("mistralai/Mixtral-8x7B-v0.1", quantization="auto").resolved_quantization == "none"
+    assert QLoRAConfig().quantization == "8bit"
+
+
+def _f55():
+    class Fixed(torch.nn.Module):  # uniform logits over 4 tokens: every target token costs log 4
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids, attention_mask):
+            return type("Out", (), {"logits": torch.zeros(*input_ids.shape, 4) + self.weight})()
+
+    loss = qlora.lm_loss(Fixed(), [([1], [2, 3]), ([1], [2, 3, 1, 2])], pad_id=0)
+    assert float(loss) == pytest.approx(3 * torch.log(torch.tensor(4.0)).item())  # (2 + 4) / 2 tokens
+
+
+def _f60():
+    row = {"question": "q", "reasoning": "a\n<<1=1>>b", "answer": "7"}
+    assert prompts.get_cot_format(None, "gsm8k").target(row) == " a\n<<1=1>>b So the answer is 7"
+
+
+def _f61():
+    spec = experiments.ExperimentSpec("strategyqa", "num_steps", "easy", method="icl_cot")
+    assert spec.unsupervised().method == "icl" and spec.unsupervised().zero_shot
+    assert prompts.get_cot_format(None, "gsm8k").zero_shot_prompt({"question": "q"}).startswith(
+        "This worksheet contain math word problems.")
+
+
+def _f62():
+    assert answers.extract("So the answer is 12.\nQ: the answer is 3", "number") == "12"
+    assert answers.extract("the answer is 5. no, the answer is 6", "number") == "5."  # the first, as theirs
+    assert answers.extract("12", "number") is None and not answers.is_correct("1000", "1,000", "number")
+
+
+CHECKS = {"F01": _f01, "F03": _f03, "F04": _f04, "F20": _f20, "F21": _f21, "F24": _f24, "F40": _f40, "F50": _f50,
+          "F51": _f51, "F52": _f52, "F54": _f54, "F55": _f55, "F60": _f60, "F61": _f61, "F62": _f62}
+
+
+def test_checked_rows_have_a_check():
+    checked = {key for key, cells in PAPER_ROWS.items() if "(checked)" in paper_profile_cell(cells)}
+    assert checked == set(CHECKS), f"rows marked checked without a check: {sorted(checked - set(CHECKS))}; " \
+                                   f"checks without a checked row: {sorted(set(CHECKS) - checked)}"
+
+
+@pytest.mark.parametrize("key", sorted(CHECKS))
+def test_checked_row_is_true_of_the_code(key):
+    CHECKS[key]()
