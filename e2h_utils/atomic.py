@@ -1,13 +1,49 @@
-"""Write-then-rename helpers: an interrupted write never leaves a half-written file or folder."""
+"""Write-then-rename helpers: an interrupted write never leaves a half-written file or folder.
+
+A write goes to a temporary folder beside its target, named ``.<target>.<pid>.<random>.tmp``,
+and is renamed into place only when complete (``os.replace`` is atomic, so two processes writing
+the same target both leave a whole file, the later one's). A process killed mid-write leaves its
+temporary folder behind; ``clean_stale`` removes those whose process is gone (never one a live
+process is still writing), and the stores call it before they write.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+_TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the temporary folders in ``folder`` left by writers that no longer run; returns them."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TMP.match(entry.name)
+        if match and entry.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -18,15 +54,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     tmp = tmp_dir / target.name
     try:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"nothing was written at {tmp}")
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            old = target.with_name(f".{target.name}.{os.getpid()}.old.tmp")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
@@ -39,3 +79,17 @@ def write_bytes(target: Path, data: bytes) -> Path:
 
 def write_text(target: Path, text: str) -> Path:
     return write_bytes(target, text.encode("utf-8"))
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ``PermissionError`` naming ``folder`` (and the fix) unless a file can be created in it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", delete=True):
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write in {folder} ({error.strerror or error}). Make it writable (and check the disk is "
+            "not full: `df -h`), or set E2H_HOME to a project folder you can write to; nothing was computed."
+        ) from error

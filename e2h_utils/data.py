@@ -21,7 +21,7 @@ unit tests exercise on tiny fixtures.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from typing import Any, Iterable
 
@@ -166,7 +166,7 @@ def _load_arc() -> pd.DataFrame:
         for split in ARC_SPLITS:
             part = sources.load_hub_split(sources.ARC, config, split)
             parts.append(part.assign(config=config, split=split))
-    annotations = json.loads(sources.github_file(sources.ARC_ANNOTATIONS).read_text())
+    annotations = sources.read_json(sources.ARC_ANNOTATIONS)
     return parse_arc(pd.concat(parts, ignore_index=True), annotations)
 
 
@@ -226,7 +226,7 @@ def parse_strategyqa(records: list[dict[str, Any]], split: str) -> pd.DataFrame:
 
 def _load_strategyqa() -> pd.DataFrame:
     parts = [
-        parse_strategyqa(json.loads(sources.github_file(file).read_text()), split)
+        parse_strategyqa(sources.read_json(file), split)
         for file, split in ((sources.STRATEGYQA_TRAIN, "train"), (sources.STRATEGYQA_DEV, "dev"))
     ]
     return pd.concat(parts, ignore_index=True).drop_duplicates("id")
@@ -259,6 +259,37 @@ def parse_gsm8k(raw: pd.DataFrame) -> pd.DataFrame:
 def _load_gsm8k() -> pd.DataFrame:
     parts = [sources.load_hub_split(sources.GSM8K, "main", split).assign(split=split) for split in GSM8K_SPLITS]
     return parse_gsm8k(pd.concat(parts, ignore_index=True))
+
+
+# --- what decides reuse -------------------------------------------------------------------
+
+
+def mirror_files() -> list:
+    """Every mirror file the four datasets are read from (empty when ``E2H_MIRROR`` is unset)."""
+    if sources.paths.mirror_root() is None:
+        return []
+    files = [sources.hub_split_path(sources.ARC, c, s) for c in ARC_CONFIGS for s in ARC_SPLITS]
+    files += [sources.hub_split_path(sources.MMLU, c, s) for c in MMLU_STEM5_SUBJECTS for s in MMLU_SPLITS]
+    files += [sources.hub_split_path(sources.GSM8K, "main", s) for s in GSM8K_SPLITS]
+    mirror = sources.paths.mirror_root()
+    files += [mirror / "github" / f.repo / f.path
+              for f in (sources.STRATEGYQA_TRAIN, sources.STRATEGYQA_DEV, sources.ARC_ANNOTATIONS)]
+    return files
+
+
+CONTENT_COLUMNS = ("id", "question", "choices", "label", "answer", "reasoning")
+
+
+def content_digest(frame: pd.DataFrame, columns: Iterable[str] = ()) -> str:
+    """A short digest of the rows' content (``CONTENT_COLUMNS`` plus ``columns``, those present),
+    independent of row order. Stored results are keyed by it, so a changed source file (a mirror
+    replaced, a corrupt download) can never be answered with results computed on the old data."""
+    names = [c for c in dict.fromkeys([*CONTENT_COLUMNS, *columns]) if c in frame.columns]
+    rows = pd.Series("", index=frame.index, dtype=object)
+    for name in names:
+        rows = rows + "\x1f" + frame[name].map(str).astype(object)
+    text = "\x1e".join(sorted(rows.tolist()))
+    return hashlib.sha256(("|".join(names) + "\x1d" + text).encode()).hexdigest()[:16]
 
 
 # --- public entry point ------------------------------------------------------------------

@@ -433,6 +433,19 @@ def _runner(spec: ExperimentSpec):
             "icl_cot": _cot_icl_seed, "qlora_cot": _cot_qlora_seed}[spec.method]
 
 
+def stored_payload(spec: ExperimentSpec, model_identity: str, frame: pd.DataFrame,
+                   source_frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    """What a run's stored results are keyed by: the spec's payload and a digest of the data it
+    reads (the frame's content and measure column; a train source's rows), so that results are
+    never reused for data that has changed since."""
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    payload = {**spec.payload(model_identity),
+               "data_digest": data.content_digest(frame, [c for c in (measure.column, measure.population) if c])}
+    if spec.train_source is not None and not spec.zero_shot and source_frame is not None:
+        payload["source_digest"] = data.content_digest(source_frame, [spec.train_source.column])
+    return payload
+
+
 def run_experiment(
     spec: ExperimentSpec, lm: LoadedModel, frame: pd.DataFrame, *,
     store: ResultStore | None = None, progress: bool = True, source_frame: pd.DataFrame | None = None,
@@ -446,8 +459,8 @@ def run_experiment(
         baseline = run_experiment(spec.unsupervised(), lm, frame, store=store, progress=progress)
         return baseline.assign(method=spec.method, baseline_method=baseline["method"].iloc[0])
     store = store or ResultStore()
-    payload = spec.payload(lm.identity)
     measure = hardness.get_measure(spec.dataset, spec.measure)
+    payload = stored_payload(spec, lm.identity, frame)
     roles = split_roles(frame, measure, spec.test)
     test = test_items(frame, roles, spec.test)
     if spec.train_source is not None and not spec.zero_shot:
@@ -455,6 +468,7 @@ def run_experiment(
         if source_frame is None:
             source_frame = frame if source.dataset == spec.dataset else data.load_dataset(source.dataset)
         pool = source.select(source_frame)
+        payload = stored_payload(spec, lm.identity, frame, source_frame)
         if source.dataset == spec.dataset:
             pool = pool[~pool["id"].isin(frame.loc[roles["role"] == "test", "id"])]  # every held-out item
         if pool.empty:
@@ -474,6 +488,7 @@ def run_experiment(
     for seed in spec.run_seeds:
         stored = store.load(payload, seed)
         if stored is None:
+            store.check_writable()  # before minutes of computing, not after
             stored = _runner(spec)(spec, lm, test, pool, seed, store, progress)
             store.save(payload, seed, stored)
         parts.append(stored)

@@ -3,11 +3,14 @@
 Keyed like results (model identity, dataset, prompt format, layers): one ``.npz`` file per
 key under ``results/<dataset>/features/``. Each call extracts only the items the cache does
 not have yet, so after the first extraction every probe run, hardness measure and seed
-reuses the same features.
+reuses the same features. Every item's features are stored with a digest of the text they were
+extracted from (prompt and choices): an item whose text has changed since (a changed source
+file) is extracted again rather than served stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,28 +40,36 @@ class FeatureCache:
     def path(self, payload: dict[str, Any]) -> Path:
         return self.root / str(payload["dataset"]) / "features" / f"{spec_key(payload)}.npz"
 
-    def load(self, payload: dict[str, Any]) -> dict[str, np.ndarray]:
+    def load(self, payload: dict[str, Any]) -> dict[str, tuple[str, np.ndarray]]:
+        """``{id: (text digest, features)}`` of the cached items."""
         path = self.path(payload)
         if not path.is_file():
             return {}
         try:
             with np.load(path, allow_pickle=False) as stored:
-                ids, offsets, data = stored["ids"], stored["offsets"], stored["data"]
+                ids, digests, offsets, data = stored["ids"], stored["digests"], stored["offsets"], stored["data"]
         except Exception as error:
             raise CorruptResult(f"cached features {path} cannot be read ({error}); delete that file to "
                                 "re-extract them") from error
-        return {str(i): data[offsets[k]:offsets[k + 1]] for k, i in enumerate(ids)}
+        return {str(i): (str(digests[k]), data[offsets[k]:offsets[k + 1]]) for k, i in enumerate(ids)}
 
-    def save(self, payload: dict[str, Any], features: dict[str, np.ndarray]) -> Path:
+    def save(self, payload: dict[str, Any], features: dict[str, tuple[str, np.ndarray]]) -> Path:
         ids = sorted(features)
-        sizes = [len(features[i]) for i in ids]
+        sizes = [len(features[i][1]) for i in ids]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        data = np.concatenate([features[i] for i in ids]).astype(np.float32)
+        data = np.concatenate([features[i][1] for i in ids]).astype(np.float32)
         target = self.path(payload)
+        atomic.clean_stale(target.parent)
         with atomic.atomic_path(target) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, ids=np.array(ids), offsets=offsets, data=data)
+                np.savez(handle, ids=np.array(ids), digests=np.array([features[i][0] for i in ids]),
+                         offsets=offsets, data=data)
         return target
+
+
+def text_digest(prompt: str, continuations: Sequence[str]) -> str:
+    """What an item's features are extracted from: its prompt and its choices."""
+    return hashlib.sha256("\x00".join([prompt, *continuations]).encode()).hexdigest()[:16]
 
 
 def features_for(lm: Any, rows: pd.DataFrame, dataset: str, *, prompt_format: str | None = None,
@@ -71,13 +82,14 @@ def features_for(lm: Any, rows: pd.DataFrame, dataset: str, *, prompt_format: st
     payload = {"kind": "hidden_states", "dataset": dataset, "prompt_format": fmt.name, "layers": list(layers),
                "model_identity": lm.identity, "version": FEATURE_VERSION}
     have = cache.load(payload)
-    missing = rows[~rows["id"].isin(list(have))].drop_duplicates("id")
-    if len(missing):
-        records = missing.to_dict("records")
-        items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in records]
+    records = rows.drop_duplicates("id").to_dict("records")
+    digests = {r["id"]: text_digest(fmt.prompt(r), fmt.continuations(r)) for r in records}
+    missing = [r for r in records if r["id"] not in have or have[r["id"]][0] != digests[r["id"]]]
+    if missing:
+        items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in missing]
         extracted = scoring.choice_hidden_states(lm.model, items, layers, pad_id=lm.tokenizer.pad_token_id,
                                                  prefix_ids=lm.bos_ids(), progress=progress,
                                                  desc=f"{dataset} hidden states")
-        have.update({r["id"]: f for r, f in zip(records, extracted)})
+        have.update({r["id"]: (digests[r["id"]], f) for r, f in zip(missing, extracted)})
         cache.save(payload, have)
-    return {i: have[i] for i in rows["id"]}
+    return {i: have[i][1] for i in rows["id"]}

@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import hardness, icl, metrics, prompts, scoring
+from . import data, hardness, icl, metrics, prompts, scoring
 from .experiments import SCORER_VERSION
 from .models import LoadedModel
 from .results import ResultStore
@@ -56,12 +55,12 @@ def zero_shot_results(lm: LoadedModel, items: pd.DataFrame, dataset: str, *, pro
     """Zero-shot ``correct`` and ``p_correct`` of every item (by ``item_id``), stored and reused."""
     store = store or ResultStore()
     fmt = prompts.get_format(prompt_format, dataset)
-    ids = sorted(str(i) for i in items["id"])
     payload = {"dataset": dataset, "method": "zero_shot_items", "prompt_format": fmt.name,
-               "items": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16], "n_items": len(ids),
+               "items": data.content_digest(items), "n_items": int(items["id"].nunique()),
                "model_identity": lm.identity, "scorer_version": SCORER_VERSION}
     stored = store.load(payload, 0)
     if stored is None:
+        store.check_writable()
         rows = items.sort_values("id")
         scores, _ = icl.score_with_examples(lm, fmt, rows.iloc[:0], rows, progress=progress,
                                             desc=f"{dataset} zero-shot")

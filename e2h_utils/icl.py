@@ -7,6 +7,7 @@ prefix plus the longest test item would not fit the model's context, examples ar
 
 from __future__ import annotations
 
+import warnings
 import zlib
 
 import numpy as np
@@ -53,13 +54,19 @@ def fit_prefix(
     tokenizer, bos_ids: list[int], examples: pd.DataFrame, fmt: PromptFormat,
     items: list[ScoringItem], max_length: int,
 ) -> tuple[list[int], int]:
-    """(prefix ids, examples kept): drop examples until prefix + longest item fits."""
+    """(prefix ids, examples kept): drop examples until prefix + longest item fits. Dropping
+    is never silent: a warning says how many of the examples the context held."""
     longest = max((item.max_length for item in items), default=0)
     if len(bos_ids) + longest > max_length:
         raise ValueError(f"a test item alone ({longest} tokens) exceeds the model's length {max_length}")
     for keep in range(len(examples), -1, -1):
         ids = list(bos_ids) + (encode(tokenizer, prefix_text(examples.iloc[:keep], fmt)) if keep else [])
         if len(ids) + longest <= max_length:
+            if keep < len(examples):
+                warnings.warn(f"only {keep} of the {len(examples)} in-context examples fit the model's context of "
+                              f"{max_length} tokens with the longest test item; the prompt holds {keep} (the results "
+                              "record it as n_shots). Ask for fewer examples to run exactly what you ask.",
+                              stacklevel=3)
             return ids, keep
     raise AssertionError("unreachable: zero examples always fit")
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import features, hardness, prompts, scoring
+from . import data, features, hardness, prompts, scoring
 from .experiments import SCORER_VERSION, SpecError
 from .hardness_stats import zero_shot_results
 from .models import LoadedModel
@@ -96,7 +96,7 @@ class MDLSpec:
     def column(self) -> str:
         return COLUMNS[self.learner]
 
-    def payload(self, model_identity: str) -> dict:
+    def payload(self, model_identity: str, data_digest: str = "") -> dict:
         spec = {"dataset": self.dataset, "learner": self.learner, "max_items": self.max_items,
                 "sample_seed": self.sample_seed, "prompt_format": prompts.get_format(self.prompt_format,
                                                                                      self.dataset).name}
@@ -106,7 +106,7 @@ class MDLSpec:
             spec["config"] = asdict(self.probe if self.learner == "probe" else self.qlora)
             spec["train_version"] = PROBE_VERSION if self.learner == "probe" else QLORA_VERSION
         return {**spec, "method": f"mdl_{self.learner}", "model_identity": model_identity,
-                "scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION}
+                "scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION, "data_digest": data_digest}
 
 
 def scored_items(frame: pd.DataFrame, spec: MDLSpec) -> pd.DataFrame:
@@ -198,11 +198,12 @@ def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: Resul
                                  progress=progress)
         out = pd.DataFrame({"item_id": zero["item_id"], "seed": 0, "size": 0, "p_correct": zero["p_correct"]})
     else:
-        payload = spec.payload(lm.identity)
+        payload = spec.payload(lm.identity, data.content_digest(frame, ("arc_annotated", "mdl_holdout")))
         parts = []
         for seed in tqdm(spec.seeds, desc=f"MDL {spec.dataset} {spec.learner}", disable=not progress, leave=False):
             stored = store.load(payload, seed)
             if stored is None:
+                store.check_writable()
                 stored = _trained_seed(lm, spec, frame, scored, seed, progress, features.FeatureCache(store.root))
                 store.save(payload, seed, stored)
             parts.append(stored)
@@ -254,8 +255,6 @@ def run_for_models(hardness_models: Sequence[str], frames: dict[str, pd.DataFram
 
 def frames_with_mdl(frames: dict[str, pd.DataFrame], confidences: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The frames again, with the MDL columns of ``confidences`` merged in and their levels."""
-    from . import data
-
     out = dict(frames)
     for dataset, part in confidences.groupby("dataset", sort=False):
         drop = [c for c in frames[dataset].columns if c in COLUMNS.values() or c.endswith("_level")]

@@ -15,6 +15,7 @@ themselves and need it to score sensibly; GPT-2-style ones (SmolLM2) do not use 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,9 @@ from typing import Any, Iterator
 from . import embedded
 
 EMBEDDED = "embedded"
+# Known-harmless noise, silenced: bitsandbytes announces on import that an optional CPU kernel
+# from the Hugging Face Hub ("kernels-community") could not be fetched; the built-in one is used.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -57,15 +57,21 @@ def parameters_dir() -> Path:
 def mirror_root() -> Path | None:
     """The offline mirror named by ``E2H_MIRROR``, or None to go online.
 
-    A set but missing folder is an error rather than a silent switch to the network.
+    A relative value is resolved against the project root (not the working directory), so the
+    README's ``E2H_MIRROR=../shared/offline-mirror`` means the same from ``make``, from
+    ``notebooks/`` in JupyterLab and from a papermill kernel. A set but missing folder is an
+    error rather than a silent switch to the network.
     """
     value = os.environ.get(MIRROR_ENV)
     if not value:
         return None
-    root = Path(value).expanduser().resolve()
+    given = Path(value).expanduser()
+    root = (given if given.is_absolute() else project_root() / given).resolve()
     if not root.is_dir():
+        how = "" if given.is_absolute() else f" (a relative path, resolved against the project root {project_root()})"
         raise FileNotFoundError(
-            f"{MIRROR_ENV}={value!r} is not a folder. Point it at the offline mirror "
-            f"(e.g. export {MIRROR_ENV}=../shared/offline-mirror) or unset it to load online."
+            f"{MIRROR_ENV}={value!r}{how} is {root}, which is not a folder. Point it at the offline mirror "
+            f"with an absolute path (e.g. export {MIRROR_ENV}=$(realpath ../shared/offline-mirror) from the "
+            f"project root) or unset it to load from the network."
         )
     return root

@@ -21,6 +21,7 @@ base model is loaded for every run; adapters are dropped unless ``keep_adapter``
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +32,9 @@ from tqdm.auto import tqdm
 
 from . import models, scoring
 
+
+# transformers 5 deprecates a name peft still calls on every LoRA model: harmless, and once per model
+warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
 
 QLORA_VERSION = 2  # 2: the authors' schedule, clipping, decay to 10%, weight decay, summed LM loss
 COT_MIN_UPDATES = 150  # run_jobs.py: model_size_to_min_grad_updates (10) x 15 for chain of thought

@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -33,10 +34,11 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
-from e2h_utils import paths
+from e2h_utils import atomic, paths, validate
 
 DEFAULT_KERNEL = "e2h"
 INJECTED = ("profile", "output_dir")  # parameters the runner sets itself
@@ -118,11 +120,36 @@ def discover(profile: str) -> list[Job]:
     return jobs
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice is an error, not "last one wins"."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(yaml_path: Path) -> dict:
-    """The flat parameter mapping of a YAML file (an empty file is ``{}``)."""
-    data = yaml.safe_load(Path(yaml_path).read_text(encoding="utf-8"))
+    """The flat parameter mapping of a YAML file. Syntax errors and duplicate keys are
+    ``ValueError``s naming the file and line; an empty file is an error too (a profile's YAML
+    sets its notebook's parameters, and an empty one is almost always a mistake)."""
+    text = Path(yaml_path).read_text(encoding="utf-8")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"{yaml_path}, line {mark.line + 1}" if mark is not None else str(yaml_path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{where}: invalid YAML: {problem}. Fix that line (YAML needs 'key: value' "
+                         "with consistent indentation)") from None
     if data is None:
-        return {}
+        raise ValueError(f"{yaml_path} is empty: give the notebook's parameters as 'name: value' lines "
+                         "(see the other profiles' YAML of the same notebook)")
     if not isinstance(data, dict):
         raise ValueError(f"{yaml_path}: expected a mapping of parameter name -> value, got {type(data).__name__}")
     return data
@@ -175,8 +202,17 @@ def _update(digest, *parts: bytes) -> None:
         digest.update(part)
 
 
-def fingerprint(job: Job, package: str | None = None) -> str:
-    """sha256 over the notebook, the YAML, the profile, the package source and mirror use."""
+def data_digest() -> str:
+    """The data the notebooks read: a digest of the mirror files' content, or ``online`` (the
+    pinned revisions are in the package source)."""
+    from e2h_utils import data, sources
+
+    files = data.mirror_files()
+    return sources.mirror_digest(files) if files else "online"
+
+
+def fingerprint(job: Job, package: str | None = None, data: str | None = None) -> str:
+    """sha256 over the notebook, the YAML, the profile, the package source and the data."""
     digest = hashlib.sha256()
     _update(
         digest,
@@ -184,7 +220,7 @@ def fingerprint(job: Job, package: str | None = None) -> str:
         job.yaml_path.read_bytes(),
         job.profile.encode(),
         (package or package_digest()).encode(),
-        b"mirror" if os.environ.get(paths.MIRROR_ENV) else b"online",
+        (data or data_digest()).encode(),
     )
     return digest.hexdigest()
 
@@ -197,8 +233,8 @@ def stored_fingerprint(job: Job) -> str | None:
         return None
 
 
-def is_up_to_date(job: Job, package: str | None = None) -> bool:
-    return stored_fingerprint(job) == fingerprint(job, package)
+def is_up_to_date(job: Job, package: str | None = None, data: str | None = None) -> bool:
+    return stored_fingerprint(job) == fingerprint(job, package, data)
 
 
 # --- execution ----------------------------------------------------------------------------
@@ -218,7 +254,7 @@ def check_kernel(kernel: str) -> None:
 
 def _remove(folder: Path) -> None:
     if folder.exists():
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _swap_in(new: Path, target: Path) -> None:
@@ -231,33 +267,113 @@ def _swap_in(new: Path, target: Path) -> None:
     _remove(old)
 
 
-def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: str | None = None) -> None:
+class RunInterrupted(Exception):
+    """Ctrl-C during a run: what was kept and how to resume, in one line."""
+
+
+@contextlib.contextmanager
+def profile_lock(profile: str) -> Iterator[Path]:
+    """One run of a profile at a time: ``outputs/<profile>/.lock``, held by the running process
+    (the lock goes with the process, so a killed run never leaves a stale one)."""
+    import fcntl
+
+    path = paths.outputs_dir(profile) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RuntimeError(
+                f"another run of profile {profile!r} (pid {holder}) holds {path}: wait for it to finish, or stop "
+                f"it (kill {holder}) and run again. Two runs of one profile would overwrite each other's output."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # releases the lock
+
+
+def _running_cell(notebook: Path) -> str:
+    """The cell papermill marked as running in an autosaved notebook, as "cell N (first line)"."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return "a cell"
+    for number, cell in enumerate(cells, start=1):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            first = "".join(cell.get("source", "")).strip().splitlines()
+            return f"cell {number} ({first[0][:60] if first else ''})"
+    return "a cell"
+
+
+def failure_summary(exc: BaseException, notebook: Path | None = None) -> str:
+    """One line: the notebook's own exception type and message (which names the model, file or
+    parameter), or what killed the kernel."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        lines = [line for line in str(exc.evalue or "").strip().splitlines() if line.strip()]
+        return f"{exc.ename}: {lines[-1] if lines else ''} (cell {exc.exec_count})".strip()
+    if type(exc).__name__ == "DeadKernelError":
+        where = _running_cell(notebook) if notebook is not None else "a cell"
+        return (f"the kernel died while running {where}; most often it ran out of memory (a Linux "
+                "out-of-memory kill): free memory or lower the profile's sizes, then run again (finished "
+                "results are kept)")
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".strip()
+
+
+def _finalize_paths(notebook: Path, partial: Path, final: Path) -> None:
+    """The executed notebook names the folder it now lies in, not the partial one it ran in."""
+    text = notebook.read_text(encoding="utf-8")
+    notebook.write_text(text.replace(str(partial), str(final)), encoding="utf-8")
+
+
+def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: str | None = None,
+            data: str | None = None, progress: bool = True) -> None:
     """Run the job's notebook into its partial folder and swap it into place on success.
 
     On failure the attempt moves to ``<name>.FAILED/`` (with ``error.txt``), the previous good
-    output stays untouched, and the exception propagates.
+    output stays untouched, and the exception propagates. Ctrl-C removes the partial folder and
+    raises ``RunInterrupted``.
     """
     import papermill
 
-    stamp = fingerprint(job, package)  # of the inputs as they were when the run started
+    stamp = fingerprint(job, package, data)  # of the inputs as they were when the run started
     _remove(job.partial_dir)
     job.partial_dir.mkdir(parents=True)
+    executed = job.partial_dir / f"{job.name}.ipynb"
     started = time.monotonic()
     try:
         papermill.execute_notebook(
             str(job.notebook),
-            str(job.partial_dir / f"{job.name}.ipynb"),
+            str(executed),
             parameters={**parameters, "profile": job.profile, "output_dir": str(job.partial_dir)},
             kernel_name=kernel,
             language="python",
             cwd=str(paths.project_root()),
-            progress_bar=False,
+            progress_bar=progress,  # cell i/n and elapsed time on the console
             log_output=False,
             report_mode=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no "running over TCP" warning per kernel
         )
-    except Exception:
-        (job.partial_dir / "error.txt").write_text(traceback.format_exc())
-        _swap_in(job.partial_dir, job.failed_dir)
+    except KeyboardInterrupt:
+        _remove(job.partial_dir)
+        raise RunInterrupted(job.name) from None
+    except Exception as exc:
+        summary = failure_summary(exc, executed)
+        try:
+            (job.partial_dir / "error.txt").write_text(summary + "\n\n" + traceback.format_exc())
+            _swap_in(job.partial_dir, job.failed_dir)
+        except OSError as write_error:  # disk full, read-only: keep nothing half-written
+            _remove(job.partial_dir)
+            raise RuntimeError(f"{summary}; the attempt could not be kept ({write_error.strerror or write_error})") from exc
         raise
     record = {
         "fingerprint": stamp,
@@ -266,9 +382,11 @@ def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: s
         "parameters": parameters,
         "kernel": kernel,
         "mirror": bool(os.environ.get(paths.MIRROR_ENV)),
+        "data": data or data_digest(),
         "seconds": round(time.monotonic() - started, 1),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    _finalize_paths(executed, job.partial_dir, job.output_dir)
     (job.partial_dir / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
     _swap_in(job.partial_dir, job.output_dir)
     _remove(job.failed_dir)
@@ -289,42 +407,56 @@ def _select(profile: str, only: list[str] | None) -> tuple[list[Job], list[str]]
     return [job for job in jobs if job.name in only], []
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}".strip()
-
 
 def run(
-    profile: str, only: list[str] | None = None, force: bool = False, kernel: str = DEFAULT_KERNEL
+    profile: str, only: list[str] | None = None, force: bool = False, kernel: str = DEFAULT_KERNEL,
+    progress: bool = True,
 ) -> dict[str, str]:
     """Execute the notebooks of ``profile`` (all, or those named in ``only``).
 
     Returns ``{name: status}`` with status ``"ran"``, ``"up to date"``, ``"failed"`` or
-    ``"skipped"`` (no YAML for the profile). Parameter files are all checked before anything
-    runs; a bad one raises ``ValueError``. A failed notebook does not stop the others.
+    ``"skipped"`` (no YAML for the profile). Every parameter file is checked, keys and values,
+    before anything runs; a bad one raises ``ValueError`` naming the file, key and valid values.
+    A failed notebook does not stop the others. One run per profile at a time (``profile_lock``).
     """
     jobs, unparameterised = _select(profile, only)
     statuses = {name: SKIPPED for name in unparameterised}
     for name in unparameterised:
         print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
+    problems = [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path)]
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "
+                         + "\n  ".join(problems))
     check_kernel(kernel)
-    package = package_digest()
-    for job in jobs:
-        if not force and is_up_to_date(job, package):
-            statuses[job.name] = UP_TO_DATE
-            print(f"{job.name}: up to date")
-            continue
-        print(f"{job.name}: running ...", flush=True)
-        started = time.monotonic()
-        try:
-            execute(job, parameters[job.name], kernel, package)
-        except Exception as exc:  # noqa: BLE001 - report it and go on with the next notebook
-            statuses[job.name] = FAILED
-            print(f"{job.name}: FAILED ({_short(exc)}); see {job.failed_dir}", flush=True)
-            continue
-        statuses[job.name] = RAN
-        print(f"{job.name}: ran in {time.monotonic() - started:.1f} s", flush=True)
+    atomic.check_writable(paths.outputs_dir(profile))
+    atomic.check_writable(paths.results_dir())
+    package, data = package_digest(), data_digest()
+    with profile_lock(profile):
+        atomic.clean_stale(paths.outputs_dir(profile))
+        for job in jobs:
+            if not force and is_up_to_date(job, package, data):
+                statuses[job.name] = UP_TO_DATE
+                print(f"{job.name}: up to date")
+                continue
+            print(f"{job.name}: running ...", flush=True)
+            started = time.monotonic()
+            try:
+                execute(job, parameters[job.name], kernel, package, data, progress=progress)
+            except RunInterrupted:
+                kept = [name for name, status in statuses.items() if status in (RAN, UP_TO_DATE)]
+                raise RunInterrupted(
+                    f"interrupted during {job.name}; its partial output was removed, every stored result and "
+                    f"the finished notebooks ({', '.join(kept) or 'none'}) are kept: run the same command again "
+                    "to resume (nothing finished is recomputed)") from None
+            except Exception as exc:  # noqa: BLE001 - report it and go on with the next notebook
+                statuses[job.name] = FAILED
+                where = f"; see {job.failed_dir}" if job.failed_dir.exists() else ""
+                print(f"{job.name}: FAILED ({failure_summary(exc, job.failed_dir / f'{job.name}.ipynb')}){where}",
+                      flush=True)
+                continue
+            statuses[job.name] = RAN
+            print(f"{job.name}: ran in {time.monotonic() - started:.1f} s", flush=True)
     return dict(sorted(statuses.items()))
 
 
@@ -332,10 +464,10 @@ def list_jobs(profile: str, only: list[str] | None = None) -> dict[str, str]:
     """``{name: state}`` without running anything: up to date / out of date / not run / skipped."""
     jobs, unparameterised = _select(profile, only)
     states = {name: SKIPPED for name in unparameterised}
-    package = package_digest()
+    package, data = package_digest(), data_digest()
     for job in jobs:
         stored = stored_fingerprint(job)
-        state = "not run" if stored is None else UP_TO_DATE if stored == fingerprint(job, package) else "out of date"
+        state = "not run" if stored is None else UP_TO_DATE if stored == fingerprint(job, package, data) else "out of date"
         if job.failed_dir.exists():
             state += f" (last attempt FAILED: {job.failed_dir})"
         states[job.name] = state
@@ -360,7 +492,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {state}")
             return 0
         statuses = run(args.profile, only=args.only, force=args.force, kernel=args.kernel)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except RunInterrupted as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before any notebook started; nothing was changed", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = [name for name, status in statuses.items() if status == FAILED]

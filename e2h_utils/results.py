@@ -2,7 +2,10 @@
 
 Layout: ``results/<dataset>/<method>/<key>/seed-<s>.parquet`` and a ``spec.json`` beside it
 saying what the key stands for. Files are written atomically, so an interrupted run leaves
-either a complete file or none, and a rerun of the same spec reuses what is there.
+either a complete file or none, and a rerun of the same spec reuses what is there. Several
+processes may write the same key at once (two notebooks, two Slurm jobs): each write is a rename
+of a whole file, and the temporary folders of writers that were killed are removed on the next
+write (``atomic.clean_stale``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ def spec_key(payload: dict[str, Any]) -> str:
 class ResultStore:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else paths.results_dir()
+        self._writable = False
+
+    def check_writable(self) -> None:
+        """Fail before computing anything when results cannot be stored (read-only, disk full)."""
+        if not self._writable:
+            atomic.check_writable(self.root)
+            self._writable = True
 
     def folder(self, payload: dict[str, Any]) -> Path:
         return self.root / str(payload["dataset"]) / str(payload["method"]) / spec_key(payload)
@@ -55,6 +65,7 @@ class ResultStore:
 
     def save(self, payload: dict[str, Any], seed: int, frame: pd.DataFrame) -> Path:
         folder = self.folder(payload)
+        atomic.clean_stale(folder)
         spec_file = folder / "spec.json"
         if not spec_file.is_file():
             atomic.write_text(spec_file, json.dumps(payload, sort_keys=True, indent=1, default=str))

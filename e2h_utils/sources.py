@@ -5,14 +5,21 @@ upstream layout (``hf/ORG/NAME`` for Hub dataset repos, ``github/OWNER/REPO/PATH
 files of a GitHub repo). Without it, the same calls go to the Hugging Face Hub and to GitHub
 at the pinned revisions below, cached under ``paths.downloads_cache_dir()``. Parsing happens
 downstream (``data``) and is the same either way.
+
+A mirror split is read straight from its parquet file (the Hub's own layout), not through the
+``datasets`` cache: a changed or damaged mirror file is read as it is now, never served from a
+cache built from its earlier contents. Every read error names the file and the fix.
+``mirror_digest`` fingerprints the mirror files the project reads, for ``reproduce``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -58,6 +65,10 @@ class MirrorFileMissing(FileNotFoundError):
     """A file the project needs is not in the offline mirror."""
 
 
+class CorruptSource(RuntimeError):
+    """A source file exists but cannot be read."""
+
+
 def _missing(path: Path, what: str) -> MirrorFileMissing:
     return MirrorFileMissing(
         f"{what} is not in the offline mirror: expected {path}. Check that "
@@ -66,23 +77,39 @@ def _missing(path: Path, what: str) -> MirrorFileMissing:
     )
 
 
+def hub_split_path(source: HubDataset, config: str, split: str) -> Path:
+    """Where one split of a Hub dataset lies in the mirror (``E2H_MIRROR`` must be set)."""
+    mirror = paths.mirror_root()
+    assert mirror is not None, "hub_split_path needs the offline mirror"
+    return mirror / "hf" / source.repo / config / f"{split}-00000-of-00001.parquet"
+
+
 def load_hub_split(source: HubDataset, config: str, split: str) -> pd.DataFrame:
     """One split of one config of a Hub dataset, as a DataFrame."""
+    if paths.mirror_root() is not None:
+        path = hub_split_path(source, config, split)
+        if not path.is_file():
+            raise _missing(path, f"{source.repo} config {config!r} split {split!r}")
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            raise CorruptSource(
+                f"{path} cannot be read ({type(error).__name__}: {error}). The mirror file is damaged: restore "
+                f"it from the mirror's source, or unset {paths.MIRROR_ENV} to load from the network."
+            ) from error
     import datasets  # heavy import, only when data is actually loaded
 
-    mirror = paths.mirror_root()
-    if mirror is not None:
-        folder = mirror / "hf" / source.repo
-        expected = folder / config / f"{split}-00000-of-00001.parquet"
-        if not expected.is_file():
-            raise _missing(expected, f"{source.repo} config {config!r} split {split!r}")
-        where, revision = str(folder), None
-    else:
-        where, revision = source.repo, source.revision
     bars_were_on = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
-        ds = datasets.load_dataset(where, config, split=split, revision=revision)
+        ds = datasets.load_dataset(source.repo, config, split=split, revision=source.revision)
+    except Exception as error:  # noqa: BLE001 - offline, gated, renamed: all need the same hint
+        raise ConnectionError(
+            f"could not load {source.repo} ({config}/{split}) from the Hugging Face Hub "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Without network "
+            f"access, set {paths.MIRROR_ENV} to the offline mirror (e.g. export {paths.MIRROR_ENV}=../shared/"
+            "offline-mirror from the project root)."
+        ) from error
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
@@ -109,3 +136,30 @@ def github_file(source: GitHubFile) -> Path:
             ) from error
         atomic.write_bytes(cached, data)
     return cached
+
+
+def mirror_digest(files: Iterable[Path]) -> str:
+    """A digest of the content of the mirror ``files`` (by their path inside the mirror; a missing
+    one counts as missing), so that a run's fingerprint changes when a mirror file does, and not
+    when the mirror moves."""
+    root = paths.mirror_root()
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in files):
+        name = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
+        digest.update(str(name).encode() + b"\x00")
+        digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
+    return digest.hexdigest()[:16]
+
+
+def read_json(source: GitHubFile):
+    """A raw GitHub JSON file, parsed; a damaged file is an error naming it."""
+    import json
+
+    path = github_file(source)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        where = "the mirror" if paths.mirror_root() is not None else "the download cache"
+        fix = (f"restore it in the mirror, or unset {paths.MIRROR_ENV} to load from the network"
+               if paths.mirror_root() is not None else f"delete it ({path}) to download it again")
+        raise CorruptSource(f"{path} in {where} is not valid JSON ({error}); {fix}.") from error

@@ -311,7 +311,7 @@ def test_corrupt_stored_file(tiny_lm, frame, tmp_path):
     store = ResultStore(tmp_path)
     spec = spec_for(tiny_lm, "easy", seeds=(0,))
     run_experiment(spec, tiny_lm, frame, store=store, progress=False)
-    path = store.path(spec.payload(tiny_lm.identity), 0)
+    path = store.path(experiments.stored_payload(spec, tiny_lm.identity, frame), 0)
     assert path.is_file()
     path.write_bytes(b"this is not a parquet file")
     with pytest.raises(results.CorruptResult) as info:
@@ -435,3 +435,21 @@ def test_run_e2h_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
     assert list(second) == ["none", "easy", "hard"]
     for level in second:
         np.testing.assert_array_equal(second[level]["correct"], first[level]["correct"])
+
+
+def test_changed_data_is_never_answered_from_the_store(tiny_lm, frame, tmp_path):
+    """Results are keyed by the content of the data they read: a changed question (a replaced or
+    damaged source file) gets new results, not the stored ones."""
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "none", seeds=(0,))
+    run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    changed = frame.copy()
+    changed.loc[changed.index[0], "question"] = changed.loc[changed.index[0], "question"] + " now"
+    assert experiments.stored_payload(spec, tiny_lm.identity, changed) != \
+        experiments.stored_payload(spec, tiny_lm.identity, frame)
+    run_experiment(spec, tiny_lm, changed, store=store, progress=False)
+    assert len(list(tmp_path.rglob("seed-0.parquet"))) == 2
+    # the same content in another row order is the same data
+    shuffled = frame.sample(frac=1.0, random_state=5)
+    assert experiments.stored_payload(spec, tiny_lm.identity, shuffled) == \
+        experiments.stored_payload(spec, tiny_lm.identity, frame)

@@ -287,3 +287,16 @@ def test_run_experiment_qlora(tiny_model_dir, frame, tmp_path):
     assert len(out) == 12 and (out["n_shots"] == 4).all()
     assert all(len(losses) == 2 and np.isfinite(losses).all() for losses in out["train_losses"])
     assert (tmp_path / "adapters" / "seed-0" / "adapter_config.json").is_file()
+
+
+def test_features_of_changed_text_are_extracted_again(tiny_lm, frame, tmp_path, counter):
+    cache = FeatureCache(tmp_path)
+    rows = frame.head(4)
+    features_for(tiny_lm, rows, "arc", cache=cache, progress=False)
+    assert counter == [4]
+    changed = rows.copy()
+    changed.loc[changed.index[1], "question"] = changed.loc[changed.index[1], "question"] + " again"
+    features_for(tiny_lm, changed, "arc", cache=cache, progress=False)
+    assert counter == [4, 1]  # only the changed item, not served stale
+    features_for(tiny_lm, changed, "arc", cache=cache, progress=False)
+    assert counter == [4, 1]

