@@ -329,6 +329,21 @@ def failure_summary(exc: BaseException, notebook: Path | None = None) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}".strip()
 
 
+def _kernel_manager(log_path: Path):
+    """A kernel manager whose kernel process writes its own log lines (start-up warnings, the
+    tracebacks of a kernel shut down mid-message on Ctrl-C) to ``log_path``, not the console;
+    what the notebook prints still goes into the notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:  # the kernel process keeps its own copy of the handle
+                kw["stdout"] = kw["stderr"] = log
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 def _finalize_paths(notebook: Path, partial: Path, final: Path) -> None:
     """The executed notebook names the folder it now lies in, not the partial one it ran in."""
     text = notebook.read_text(encoding="utf-8")
@@ -362,6 +377,7 @@ def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: s
             log_output=False,
             report_mode=False,
             extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no "running over TCP" warning per kernel
+            kernel_manager_class=_kernel_manager(job.partial_dir / "kernel.log"),
         )
     except KeyboardInterrupt:
         _remove(job.partial_dir)
@@ -387,6 +403,7 @@ def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: s
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     _finalize_paths(executed, job.partial_dir, job.output_dir)
+    (job.partial_dir / "kernel.log").unlink(missing_ok=True)  # kept only with a failed attempt
     (job.partial_dir / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
     _swap_in(job.partial_dir, job.output_dir)
     _remove(job.failed_dir)

@@ -234,6 +234,7 @@ def test_failure_keeps_good_output_then_fix_replaces_it(project: Path, capsys) -
     executed = nbformat.read(failed / "demo.ipynb", as_version=4)
     assert any(o.get("ename") == "RuntimeError" for c in executed.cells for o in c.get("outputs", []))
     assert not (failed / "value.txt").exists()
+    assert (failed / "kernel.log").is_file() and not (out / "kernel.log").exists()  # kept with the failure only
 
     assert reproduce.main(["--profile", "smoke"]) == 1  # stale good output, still a failed run
     assert "demo" in capsys.readouterr().err
@@ -247,6 +248,36 @@ def test_failure_keeps_good_output_then_fix_replaces_it(project: Path, capsys) -
 
 
 # --- faults: one run per profile, interrupts, dead kernels, full disks ----------------------------
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_exits_130_with_one_line(project: Path) -> None:
+    """SIGINT to the runner mid-notebook, as a terminal's Ctrl-C: exit 130, one line, no traceback
+    from papermill or the kernel, nothing half-written."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    started = project / "started"
+    write_notebook(project / "notebooks" / "demo.ipynb",
+                   body=f"import time\nfrom pathlib import Path\nPath({str(started)!r}).touch()\ntime.sleep(120)\n")
+    set_yaml(project, "demo", "value: 2\n")
+    env = {**os.environ, "E2H_HOME": str(project)}
+    env.pop(paths.MIRROR_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "e2h_utils.reproduce", "--profile", "smoke"], cwd=REAL_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert started.exists(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("interrupted during demo;") and "Traceback" not in err, err
+    smoke = project / "outputs" / "smoke"
+    assert not (smoke / "demo").exists() and not (smoke / ".demo.partial").exists()
 
 
 def test_a_second_run_of_a_profile_is_refused_naming_the_first(project: Path) -> None:
