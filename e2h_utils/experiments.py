@@ -343,7 +343,7 @@ def _qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, pool:
     train = _draw(spec, pool, seed)
     config = QLoRAConfig(**{k: options[k] for k in asdict(QLoRAConfig())})
     keep = options["keep_adapter"]
-    scores, losses = train_and_score(lm.spec, _items(lm, fmt, train), list(train["label"]), _items(lm, fmt, test),
+    scores, losses = train_and_score(lm, _items(lm, fmt, train), list(train["label"]), _items(lm, fmt, test),
                                      config, seed, keep_adapter=None if keep is None else f"{keep}/seed-{seed}",
                                      progress=progress)
     result = _result_frame(test, scores, seed, train)
@@ -417,7 +417,7 @@ def _cot_qlora_seed(spec: ExperimentSpec, lm: LoadedModel, test: pd.DataFrame, p
     config = QLoRAConfig(**{k: options[k] for k in asdict(QLoRAConfig())})
     keep = options["keep_adapter"]
     stop, patterns = _stops(fmt, options["extraction"], trained=True)
-    texts, losses = train_and_generate(lm.spec, pairs, prompt_ids, config, seed, max_new_tokens=spec.max_new_tokens(),
+    texts, losses = train_and_generate(lm, pairs, prompt_ids, config, seed, max_new_tokens=spec.max_new_tokens(),
                                        stop=stop, stop_patterns=patterns,
                                        keep_adapter=None if keep is None else f"{keep}/seed-{seed}", progress=progress)
     result = _generation_frame(fmt, test, texts, seed, list(train["id"]), options["extraction"], cut_at_newline=False)

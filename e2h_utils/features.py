@@ -89,7 +89,7 @@ def features_for(lm: Any, rows: pd.DataFrame, dataset: str, *, prompt_format: st
         items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in missing]
         extracted = scoring.choice_hidden_states(lm.model, items, layers, pad_id=lm.tokenizer.pad_token_id,
                                                  prefix_ids=lm.bos_ids(), progress=progress,
-                                                 desc=f"{dataset} hidden states")
+                                                 desc=f"{dataset} hidden states", **lm.budget.kwargs())
         have.update({r["id"]: (digests[r["id"]], f) for r, f in zip(missing, extracted)})
         cache.save(payload, have)
     return {i: have[i][1] for i in rows["id"]}

@@ -19,6 +19,7 @@ from typing import Any, Pattern, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .models import input_device
 from .scoring import _prefix_cache
 
 
@@ -45,7 +46,7 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
     string or stop pattern."""
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
+    device = input_device(model)
     prefix = list(prefix_ids)
     P = len(prefix)
     prefix_layers = _prefix_cache(model.get_decoder(), prefix, device) if P else None
@@ -86,7 +87,7 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
                     done[r] = True
             if all(done) or step == max_new_tokens - 1:
                 break
-            tokens = torch.where(torch.tensor(done, device=device), torch.full_like(tokens, pad), tokens)
+            tokens = torch.where(torch.tensor(done, device=tokens.device), torch.full_like(tokens, pad), tokens)
             full_mask = torch.cat([full_mask, torch.ones((n, 1), dtype=torch.long, device=device)], 1)
             out = model(input_ids=tokens.unsqueeze(1), attention_mask=full_mask, position_ids=next_pos.unsqueeze(1),
                         past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)

@@ -50,14 +50,20 @@ def spearman(frame: pd.DataFrame, columns: dict[str, str], min_pairs: int = 10) 
     return rho, pairs
 
 
+def zero_shot_payload(model_identity: str, items: pd.DataFrame, dataset: str,
+                      prompt_format: str | None = None) -> dict:
+    """What ``zero_shot_results`` stores its results under (no model needed: plans read it)."""
+    return {"dataset": dataset, "method": "zero_shot_items", "prompt_format": prompts.get_format(prompt_format, dataset).name,
+            "items": data.content_digest(items), "n_items": int(items["id"].nunique()),
+            "model_identity": model_identity, "scorer_version": SCORER_VERSION}
+
+
 def zero_shot_results(lm: LoadedModel, items: pd.DataFrame, dataset: str, *, prompt_format: str | None = None,
                       store: ResultStore | None = None, progress: bool = True) -> pd.DataFrame:
     """Zero-shot ``correct`` and ``p_correct`` of every item (by ``item_id``), stored and reused."""
     store = store or ResultStore()
     fmt = prompts.get_format(prompt_format, dataset)
-    payload = {"dataset": dataset, "method": "zero_shot_items", "prompt_format": fmt.name,
-               "items": data.content_digest(items), "n_items": int(items["id"].nunique()),
-               "model_identity": lm.identity, "scorer_version": SCORER_VERSION}
+    payload = zero_shot_payload(lm.identity, items, dataset, prompt_format)
     stored = store.load(payload, 0)
     if stored is None:
         store.check_writable()

@@ -87,5 +87,5 @@ def score_with_examples(
     ids = question_ids(lm.tokenizer, examples.iloc[:kept], fmt, [fmt.prompt(r) for r in records])
     items = [make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r), prompt_ids=q) for r, q in zip(records, ids)]
     scores = choice_logprobs(lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress, desc=desc,
-                             prefix_cache=prefix_cache)
+                             prefix_cache=prefix_cache, **lm.budget.kwargs())
     return scores, kept

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from . import data, features, hardness, prompts, scoring
 from .experiments import SCORER_VERSION, SpecError
-from .hardness_stats import zero_shot_results
+from .hardness_stats import zero_shot_payload, zero_shot_results
 from .models import LoadedModel
 from .probe import PROBE_VERSION, ProbeConfig, train_probe
 from .qlora import QLORA_VERSION, QLoRAConfig, train_and_score
@@ -165,7 +165,7 @@ def _qlora_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.Dat
     test = items(scored)
     out = {}
     for n, subset in subsets.items():
-        scores, _ = train_and_score(lm.spec, items(subset), list(subset["label"].astype(int)), test, spec.qlora, seed,
+        scores, _ = train_and_score(lm, items(subset), list(subset["label"].astype(int)), test, spec.qlora, seed,
                                     progress=progress)
         out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
@@ -185,6 +185,31 @@ def _trained_seed(lm: LoadedModel, spec: MDLSpec, frame: pd.DataFrame, scored: p
                       for n, values in confidences.items()], ignore_index=True)
 
 
+def trained_payload(model_identity: str, frame: pd.DataFrame, spec: MDLSpec) -> dict:
+    """What a trained learner's confidences are stored under (no model needed: plans read it)."""
+    return spec.payload(model_identity, data.content_digest(frame, ("arc_annotated", "mdl_holdout")))
+
+
+def _confidence_frame(zero: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"item_id": zero["item_id"], "seed": 0, "size": 0, "p_correct": zero["p_correct"]})
+
+
+def stored_confidences(model_identity: str, frame: pd.DataFrame, spec: MDLSpec,
+                       store: ResultStore | None = None) -> pd.DataFrame | None:
+    """``run_mdl``'s table from stored results alone (None when any part is missing): a plan and
+    a cluster job read MDL levels without loading the hardness models."""
+    store = store or ResultStore()
+    scored = scored_items(frame, spec)
+    if spec.learner == "zero_shot":
+        zero = store.load(zero_shot_payload(model_identity, scored, spec.dataset, spec.prompt_format), 0)
+        out = None if zero is None else _confidence_frame(zero)
+    else:
+        payload = trained_payload(model_identity, frame, spec)
+        parts = [store.load(payload, seed) for seed in spec.seeds]
+        out = None if any(p is None for p in parts) else pd.concat(parts, ignore_index=True)
+    return None if out is None else out.assign(learner=spec.learner, model=spec.model)
+
+
 def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: ResultStore | None = None,
             progress: bool = True) -> pd.DataFrame:
     """Per (item, seed, subset size): the learner's probability of the correct answer, with the
@@ -196,9 +221,9 @@ def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: Resul
     if spec.learner == "zero_shot":
         zero = zero_shot_results(lm, scored, spec.dataset, prompt_format=spec.prompt_format, store=store,
                                  progress=progress)
-        out = pd.DataFrame({"item_id": zero["item_id"], "seed": 0, "size": 0, "p_correct": zero["p_correct"]})
+        out = _confidence_frame(zero)
     else:
-        payload = spec.payload(lm.identity, data.content_digest(frame, ("arc_annotated", "mdl_holdout")))
+        payload = trained_payload(lm.identity, frame, spec)
         parts = []
         for seed in tqdm(spec.seeds, desc=f"MDL {spec.dataset} {spec.learner}", disable=not progress, leave=False):
             stored = store.load(payload, seed)
@@ -223,6 +248,17 @@ def mdl_scores(confidences: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def specs_for(model: str, learners: dict[str, Sequence[str]], *, max_items: dict[str, int | None] | None = None,
+              max_holdout: int | None = None, subset_sizes: Sequence[int] = DEFAULT_SIZES,
+              seeds: Sequence[int] = DEFAULT_SEEDS, probe: ProbeConfig | None = None,
+              qlora: QLoRAConfig | None = None) -> list[MDLSpec]:
+    """The MDL specs of one hardness model (pure: a plan lists them without a model)."""
+    return [MDLSpec(dataset, learner, model=model, subset_sizes=tuple(subset_sizes), seeds=tuple(seeds),
+                    max_items=(max_items or {}).get(dataset), max_holdout=max_holdout if learner in TRAINED else None,
+                    probe=probe or ProbeConfig(), qlora=qlora or QLoRAConfig())
+            for dataset, names in learners.items() for learner in names]
+
+
 def run_for_models(hardness_models: Sequence[str], frames: dict[str, pd.DataFrame],
                    learners: dict[str, Sequence[str]], *, max_items: dict[str, int | None] | None = None,
                    max_holdout: int | None = None,
@@ -231,21 +267,25 @@ def run_for_models(hardness_models: Sequence[str], frames: dict[str, pd.DataFram
                    model_quantization: str = "none", store: ResultStore | None = None,
                    progress: bool = True) -> pd.DataFrame:
     """Confidences of every (hardness model, dataset, learner), one model loaded at a time;
-    the long table of ``run_mdl`` with a ``dataset`` column. Stored results are reused."""
+    the long table of ``run_mdl`` with a ``dataset`` column. Stored results are reused, and a
+    model whose results are all stored (e.g. by cluster jobs) is not loaded at all."""
     import gc
 
-    from .models import load_model
+    from .models import as_spec, load_model, model_identity
 
     parts = []
     for name in hardness_models:
+        specs = specs_for(name, learners, max_items=max_items, max_holdout=max_holdout, subset_sizes=subset_sizes,
+                          seeds=seeds, probe=probe, qlora=qlora)
+        identity = model_identity(as_spec(name, dtype=model_dtype, quantization=model_quantization))
+        stored = [stored_confidences(identity, frames[spec.dataset], spec, store) for spec in specs]
+        if all(part is not None for part in stored):
+            parts += [part.assign(dataset=spec.dataset) for spec, part in zip(specs, stored)]
+            continue
         lm = load_model(name, dtype=model_dtype, quantization=model_quantization)
-        for dataset, names in learners.items():
-            for learner in names:
-                spec = MDLSpec(dataset, learner, model=lm.spec.name, subset_sizes=tuple(subset_sizes),
-                               seeds=tuple(seeds), max_items=(max_items or {}).get(dataset),
-                               max_holdout=max_holdout if learner in TRAINED else None,
-                               probe=probe or ProbeConfig(), qlora=qlora or QLoRAConfig())
-                parts.append(run_mdl(lm, frames[dataset], spec, store=store, progress=progress).assign(dataset=dataset))
+        for spec in specs:
+            parts.append(run_mdl(lm, frames[spec.dataset], spec, store=store, progress=progress)
+                         .assign(dataset=spec.dataset))
         del lm
         gc.collect()
     if not parts:
@@ -257,6 +297,9 @@ def frames_with_mdl(frames: dict[str, pd.DataFrame], confidences: pd.DataFrame) 
     """The frames again, with the MDL columns of ``confidences`` merged in and their levels."""
     out = dict(frames)
     for dataset, part in confidences.groupby("dataset", sort=False):
-        drop = [c for c in frames[dataset].columns if c in COLUMNS.values() or c.endswith("_level")]
+        # the MDL columns and every measure's level column (tidy adds them again); a value column
+        # that happens to end in "_level" (MMLU's school_level) is data and stays
+        derived = set(COLUMNS.values()) | {m.level_column for m in hardness.measures(dataset)}
+        drop = [c for c in frames[dataset].columns if c in derived]
         out[dataset] = data.tidy(frames[dataset].drop(columns=drop), dataset, extra_measures=mdl_scores(part))
     return out

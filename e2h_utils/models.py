@@ -7,23 +7,40 @@
 - a Hugging Face Hub id such as ``"meta-llama/Llama-2-7b-hf"`` (needs the network or a
   filled HF cache).
 
-Options: dtype, device (CUDA when present, else CPU) and 8-bit / 4-bit NF4 loading through
-bitsandbytes. ``add_bos`` resolves per tokenizer: Llama-style tokenizers prepend BOS
-themselves and need it to score sensibly; GPT-2-style ones (SmolLM2) do not use one.
+Options: dtype and 8-bit / 4-bit NF4 loading through bitsandbytes. ``add_bos`` resolves per
+tokenizer: Llama-style tokenizers prepend BOS themselves and need it to score sensibly;
+GPT-2-style ones (SmolLM2) do not use one.
+
+Where the weights go is a run setting, not part of the spec (``runtime.RunSettings``): by default
+every visible GPU through accelerate (``device_map="auto"``: layers balanced over the GPUs, each
+weight read straight onto its device, never the whole model in host memory), else the CPU; a
+``max_memory`` per device and a disk ``offload_folder`` cap and extend that. ``LoadedModel.budget``
+holds the token budgets of a forward pass for this model on these devices.
+
+``training_base`` gives QLoRA its quantized base: the loaded model itself when the precision is the
+same (the paper's 8-bit), else one cached copy per process, loaded once; adapters are attached for
+a run and removed after it, so the base is never reloaded and never held twice.
+
+A dry run (``E2H_MODEL_SUBSTITUTE``, set by ``reproduce --dry-run``) loads a small local model
+in place of every Hub model or folder, under the spec's name, precision and placement.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import embedded
+from . import embedded, runtime
+from .resources import Budget, derive_budget
 
 EMBEDDED = "embedded"
+SUBSTITUTE_ENV = "E2H_MODEL_SUBSTITUTE"  # dry runs: a local folder loaded in place of every named model
 # Known-harmless noise, silenced: bitsandbytes announces on import that an optional CPU kernel
 # from the Hugging Face Hub ("kernels-community") could not be fetched; the built-in one is used.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
@@ -77,7 +94,7 @@ class ModelSpecError(ValueError):
 class ModelSpec:
     name: str = EMBEDDED
     dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
-    device: str = "auto"  # auto: cuda when available, else cpu
+    device: str = "auto"  # auto: the run settings' placement (all GPUs, else cpu); or cpu, cuda, cuda:1
     quantization: str = "none"  # none | 8bit | 4bit (NF4), through bitsandbytes | auto (see resolved_quantization)
     revision: str | None = None  # Hub revision (None: the pinned commit in PINNED, else main)
     add_bos: bool | None = None  # None: what the tokenizer does by itself
@@ -126,9 +143,12 @@ class LoadedModel:
     def __iter__(self) -> Iterator[Any]:
         return iter((self.model, self.tokenizer))
 
+    budget: Budget = field(default_factory=lambda: Budget(4096, 8192))
+
     @property
     def device(self) -> Any:
-        return next(self.model.parameters()).device
+        """Where input ids go: the input embeddings' device (the first GPU of a split model)."""
+        return input_device(self.model)
 
     def bos_ids(self) -> list[int]:
         """Token ids to put in front of every scored sequence."""
@@ -145,11 +165,25 @@ def as_spec(spec: ModelSpec | str | dict | None = None, **overrides: Any) -> Mod
     return replace(spec, **overrides) if overrides else spec
 
 
+def substitute() -> Path | None:
+    """The dry run's stand-in model folder (``E2H_MODEL_SUBSTITUTE``), or None."""
+    value = os.environ.get(SUBSTITUTE_ENV)
+    if not value:
+        return None
+    folder = Path(value).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ModelSpecError(f"{SUBSTITUTE_ENV}={value!r} is not a Hugging Face checkpoint folder (no config.json)")
+    return folder.resolve()
+
+
 def resolve_source(spec: ModelSpec) -> tuple[str, str]:
-    """(kind, where): kind is ``embedded``, ``local`` or ``hub``."""
+    """(kind, where): kind is ``embedded``, ``local``, ``hub`` or ``substitute`` (a dry run)."""
     name = spec.name
     if name == EMBEDDED:
         return "embedded", name
+    stand_in = substitute()
+    if stand_in is not None:
+        return "substitute", str(stand_in)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -168,13 +202,15 @@ def model_identity(spec: ModelSpec) -> str:
     kind, where = resolve_source(spec)
     if kind == "embedded":
         weights = f"embedded:{embedded.NAME}@{embedded.SHA256}"
-    elif kind == "local":
+    elif kind in ("local", "substitute"):
         folder = Path(where)
         digest = hashlib.sha256((folder / "config.json").read_bytes())
         for weight in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
             stat = weight.stat()
             digest.update(f"{weight.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
         weights = f"local:{where}@{digest.hexdigest()[:16]}"
+        if kind == "substitute":
+            weights = f"substitute-for:{spec.name}|{weights}"
     else:
         weights = f"hub:{where}@{spec.hub_revision or 'main'}"
     loading = {k: v for k, v in asdict(spec).items() if k in ("dtype", "quantization", "add_bos")}
@@ -200,6 +236,28 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
+def placement(spec: ModelSpec, settings: runtime.RunSettings) -> tuple[str, dict[str, Any]]:
+    """(compute device, ``from_pretrained`` keywords that place the weights).
+
+    A spec's own ``device`` other than auto, or ``device_map: single``, puts everything on one
+    device; otherwise accelerate balances the layers over every visible GPU (``max_memory``
+    caps each device; layers beyond the caps go to ``offload_folder``, which also lets a CPU
+    test split a model between "cpu" and "disk")."""
+    import torch
+
+    single = spec.device if spec.device != "auto" else settings.device
+    if settings.device_map == "single" or spec.device != "auto":
+        device = resolve_device(single)
+        return device, {"device_map": {"": device}}
+    device = resolve_device("auto")
+    memory = settings.memory_map()
+    if device == "cuda" and (torch.cuda.device_count() > 1 or memory):
+        return device, {"device_map": "auto", "max_memory": memory, "offload_folder": settings.offload_folder}
+    if device == "cpu" and memory and spec.resolved_quantization == "none":  # bitsandbytes cannot offload
+        return device, {"device_map": "auto", "max_memory": memory, "offload_folder": settings.offload_folder}
+    return device, {"device_map": {"": device}}
+
+
 def _quantization_config(quantization: str, compute_dtype: Any) -> Any:
     if quantization == "none":
         return None
@@ -223,25 +281,38 @@ def tokenizer_adds_bos(tokenizer: Any) -> bool:
     return bool(ids) and ids[0] == bos
 
 
-def load_model(spec: ModelSpec | str | dict | None = None, **overrides: Any) -> LoadedModel:
-    """Load model and tokenizer; see the module docstring for what ``spec`` may name."""
+def input_device(model: Any) -> Any:
+    """The device input ids go to: the input embeddings' (a model split by accelerate starts on
+    its first GPU; weights offloaded to disk compute on the CPU)."""
+    import torch
+
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    weight = embeddings.weight if embeddings is not None else next(model.parameters())
+    return torch.device("cpu") if weight.device.type == "meta" else weight.device
+
+
+def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.RunSettings | None = None,
+               **overrides: Any) -> LoadedModel:
+    """Load model and tokenizer; see the module docstring for what ``spec`` may name and for
+    ``settings`` (default: ``runtime.current()``, the profile's ``_run.yaml`` under make reproduce)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = as_spec(spec, **overrides)
+    settings = settings or runtime.current()
     kind, where = resolve_source(spec)
     if kind == "embedded":
         where = str(embedded.ensure_converted())
-    device = resolve_device(spec.device)
+    device, placed = placement(spec, settings)
     dtype = resolve_dtype(spec.dtype, device)
     revision = spec.hub_revision if kind == "hub" else None
     remote = spec.trust_remote_code if kind == "hub" else False
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=remote)
-        kwargs: dict[str, Any] = {"dtype": dtype, "revision": revision, "trust_remote_code": remote}
+        kwargs: dict[str, Any] = {"dtype": dtype, "revision": revision, "trust_remote_code": remote, **placed}
         quant = _quantization_config(spec.resolved_quantization, dtype)
         if quant is not None:
-            kwargs.update(quantization_config=quant, device_map={"": device})
-        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+            kwargs["quantization_config"] = quant
+        model = AutoModelForCausalLM.from_pretrained(where, **{k: v for k, v in kwargs.items() if v is not None})
     except OSError as error:
         if kind != "hub":
             raise
@@ -249,12 +320,43 @@ def load_model(spec: ModelSpec | str | dict | None = None, **overrides: Any) -> 
             f"could not load {where!r} from the Hugging Face Hub ({error}). Check the id and the "
             "network (or HF_TOKEN for gated models); offline, use 'embedded' or a local folder."
         ) from error
-    if quant is None:
-        model = model.to(device)
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     add_bos = tokenizer_adds_bos(tokenizer) if spec.add_bos is None else spec.add_bos
     if add_bos and tokenizer.bos_token_id is None:
         raise ModelSpecError(f"add_bos=True but the tokenizer of {where!r} has no BOS token")
-    return LoadedModel(model, tokenizer, spec, where, model_identity(spec), add_bos)
+    budget = derive_budget(model, settings.batch_tokens, settings.kv_tokens)
+    return LoadedModel(model, tokenizer, spec, where, model_identity(spec), add_bos, budget=budget)
+
+
+# --- QLoRA's base: one quantized copy per process ---------------------------------------------
+
+_BASE: dict[str, LoadedModel] = {}  # at most one base besides the models the caller holds
+
+
+def training_base(lm: LoadedModel, quantization: str) -> LoadedModel:
+    """The model QLoRA attaches adapters to: ``lm`` itself when it is loaded at ``quantization``
+    (same weights, same precision: the paper's 8-bit), else a copy at that precision loaded once
+    and kept for the next run (a different base replaces it)."""
+    wanted = replace(lm.spec, quantization=quantization)
+    if model_identity(wanted) == lm.identity:
+        return lm
+    identity = model_identity(wanted)
+    if identity not in _BASE:
+        release_training_base()
+        _BASE[identity] = load_model(wanted)
+    return _BASE[identity]
+
+
+def release_training_base() -> None:
+    """Drop the cached QLoRA base (and free its GPU memory)."""
+    _BASE.clear()
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass

@@ -6,6 +6,7 @@ Environment variables (all optional):
 - ``E2H_HOME``    project root holding ``results/``, ``outputs/`` and ``.cache/``
                   (default: the checkout this package lives in).
 - ``E2H_CACHE``   cache of downloads and converted models (default: ``$E2H_HOME/.cache``).
+- ``E2H_RESULTS`` the result store (default: ``$E2H_HOME/results``; the dry run sets it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 MIRROR_ENV = "E2H_MIRROR"
+RESULTS_ENV = "E2H_RESULTS"
 
 
 def project_root() -> Path:
@@ -38,7 +40,8 @@ def downloads_cache_dir() -> Path:
 
 def results_dir() -> Path:
     """Item-level results of experiment runs, keyed by the hash of their spec."""
-    return project_root() / "results"
+    value = os.environ.get(RESULTS_ENV)
+    return Path(value).expanduser().resolve() if value else project_root() / "results"
 
 
 def outputs_dir(profile: str) -> Path:

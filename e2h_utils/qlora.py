@@ -14,14 +14,23 @@ standardize_optimization_config`` and ``PEFT_wrap_model``, ``main.py`` defaults,
   learning rate decaying linearly to 10% of its start, gradient norm clipped at 1.0.
 
 Where this differs from the authors' code (clipping once per update rather than after every
-micro-batch; 4-bit NF4 as an option) the fidelity ledger (docs/fidelity.md) says so. A fresh
-base model is loaded for every run; adapters are dropped unless ``keep_adapter`` is given a folder.
+micro-batch; 4-bit NF4 as an option) the fidelity ledger (docs/fidelity.md) says so.
+
+The base is ``models.training_base``: the loaded model itself at the same precision, else one
+copy per process. Each run attaches fresh adapters (seeded), trains and scores, and removes them
+again (``adapters``), so every run starts from the same base weights, as with a freshly loaded
+base, and the model scores as before afterwards. Adapters are saved only when ``keep_adapter``
+names a folder. Gradient checkpointing (a run setting, same results) applies to the
+chain-of-thought loss over whole sequences, turned on when a micro-batch's activations would not
+fit in the memory left on the GPUs; answer scoring trains through the prefix / question cache,
+which checkpointed layers do not keep, so its memory is set by ``micro_batch`` alone.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import models, scoring
+from . import models, resources, runtime, scoring
 
 
 # transformers 5 deprecates a name peft still calls on every LoRA model: harmless, and once per model
@@ -101,6 +110,44 @@ def attach_lora(model: Any, config: QLoRAConfig) -> Any:
     return get_peft_model(model, lora)
 
 
+def needs_checkpointing(model: Any, tokens_per_micro_batch: int, setting: str | None = None) -> bool:
+    """The run setting (on / off), or (auto) whether a micro-batch's activations without
+    checkpointing would take more than half the memory left on the fullest GPU; never on a CPU."""
+    import torch
+
+    setting = setting or runtime.current().gradient_checkpointing
+    if setting != "auto":
+        return setting == "on"
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    if not devices:
+        return False
+    _, hidden, width = resources._kv_bytes_of(model)
+    layers = int(getattr(model.config, "num_hidden_layers", 1))
+    needed = tokens_per_micro_batch * layers * (8 * hidden + 4 * width) * 2 / len(devices)
+    return needed > 0.5 * min(torch.cuda.mem_get_info(d)[0] for d in devices)
+
+
+@contextmanager
+def adapters(base: models.LoadedModel, config: QLoRAConfig, seed: int, checkpointing: bool = False):
+    """Fresh LoRA adapters on ``base`` for one run (initialised from ``seed``), removed on exit
+    (also after an error), leaving the base as it was."""
+    torch.manual_seed(int(seed))  # the LoRA initialisation draws from the global generator
+    model = attach_lora(base.model, config)
+    if checkpointing:
+        base.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield model
+    finally:
+        if checkpointing:
+            base.model.activation_checkpointing_disable()
+        model.unload()  # the base's own layers back in place of the LoRA ones
+        base.model.eval()
+
+
+def _micro_batch_tokens(lengths: Sequence[int], micro_batch: int) -> int:
+    return micro_batch * max(lengths, default=1)
+
+
 def nll(logprobs: Sequence[torch.Tensor], labels: Sequence[int]) -> torch.Tensor:
     """Mean negative log-likelihood of the correct choice under a softmax over choices."""
     return torch.stack([-(lp.log_softmax(-1)[int(y)]) for lp, y in zip(logprobs, labels)]).mean()
@@ -151,19 +198,20 @@ def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labe
     return _train(model, len(items), batch_loss, config, seed, progress, "QLoRA updates")
 
 
-def train_and_score(spec: models.ModelSpec, train_items: Sequence[scoring.ScoringItem], train_labels: Sequence[int],
+def train_and_score(lm: models.LoadedModel, train_items: Sequence[scoring.ScoringItem], train_labels: Sequence[int],
                     test_items: Sequence[scoring.ScoringItem], config: QLoRAConfig, seed: int,
                     keep_adapter: Path | None = None, progress: bool = False) -> tuple[list[np.ndarray], list[float]]:
-    """Load a fresh quantized base, train adapters, score the test items; (logprobs, losses)."""
-    base = models.load_model(spec, quantization=config.quantization)
-    torch.manual_seed(int(seed))  # the LoRA initialisation draws from the global generator
-    model = attach_lora(base.model, config)
+    """Adapters on ``lm``'s quantized base: train, score the test items; (logprobs, losses)."""
+    base = models.training_base(lm, config.quantization)
     pad_id = base.tokenizer.pad_token_id
-    losses = finetune(model, pad_id, train_items, train_labels, config, seed, base.bos_ids(), progress)
-    logprobs = scoring.choice_logprobs(model, base.bos_ids(), test_items, pad_id=pad_id, progress=progress,
-                                       desc="QLoRA scoring")
-    if keep_adapter is not None:
-        model.save_pretrained(keep_adapter)
+    # no checkpointing here: the two-level cache the loss runs through needs each layer's cache,
+    # which a checkpointed layer does not keep; memory is bounded by ``micro_batch`` (plan.py checks it)
+    with adapters(base, config, seed) as model:
+        losses = finetune(model, pad_id, train_items, train_labels, config, seed, base.bos_ids(), progress)
+        logprobs = scoring.choice_logprobs(model, base.bos_ids(), test_items, pad_id=pad_id, progress=progress,
+                                           desc="QLoRA scoring", **base.budget.kwargs())
+        if keep_adapter is not None:
+            model.save_pretrained(keep_adapter)
     return logprobs, losses
 
 
@@ -172,7 +220,7 @@ def train_and_score(spec: models.ModelSpec, train_items: Sequence[scoring.Scorin
 def lm_loss(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> torch.Tensor:
     """The authors' ``LM_loss``: the negative log-likelihood of each target given its prompt,
     summed over the target's tokens and averaged over the sequences (right-padded batch)."""
-    device = next(model.parameters()).device
+    device = models.input_device(model)
     width = max(len(p) + len(t) for p, t in pairs)
     ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
     labels = torch.full((len(pairs), width), -100, dtype=torch.long)
@@ -183,7 +231,7 @@ def lm_loss(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pa
         labels[row, len(prompt):len(sequence)] = torch.tensor(list(target))
         mask[row, :len(sequence)] = 1
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
-    targets = labels[:, 1:].to(device)
+    targets = labels[:, 1:].to(logits.device)  # the head's device (the last GPU of a split model)
     token_nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                                   ignore_index=-100, reduction="none").view(targets.shape)
     return token_nll.sum(1).mean()
@@ -196,20 +244,20 @@ def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Se
                   config, seed, progress, "QLoRA (CoT) updates")
 
 
-def train_and_generate(spec: models.ModelSpec, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+def train_and_generate(lm: models.LoadedModel, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
                        prompts: Sequence[Sequence[int]], config: QLoRAConfig, seed: int, *, max_new_tokens: int,
                        stop: Sequence[str], stop_patterns: Sequence[Any] = (), keep_adapter: Path | None = None,
                        progress: bool = False) -> tuple[list[str], list[float]]:
-    """Fresh quantized base + LoRA trained with the LM loss, then greedy generation for ``prompts``."""
+    """Adapters on ``lm``'s quantized base trained with the LM loss, then greedy generation for ``prompts``."""
     from .generation import greedy_generate
 
-    base = models.load_model(spec, quantization=config.quantization)
-    torch.manual_seed(int(seed))
-    model = attach_lora(base.model, config)
-    losses = finetune_lm(model, base.tokenizer.pad_token_id, pairs, config, seed, progress)
-    texts = greedy_generate(model, base.tokenizer, base.bos_ids(), prompts, max_new_tokens=max_new_tokens,
-                            stop=stop, stop_patterns=stop_patterns, progress=progress,
-                            desc="QLoRA (CoT) generation")
-    if keep_adapter is not None:
-        model.save_pretrained(keep_adapter)
+    base = models.training_base(lm, config.quantization)
+    tokens = _micro_batch_tokens([len(p) + len(t) for p, t in pairs], config.micro_batch)
+    with adapters(base, config, seed, needs_checkpointing(base.model, tokens)) as model:
+        losses = finetune_lm(model, base.tokenizer.pad_token_id, pairs, config, seed, progress)
+        texts = greedy_generate(model, base.tokenizer, base.bos_ids(), prompts, max_new_tokens=max_new_tokens,
+                                stop=stop, stop_patterns=stop_patterns, progress=progress,
+                                desc="QLoRA (CoT) generation")
+        if keep_adapter is not None:
+            model.save_pretrained(keep_adapter)
     return texts, losses

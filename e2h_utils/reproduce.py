@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -59,21 +59,26 @@ class Job:
     notebook: Path
     yaml_path: Path
     profile: str
+    outputs: str = ""  # the folder under outputs/ (default: the profile; a dry run: <profile>-dry-run)
+
+    @property
+    def folder(self) -> Path:
+        return paths.outputs_dir(self.outputs or self.profile)
 
     @property
     def output_dir(self) -> Path:
         """The good output: ``outputs/<profile>/<name>/``."""
-        return paths.outputs_dir(self.profile) / self.name
+        return self.folder / self.name
 
     @property
     def partial_dir(self) -> Path:
         """Where a run in progress writes: ``outputs/<profile>/.<name>.partial/``."""
-        return paths.outputs_dir(self.profile) / f".{self.name}.partial"
+        return self.folder / f".{self.name}.partial"
 
     @property
     def failed_dir(self) -> Path:
         """The last failed attempt: ``outputs/<profile>/<name>.FAILED/``."""
-        return paths.outputs_dir(self.profile) / f"{self.name}.FAILED"
+        return self.folder / f"{self.name}.FAILED"
 
 
 # --- discovery and parameters -------------------------------------------------------------
@@ -99,7 +104,8 @@ def _scan(profile: str) -> tuple[list[Job], list[str]]:
     """(jobs, names of notebooks without a YAML for ``profile``), both sorted by name."""
     folder = _profile_dir(profile)
     notebooks = {p.stem: p for p in paths.notebooks_dir().glob("*.ipynb")}
-    yamls = {p.stem: p for p in list(folder.glob("*.yaml")) + list(folder.glob("*.yml"))}
+    # files starting with "_" are not a notebook's parameters (_run.yaml: e2h_utils.runtime)
+    yamls = {p.stem: p for p in list(folder.glob("*.yaml")) + list(folder.glob("*.yml")) if not p.name.startswith("_")}
     orphans = sorted(str(yamls[name]) for name in yamls.keys() - notebooks.keys())
     if orphans:
         raise FileNotFoundError(
@@ -329,6 +335,43 @@ def failure_summary(exc: BaseException, notebook: Path | None = None) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}".strip()
 
 
+# --- Ctrl-C ------------------------------------------------------------------------------------
+
+GRACE_S = 20  # after Ctrl-C, how long papermill may take to stop the kernel before we do it ourselves
+_ACTIVE: dict = {}  # the notebook being executed: "partial" folder, "kernel" pid, "message"
+
+
+def _force_exit() -> None:
+    """Finish a Ctrl-C that papermill did not finish within GRACE_S: kill the kernel, remove the
+    partial output, print the one line, exit 130 (stored results are whole files: nothing is lost)."""
+    import signal
+
+    if _ACTIVE.get("kernel"):
+        try:
+            os.kill(_ACTIVE["kernel"], signal.SIGKILL)
+        except OSError:
+            pass
+    if _ACTIVE.get("partial"):
+        shutil.rmtree(_ACTIVE["partial"], ignore_errors=True)
+    print(_ACTIVE.get("message", "interrupted; every stored result is kept: run the same command again to resume"),
+          file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def _on_sigint(signum, frame) -> None:  # noqa: ARG001
+    """Ctrl-C: unwind as KeyboardInterrupt (papermill stops the kernel, ``execute`` removes the
+    partial output); a watchdog finishes the job if that hangs, and a second Ctrl-C at once."""
+    import threading
+
+    if _ACTIVE.get("interrupted"):
+        _force_exit()
+    _ACTIVE["interrupted"] = True
+    watchdog = threading.Timer(GRACE_S, _force_exit)
+    watchdog.daemon = True
+    watchdog.start()
+    raise KeyboardInterrupt
+
+
 def _kernel_manager(log_path: Path):
     """A kernel manager whose kernel process writes its own log lines (start-up warnings, the
     tracebacks of a kernel shut down mid-message on Ctrl-C) to ``log_path``, not the console;
@@ -339,7 +382,9 @@ def _kernel_manager(log_path: Path):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             with open(log_path, "ab") as log:  # the kernel process keeps its own copy of the handle
                 kw["stdout"] = kw["stderr"] = log
-                return await super()._async_launch_kernel(kernel_cmd, **kw)
+                launched = await super()._async_launch_kernel(kernel_cmd, **kw)
+            _ACTIVE["kernel"] = getattr(getattr(self, "provisioner", None), "pid", None)  # for _force_exit
+            return launched
 
     return QuietKernelManager
 
@@ -425,9 +470,38 @@ def _select(profile: str, only: list[str] | None) -> tuple[list[Job], list[str]]
 
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set (the kernels papermill starts inherit it), restored after."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_environment(profile: str, dry_run: bool = False) -> dict[str, str]:
+    """What the notebooks' kernels need besides the parameters: the profile's run settings
+    (``parameters/<profile>/_run.yaml``, checked here) and, for a dry run, its stand-ins."""
+    from e2h_utils import dry_run as dry, runtime
+
+    runtime.for_profile(profile)  # a bad _run.yaml stops the run before any notebook starts
+    env = {}
+    if runtime.profile_file(profile).is_file():
+        env[runtime.SETTINGS_ENV] = str(runtime.profile_file(profile))
+    if dry_run:
+        env.update(dry.environment(profile))
+    return env
+
+
 def run(
     profile: str, only: list[str] | None = None, force: bool = False, kernel: str = DEFAULT_KERNEL,
-    progress: bool = True,
+    progress: bool = True, dry_run: bool = False, executor: str | None = None,
 ) -> dict[str, str]:
     """Execute the notebooks of ``profile`` (all, or those named in ``only``).
 
@@ -435,8 +509,17 @@ def run(
     ``"skipped"`` (no YAML for the profile). Every parameter file is checked, keys and values,
     before anything runs; a bad one raises ``ValueError`` naming the file, key and valid values.
     A failed notebook does not stop the others. One run per profile at a time (``profile_lock``).
+
+    ``dry_run``: the profile's notebooks on a tiny random stand-in model with capped sizes, into
+    ``outputs/<profile>-dry-run/`` (``e2h_utils.dry_run``). ``executor`` (default: the profile's
+    ``_run.yaml``): ``local`` or ``slurm`` computes the plan's runs as submitit jobs first
+    (``e2h_utils.cluster``); the notebooks then read their results from the store.
     """
+    from e2h_utils import dry_run as dry
+
     jobs, unparameterised = _select(profile, only)
+    if dry_run:
+        jobs = [replace(job, outputs=dry.outputs_name(profile)) for job in jobs]
     statuses = {name: SKIPPED for name in unparameterised}
     for name in unparameterised:
         print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
@@ -445,35 +528,57 @@ def run(
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "
                          + "\n  ".join(problems))
+    if dry_run:
+        parameters = {name: dry.cap_parameters(values) for name, values in parameters.items()}
     check_kernel(kernel)
-    atomic.check_writable(paths.outputs_dir(profile))
-    atomic.check_writable(paths.results_dir())
+    outputs = paths.outputs_dir(dry.outputs_name(profile) if dry_run else profile)
+    atomic.check_writable(outputs)
+    env = run_environment(profile, dry_run)
+    with _environment(env), profile_lock(dry.outputs_name(profile) if dry_run else profile):
+        atomic.check_writable(paths.results_dir())
+        kind = executor or _executor_kind(profile)
+        if kind != "inprocess":
+            from e2h_utils import cluster
+
+            cluster.run_plan(profile, kind, notebooks=[job.name for job in jobs], dry_run=dry_run)
+        return _run_jobs(jobs, parameters, statuses, force, kernel, progress, outputs)
+
+
+def _executor_kind(profile: str) -> str:
+    from e2h_utils import runtime
+
+    return runtime.for_profile(profile).executor.kind
+
+
+def _run_jobs(jobs: list[Job], parameters: dict, statuses: dict, force: bool, kernel: str, progress: bool,
+              outputs: Path) -> dict[str, str]:
+    """Execute each job unless up to date (the loop of ``run``)."""
     package, data = package_digest(), data_digest()
-    with profile_lock(profile):
-        atomic.clean_stale(paths.outputs_dir(profile))
-        for job in jobs:
-            if not force and is_up_to_date(job, package, data):
-                statuses[job.name] = UP_TO_DATE
-                print(f"{job.name}: up to date")
-                continue
-            print(f"{job.name}: running ...", flush=True)
-            started = time.monotonic()
-            try:
-                execute(job, parameters[job.name], kernel, package, data, progress=progress)
-            except RunInterrupted:
-                kept = [name for name, status in statuses.items() if status in (RAN, UP_TO_DATE)]
-                raise RunInterrupted(
-                    f"interrupted during {job.name}; its partial output was removed, every stored result and "
-                    f"the finished notebooks ({', '.join(kept) or 'none'}) are kept: run the same command again "
-                    "to resume (nothing finished is recomputed)") from None
-            except Exception as exc:  # noqa: BLE001 - report it and go on with the next notebook
-                statuses[job.name] = FAILED
-                where = f"; see {job.failed_dir}" if job.failed_dir.exists() else ""
-                print(f"{job.name}: FAILED ({failure_summary(exc, job.failed_dir / f'{job.name}.ipynb')}){where}",
-                      flush=True)
-                continue
-            statuses[job.name] = RAN
-            print(f"{job.name}: ran in {time.monotonic() - started:.1f} s", flush=True)
+    atomic.clean_stale(outputs)
+    for job in jobs:
+        if not force and is_up_to_date(job, package, data):
+            statuses[job.name] = UP_TO_DATE
+            print(f"{job.name}: up to date")
+            continue
+        print(f"{job.name}: running ...", flush=True)
+        started = time.monotonic()
+        kept = [name for name, status in statuses.items() if status in (RAN, UP_TO_DATE)]
+        _ACTIVE.update(partial=job.partial_dir, kernel=None, message=(
+            f"interrupted during {job.name}; its partial output was removed, every stored result and the finished "
+            f"notebooks ({', '.join(kept) or 'none'}) are kept: run the same command again to resume (nothing "
+            "finished is recomputed)"))
+        try:
+            execute(job, parameters[job.name], kernel, package, data, progress=progress)
+        except RunInterrupted:
+            raise RunInterrupted(_ACTIVE["message"]) from None
+        except Exception as exc:  # noqa: BLE001 - report it and go on with the next notebook
+            statuses[job.name] = FAILED
+            where = f"; see {job.failed_dir}" if job.failed_dir.exists() else ""
+            print(f"{job.name}: FAILED ({failure_summary(exc, job.failed_dir / f'{job.name}.ipynb')}){where}",
+                  flush=True)
+            continue
+        statuses[job.name] = RAN
+        print(f"{job.name}: ran in {time.monotonic() - started:.1f} s", flush=True)
     return dict(sorted(statuses.items()))
 
 
@@ -502,13 +607,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
     parser.add_argument("--list", action="store_true", help="list the jobs and their state, run nothing")
     parser.add_argument("--kernel", default=DEFAULT_KERNEL, help=f"Jupyter kernel (default {DEFAULT_KERNEL})")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="on a tiny random stand-in model with capped sizes (e2h_utils.dry_run)")
+    parser.add_argument("--executor", choices=("inprocess", "local", "slurm"), default=None,
+                        help="compute the plan's runs as submitit jobs first (default: the profile's _run.yaml)")
     args = parser.parse_args(argv)
+    import signal
+
+    if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # the command line
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         if args.list:
             for name, state in list_jobs(args.profile, args.only).items():
                 print(f"{name}: {state}")
             return 0
-        statuses = run(args.profile, only=args.only, force=args.force, kernel=args.kernel)
+        statuses = run(args.profile, only=args.only, force=args.force, kernel=args.kernel, dry_run=args.dry_run,
+                       executor=args.executor or None)
     except RunInterrupted as exc:
         print(f"{exc}", file=sys.stderr)
         return 130
@@ -520,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = [name for name, status in statuses.items() if status == FAILED]
     if failed:
-        print(f"FAILED ({len(failed)}): {', '.join(failed)}; see outputs/{args.profile}/<name>.FAILED/", file=sys.stderr)
+        where = args.profile + ("-dry-run" if args.dry_run else "")
+        print(f"FAILED ({len(failed)}): {', '.join(failed)}; see outputs/{where}/<name>.FAILED/", file=sys.stderr)
         return 1
     print(f"done: {len(statuses)} notebook(s) under profile {args.profile!r}, none failed")
     return 0

@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .models import input_device
+
 
 @dataclass(frozen=True)
 class ScoringItem:
@@ -65,7 +67,8 @@ def make_item(tokenizer: Any, prompt: str, continuations: Sequence[str],
 
 
 def default_batch_tokens(device: torch.device) -> int:
-    """Tokens per forward pass: modest on a CPU (24 GB), larger on a GPU."""
+    """Tokens per forward pass when the caller gives none (a loaded model's ``budget`` is derived
+    from its memory: ``resources.derive_budget``): modest on a CPU (24 GB), larger on a GPU."""
     return 32768 if device.type == "cuda" else 4096
 
 
@@ -76,7 +79,7 @@ def _decoder_and_head(model: Any) -> tuple[Any, Any]:
 @torch.no_grad()
 def choice_logprobs_plain(model: Any, prefix_ids: Sequence[int], items: Sequence[ScoringItem]) -> list[np.ndarray]:
     """Reference scorer: one unbatched forward per choice, full logits, no cache."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     out = []
     for item in items:
         scores = []
@@ -84,8 +87,8 @@ def choice_logprobs_plain(model: Any, prefix_ids: Sequence[int], items: Sequence
             context = list(prefix_ids) + list(item.prompt_ids)
             ids = torch.tensor([context + list(choice)], device=device)
             logprobs = model(input_ids=ids).logits[0].float().log_softmax(-1)
-            positions = torch.arange(len(context) - 1, len(context) - 1 + len(choice), device=device)
-            scores.append(logprobs[positions, torch.tensor(choice, device=device)].sum().item())
+            positions = torch.arange(len(context) - 1, len(context) - 1 + len(choice), device=logprobs.device)
+            scores.append(logprobs[positions, torch.tensor(choice, device=logprobs.device)].sum().item())
         out.append(np.array(scores, dtype=np.float64))
     return out
 
@@ -142,9 +145,9 @@ def _pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
 
 
 def _token_logprobs(head: Any, hidden: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
-    logprobs = head(hidden).float().log_softmax(-1)
-    return logprobs[torch.arange(len(targets), device=hidden.device),
-                    torch.tensor(list(targets), device=hidden.device)].double()
+    logprobs = head(hidden).float().log_softmax(-1)  # on the head's device (the last GPU of a split model)
+    return logprobs[torch.arange(len(targets), device=logprobs.device),
+                    torch.tensor(list(targets), device=logprobs.device)].double()
 
 
 @dataclass
@@ -171,7 +174,8 @@ def _walk_questions(decoder: Any, prefix: list[int], items: Sequence[ScoringItem
     """Encode the prefix once, then yield each batch of questions encoded after it."""
     from transformers import DynamicCache
 
-    device = next(decoder.parameters()).device
+    device = decoder.get_input_embeddings().weight.device
+    device = torch.device("cpu") if device.type == "meta" else device
     P = len(prefix)
     prefix_layers = _prefix_cache(decoder, prefix, device) if P else None
     for batch in tqdm(_item_batches(items, P, batch_tokens, kv_tokens, max_rows), desc=desc,
@@ -188,6 +192,13 @@ def _walk_questions(decoder: Any, prefix: list[int], items: Sequence[ScoringItem
         yield _QuestionBatch(list(batch), out.last_hidden_state, q_mask, q_mask.sum(1), layers)
 
 
+def _rows_at(states: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
+    """Row r's state at ``positions[r]``, indexed on the states' own device (layers of a split
+    model live on different GPUs)."""
+    device = states.device
+    return states[torch.arange(len(positions), device=device), torch.tensor(list(positions), device=device)]
+
+
 def _ones(rows: int, width: int, device: torch.device) -> torch.Tensor:
     return torch.ones((rows, width), dtype=torch.long, device=device)
 
@@ -202,7 +213,8 @@ def _continue_choices(decoder: Any, qb: _QuestionBatch, owner_rows: Sequence[int
     ids, mask = _pad(tokens, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     owner = torch.tensor(list(owner_rows), device=device)
-    cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner), v.index_select(0, owner)) for k, v in qb.layers])
+    cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner.to(k.device)), v.index_select(0, owner.to(v.device)))
+                                         for k, v in qb.layers])  # each layer's cache on its own device
     positions = prefix_len + qb.lengths[owner].unsqueeze(1) + torch.arange(ids.shape[1], device=device)
     return decoder(input_ids=ids, attention_mask=torch.cat([_ones(len(owner), prefix_len, device), qb.mask[owner], mask], 1),
                    position_ids=positions, past_key_values=cache, use_cache=True,
@@ -220,9 +232,9 @@ def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
     P = len(prefix)
     parts: list[list[list[torch.Tensor]]] = [[[] for _ in item.choice_ids] for item in items]
     for qb in _walk_questions(decoder, prefix, items, pad_id, batch_tokens, kv_tokens, max_rows, progress, desc):
-        device = qb.hidden.device
+        device = qb.hidden.device  # the last layer's device
         # the first answer token is predicted from the question's last state
-        last = qb.hidden[torch.arange(len(qb.items), device=device), qb.lengths - 1]
+        last = qb.hidden[torch.arange(len(qb.items), device=device), (qb.lengths - 1).to(device)]
         firsts = [(b, c) for b, i in enumerate(qb.items) for c in range(len(items[i].choice_ids))]
         lp = _token_logprobs(head, last[[b for b, _ in firsts]], [items[qb.items[b]].choice_ids[c][0] for b, c in firsts])
         for (b, c), value in zip(firsts, lp):
@@ -237,8 +249,8 @@ def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
             picks = [(r, j) for r, ch in enumerate(choices) for j in range(len(ch) - 1)]
             lp = _token_logprobs(head, hidden[[r for r, _ in picks], [j for _, j in picks]],
                                  [choices[r][j + 1] for r, j in picks])
-            sums = torch.zeros(len(chunk), dtype=lp.dtype, device=device).index_add(
-                0, torch.tensor([r for r, _ in picks], device=device), lp)
+            sums = torch.zeros(len(chunk), dtype=lp.dtype, device=lp.device).index_add(
+                0, torch.tensor([r for r, _ in picks], device=lp.device), lp)
             for (b, c), value in zip(chunk, sums):
                 parts[qb.items[b]][c].append(value)
     return [torch.stack([torch.stack(p).sum() for p in item_parts]) for item_parts in parts]
@@ -248,7 +260,7 @@ def choice_logprob_tensors(model: Any, items: Sequence[ScoringItem], *, pad_id: 
                            batch_tokens: int | None = None, kv_tokens: int | None = None,
                            max_rows: int = 256) -> list[torch.Tensor]:
     """Like ``choice_logprobs`` (fast path) but returns tensors and keeps the autograd graph."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     budget = batch_tokens or default_batch_tokens(device)
     return _cached_logprob_tensors(model, list(prefix_ids), items, pad_id, budget, kv_tokens or 2 * budget,
                                    max_rows, False, "")
@@ -262,7 +274,7 @@ def choice_hidden_states(model: Any, items: Sequence[ScoringItem], layers: Seque
     """Per item, a (choices x len(layers)*hidden) array: the hidden states at the last token of
     question + choice, from each requested layer (indices into ``output_hidden_states``:
     0 = embeddings, num_hidden_layers = last, after the final norm), concatenated."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     budget = batch_tokens or default_batch_tokens(device)
     kv_budget = kv_tokens or 2 * budget
     decoder = model.get_decoder()
@@ -276,9 +288,8 @@ def choice_hidden_states(model: Any, items: Sequence[ScoringItem], layers: Seque
             choices = [items[qb.items[b]].choice_ids[c] for b, c in chunk]
             states = _continue_choices(decoder, qb, [b for b, _ in chunk], choices, P, pad_id,
                                        output_hidden_states=True).hidden_states
-            rows = torch.arange(len(chunk), device=device)
-            ends = torch.tensor([len(ch) - 1 for ch in choices], device=device)
-            stacked = torch.cat([states[layer][rows, ends] for layer in layers], dim=-1).float().cpu().numpy()
+            ends = [len(ch) - 1 for ch in choices]
+            stacked = torch.cat([_rows_at(states[layer], ends).float().cpu() for layer in layers], dim=-1).numpy()
             for (b, c), vector in zip(chunk, stacked):
                 features[(b, c)] = vector
         for b, i in enumerate(qb.items):
@@ -310,7 +321,7 @@ def choice_logprobs(
     """
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
-    device = next(model.parameters()).device
+    device = input_device(model)
     budget = batch_tokens or default_batch_tokens(device)
     if prefix_cache:
         tensors = _cached_logprob_tensors(model, list(prefix_ids), items, pad_id, budget,
@@ -343,8 +354,8 @@ def choice_logprobs(
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
         lp = _token_logprobs(head, hidden[[b for b, _ in picks], [p for _, p in picks]], targets)
-        sums = torch.zeros(len(batch), dtype=torch.float64, device=device)
-        sums.index_add_(0, torch.tensor(owners, device=device), lp)
+        sums = torch.zeros(len(batch), dtype=torch.float64, device=lp.device)
+        sums.index_add_(0, torch.tensor(owners, device=lp.device), lp)
         for b, r in enumerate(batch):
             i, c, _, _ = rows[r]
             results[i][c] = sums[b].item()

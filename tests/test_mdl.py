@@ -214,3 +214,19 @@ def test_frames_with_mdl_adds_levels(frame):
     assert set(hardness.get_measure("arc", "mdl").cutoffs(out["mdl"])) != set()
     again = mdl.frames_with_mdl({"arc": out.reset_index()}, confidences)["arc"]  # recomputed, not duplicated
     assert list(again.columns) == list(out.reset_index().columns)
+
+
+def test_frames_with_mdl_keeps_a_value_column_named_like_a_level():
+    """MMLU's school_level is data (0/1), not a level column: merging MDL must keep it (it was
+    dropped, and the paper profile's easy_to_hard failed on mmlu_stem5/school_level)."""
+    from e2h_utils import data
+
+    mmlu = data.tidy(pd.DataFrame({"id": [f"m{i}" for i in range(20)], "question": ["q"] * 20,
+                                   "choices": [["a", "b", "c", "d"]] * 20, "label": [0] * 20, "answer": ["a"] * 20,
+                                   "school_level": [0.0] * 10 + [1.0] * 10}), "mmlu_stem5")
+    confidences = pd.DataFrame({"item_id": mmlu["id"], "seed": 0, "size": 0, "p_correct": np.linspace(0, 1, 20),
+                                "learner": "zero_shot", "model": "m", "dataset": "mmlu_stem5"})
+    out = mdl.frames_with_mdl({"mmlu_stem5": mmlu}, confidences)["mmlu_stem5"]
+    assert list(out["school_level"]) == list(mmlu["school_level"])
+    assert hardness.assign_levels(out, hardness.get_measure("mmlu_stem5", "school_level")).notna().all()
+    assert out["mdl_level"].notna().all()

@@ -290,3 +290,83 @@ def test_embedded_model_scores_paris_above_berlin(monkeypatch: pytest.MonkeyPatc
 
     context = "The capital of France is"
     assert score(context, " Paris") > score(context, " Berlin")
+
+
+# --- placement: accelerate's device map, the dry run's stand-in ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def four_layer_dir(tmp_path_factory, make_tiny_tokenizer) -> Path:
+    """A random Llama with four layers, so that a device map can split it."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = make_tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=512,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("four-layers")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_model_split_over_devices_scores_as_on_one(four_layer_dir: Path, tmp_path: Path):
+    """The multi-device path on a CPU: accelerate's device map puts the first layers on "cpu" and
+    the rest on "disk" (loaded layer by layer through its hooks), as it spreads layers over GPUs.
+    Scores, hidden states and generations equal the one-device model's."""
+    import numpy as np
+
+    from e2h_utils import generation, runtime, scoring
+
+    one = models.load_model(str(four_layer_dir))
+    settings = runtime.parse({"max_memory": {"cpu": "200KB"}, "offload_folder": str(tmp_path / "offload")})
+    split = models.load_model(str(four_layer_dir), settings=settings)
+    placed = set(split.model.hf_device_map.values())
+    assert placed == {"cpu", "disk"}, split.model.hf_device_map
+    assert str(split.device) == "cpu" and split.identity == one.identity  # placement is not identity
+    pad = one.tokenizer.pad_token_id
+    items = [scoring.ScoringItem((5, 6, 7, 8), ((9, 10), (11,), (12, 13, 14))),
+             scoring.ScoringItem((15, 16), ((17,), (18, 19)))]
+    for a, b in zip(scoring.choice_logprobs(one.model, [1, 2], items, pad_id=pad),
+                    scoring.choice_logprobs(split.model, [1, 2], items, pad_id=pad)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    for a, b in zip(scoring.choice_hidden_states(one.model, items, (2, 4), pad_id=pad),
+                    scoring.choice_hidden_states(split.model, items, (2, 4), pad_id=pad)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    prompts = [[5, 6, 7], [8, 9]]
+    assert (generation.greedy_generate(one.model, one.tokenizer, [1], prompts, max_new_tokens=5, stop=())
+            == generation.greedy_generate(split.model, split.tokenizer, [1], prompts, max_new_tokens=5, stop=()))
+
+
+def test_single_placement_and_an_explicit_device(four_layer_dir: Path):
+    from e2h_utils import runtime
+
+    device, kwargs = models.placement(ModelSpec(str(four_layer_dir)), runtime.parse({"device_map": "single",
+                                                                                      "device": "cpu"}))
+    assert device == "cpu" and kwargs == {"device_map": {"": "cpu"}}
+    device, kwargs = models.placement(ModelSpec(str(four_layer_dir), device="cpu"), runtime.RunSettings())
+    assert kwargs == {"device_map": {"": "cpu"}}
+
+
+def test_dry_run_stand_in_keeps_name_precision_and_a_separate_identity(four_layer_dir: Path, monkeypatch):
+    monkeypatch.setenv(models.SUBSTITUTE_ENV, str(four_layer_dir))
+    spec = ModelSpec("meta-llama/Llama-2-70b-hf", quantization="auto")
+    assert models.resolve_source(spec) == ("substitute", str(four_layer_dir.resolve()))
+    identity = models.model_identity(spec)
+    assert identity.startswith("substitute-for:meta-llama/Llama-2-70b-hf|local:") and "'8bit'" in identity
+    assert models.model_identity(ModelSpec("embedded")).startswith("embedded:")  # the embedded model is itself
+    monkeypatch.setenv(models.SUBSTITUTE_ENV, str(four_layer_dir / "nothing"))
+    with pytest.raises(ModelSpecError, match="not a Hugging Face checkpoint folder"):
+        models.resolve_source(spec)
+
+
+@pytest.mark.slow
+def test_dry_run_loads_the_stand_in_in_8bit(four_layer_dir: Path, monkeypatch):
+    """The paper's precision for Llama-2 (8-bit, bitsandbytes) on the CPU, through the stand-in."""
+    monkeypatch.setenv(models.SUBSTITUTE_ENV, str(four_layer_dir))
+    lm = models.load_model("meta-llama/Llama-2-70b-hf", quantization="auto")
+    assert lm.spec.resolved_quantization == "8bit"
+    assert any(type(m).__name__ == "Linear8bitLt" for m in lm.model.modules())

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import mdl, paths, reproduce
+from e2h_utils import mdl, paths, plan, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = sorted(p.stem for p in (ROOT / "parameters" / "smoke").glob("*.yaml"))
@@ -39,6 +39,7 @@ def test_every_notebook_has_a_smoke_profile():
 def test_easy_to_hard_smoke(smoke_project):
     status = reproduce.run("smoke", only=["easy_to_hard"])
     assert status == {"easy_to_hard": reproduce.RAN}
+    assert_plan_matches_store("easy_to_hard")
     out = smoke_project / "outputs" / "smoke" / "easy_to_hard"
     assert (out / "easy_to_hard.ipynb").is_file()
     for stem in ("figures/hard_accuracy", "figures/sgr"):
@@ -95,7 +96,21 @@ def _run_smoke(name: str) -> Path:
     assert status == {name: reproduce.RAN}
     out = paths.outputs_dir("smoke") / name
     assert (out / f"{name}.ipynb").is_file()
+    assert_plan_matches_store(name)
     return out
+
+
+def assert_plan_matches_store(name: str) -> None:
+    """The preflight plan of the notebook lists exactly the runs it stored: same keys (features
+    aside), every seed stored, none left waiting for MDL results."""
+    stored = {p.parent.name: set() for p in paths.results_dir().rglob("seed-*.parquet")}
+    for p in paths.results_dir().rglob("seed-*.parquet"):
+        stored[p.parent.name].add(int(p.stem.split("-")[1]))
+    runs = plan.build("smoke", [name])
+    assert runs and not [r.label for r in runs if r.pending]
+    assert {r.key for r in runs} == set(stored), name
+    for run in runs:
+        assert set(run.seeds) == stored[run.key] and run.done, run.label
 
 
 def _assert_figures(out: Path, *stems: str) -> None:

@@ -231,7 +231,8 @@ def test_train_and_score_end_to_end(tiny_model_dir, tmp_path):
     train, labels = random_items(tokenizer_size, 6, seed=4)
     test, _ = random_items(tokenizer_size, 5, seed=5, n_choices=3)
     config = QLoRAConfig(quantization="none", min_updates=2, min_epochs=1, max_batch=4)
-    logprobs, losses = train_and_score(spec, train, labels, test, config, seed=0, keep_adapter=tmp_path / "adapter")
+    logprobs, losses = train_and_score(models.load_model(spec), train, labels, test, config, seed=0,
+                                       keep_adapter=tmp_path / "adapter")
     assert len(logprobs) == len(test)
     assert all(isinstance(lp, np.ndarray) and lp.shape == (3,) and np.isfinite(lp).all() for lp in logprobs)
     batch, per_epoch, epochs = schedule(len(train), config)
@@ -246,12 +247,70 @@ def test_train_and_score_is_seeded(tiny_model_dir):
     test, _ = random_items(tokenizer_size, 3, seed=5)
     config = QLoRAConfig(quantization="none", min_updates=2, max_batch=4, lr=1e-2)
     torch.manual_seed(1)
-    a = train_and_score(spec, train, labels, test, config, seed=0)
+    a = train_and_score(models.load_model(spec), train, labels, test, config, seed=0)
     torch.manual_seed(2)  # whatever the global RNG state, the same seed gives the same run
-    b = train_and_score(spec, train, labels, test, config, seed=0)
+    b = train_and_score(models.load_model(spec), train, labels, test, config, seed=0)
     assert a[1] == b[1]
     for x, y in zip(a[0], b[0]):
         np.testing.assert_array_equal(x, y)
+
+
+def test_one_base_serves_every_run_and_is_left_as_it_was(tiny_model_dir, monkeypatch):
+    """QLoRA on the loaded model itself (same precision): each run equals a run on a freshly
+    loaded base, the base scores exactly as before afterwards, and nothing is loaded again."""
+    spec = models.ModelSpec(name=str(tiny_model_dir))
+    lm = models.load_model(spec)
+    train, labels = random_items(len(lm.tokenizer), 6, seed=4)
+    test, _ = random_items(len(lm.tokenizer), 4, seed=5)
+    config = QLoRAConfig(quantization="none", min_updates=3, max_batch=4, lr=5e-2)
+    pad = lm.tokenizer.pad_token_id
+    before = scoring.choice_logprobs(lm.model, [], test, pad_id=pad)
+    weights = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    fresh = [train_and_score(models.load_model(spec), train, labels, test, config, seed=s) for s in (0, 1)]
+    loads = []
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or pytest.fail("base reloaded"))
+    shared = [train_and_score(lm, train, labels, test, config, seed=s) for s in (0, 1)]
+    assert not loads and models.training_base(lm, "none") is lm
+    for (f_scores, f_losses), (s_scores, s_losses) in zip(fresh, shared):
+        assert f_losses == s_losses
+        for x, y in zip(f_scores, s_scores):
+            np.testing.assert_array_equal(x, y)
+    assert not np.allclose(shared[0][0][0], before[0])  # the adapters did change the scores ...
+    after = scoring.choice_logprobs(lm.model, [], test, pad_id=pad)  # ... and are gone again
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)
+    assert lm.model.state_dict().keys() == weights.keys()
+    for key, value in lm.model.state_dict().items():
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+    assert not any("lora" in name for name, _ in lm.model.named_modules())
+
+
+def test_adapters_are_removed_after_an_error(tiny_model_dir):
+    lm = models.load_model(str(tiny_model_dir))
+    with pytest.raises(RuntimeError, match="mid-run"):
+        with qlora.adapters(lm, TRAIN_CONFIG, seed=0):
+            raise RuntimeError("mid-run")
+    assert not any("lora" in name for name, _ in lm.model.named_modules())
+
+
+def test_gradient_checkpointing_gives_the_same_run(tiny_model_dir):
+    """Checkpointing is a run setting (chain-of-thought training): it must not change a result."""
+    spec = models.ModelSpec(name=str(tiny_model_dir))
+    lm = models.load_model(spec)
+    rng = np.random.default_rng(3)
+    pairs = [([int(t) for t in rng.integers(N_SPECIAL, len(lm.tokenizer), 6)],
+              [int(t) for t in rng.integers(N_SPECIAL, len(lm.tokenizer), 5)]) for _ in range(6)]
+    config = QLoRAConfig(quantization="none", min_updates=3, max_batch=4, lr=5e-2, dropout=0.1)
+    runs = {}
+    for setting in ("off", "on"):
+        base = models.load_model(spec)
+        with qlora.adapters(base, config, seed=0, checkpointing=setting == "on") as model:
+            assert base.model.is_activation_checkpointing == (setting == "on")
+            runs[setting] = qlora.finetune_lm(model, lm.tokenizer.pad_token_id, pairs, config, seed=0)
+        assert not base.model.is_activation_checkpointing
+    assert runs["off"] == runs["on"]
+    assert qlora.needs_checkpointing(lm.model, 10_000, "auto") is False  # never on a CPU
+    assert qlora.needs_checkpointing(lm.model, 1, "on") is True
 
 
 @pytest.mark.slow
@@ -283,6 +342,6 @@ def test_train_and_score_4bit(make_tiny_tokenizer, tmp_path):
         pytest.skip(f"4-bit loading/inference does not work on this machine: {type(error).__name__}: {error}")
     assert any(type(m).__name__ == "Linear4bit" for m in loaded.model.modules())
     config = QLoRAConfig(quantization="4bit", min_updates=2, min_epochs=1, max_batch=4, lr=1e-2)
-    logprobs, losses = train_and_score(spec, train, labels, test, config, seed=0)
+    logprobs, losses = train_and_score(models.load_model(spec), train, labels, test, config, seed=0)
     assert len(logprobs) == 2 and all(lp.shape == (4,) and np.isfinite(lp).all() for lp in logprobs)
     assert len(losses) == 2 and all(np.isfinite(losses))

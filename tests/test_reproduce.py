@@ -171,6 +171,11 @@ def test_list_runs_nothing(project: Path, capsys) -> None:
 def test_real_parameter_files_match_their_notebooks() -> None:
     """Every committed parameters/<profile>/*.yaml names a notebook and only its parameters."""
     for yaml_path in sorted((REAL_ROOT / "parameters").glob("*/*.y*ml")):
+        if yaml_path.name.startswith("_"):  # a profile's run settings (_run.yaml), not a notebook's
+            from e2h_utils import runtime
+
+            runtime.load(yaml_path)
+            continue
         notebook = REAL_ROOT / "notebooks" / f"{yaml_path.stem}.ipynb"
         assert notebook.is_file(), f"{yaml_path} has no notebook {notebook}"
         reproduce.check_parameters(notebook, yaml_path)
@@ -359,3 +364,60 @@ def test_executed_notebook_names_its_final_folder(project: Path) -> None:
     reproduce.run("smoke")
     text = (project / "outputs" / "smoke" / "demo" / "demo.ipynb").read_text()
     assert ".demo.partial" not in text and str(project / "outputs" / "smoke" / "demo") in text
+
+
+# --- run settings (_run.yaml) --------------------------------------------------------------------
+
+def test_a_profiles_run_settings_reach_the_kernel_and_are_not_a_notebook(project: Path) -> None:
+    """parameters/<profile>/_run.yaml is not a notebook's YAML; the kernels get it through
+    E2H_RUN_SETTINGS, so models.load_model places models as it says."""
+    body = ("import os\nfrom pathlib import Path\nfrom e2h_utils import runtime\n"
+            "Path(output_dir, 'value.txt').write_text(str(runtime.current().batch_tokens))\n")
+    write_notebook(project / "notebooks" / "demo.ipynb", body)
+    set_yaml(project, "demo", "value: 2\n")
+    (project / "parameters" / "smoke" / "_run.yaml").write_text("batch_tokens: 1234\n")
+    assert [job.name for job in reproduce.discover("smoke")] == ["demo"]
+    assert reproduce.run("smoke") == {"demo": "ran"}
+    assert (project / "outputs" / "smoke" / "demo" / "value.txt").read_text() == "1234"
+
+
+def test_a_bad_run_settings_file_stops_before_any_notebook(project: Path, capsys) -> None:
+    set_yaml(project, "demo", "value: 2\n")
+    (project / "parameters" / "smoke" / "_run.yaml").write_text("device_map: everywhere\n")
+    assert reproduce.main(["--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "_run.yaml" in err and "device_map must be one of auto, single" in err
+    assert not (project / "outputs" / "smoke" / "demo").exists()
+
+
+def test_a_ctrl_c_whose_cleanup_hangs_is_finished_by_the_watchdog(tmp_path: Path) -> None:
+    """If papermill does not stop the kernel after Ctrl-C (a kernel that does not answer), the
+    runner kills it, removes the partial output and exits 130 with the one line anyway."""
+    import subprocess
+    import sys
+    import time
+
+    partial = tmp_path / ".demo.partial"
+    partial.mkdir()
+    script = f"""
+import os, signal, subprocess, sys, time
+from e2h_utils import reproduce
+kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(kernel.pid, flush=True)
+reproduce.GRACE_S = 1
+reproduce._ACTIVE.update(partial={str(partial)!r}, kernel=kernel.pid, message="interrupted during demo; kept")
+signal.signal(signal.SIGINT, reproduce._on_sigint)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+except KeyboardInterrupt:
+    time.sleep(30)  # a cleanup that hangs
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 130 and proc.stderr.strip().splitlines()[-1] == "interrupted during demo; kept"
+    assert not partial.exists()
+    kernel = int(proc.stdout.split()[0])
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(kernel, 0)
+            time.sleep(0.1)

@@ -1,0 +1,61 @@
+"""e2h_utils.runtime: a profile's run settings (placement, budgets, executor), parsed once, typed."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2h_utils import runtime
+
+
+def test_defaults_when_there_is_no_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    monkeypatch.delenv(runtime.SETTINGS_ENV, raising=False)
+    settings = runtime.for_profile("embedded")
+    assert settings == runtime.RunSettings() == runtime.current()
+    assert settings.device_map == "auto" and settings.batch_tokens is None and settings.executor.kind == "inprocess"
+
+
+def test_a_file_is_parsed_into_typed_settings(tmp_path, monkeypatch):
+    path = tmp_path / "_run.yaml"
+    path.write_text("max_memory: {0: 70GiB, cpu: 200GiB}\nbatch_tokens: 16384\n"
+                    "executor:\n  kind: slurm\n  runs_per_job: 20\n  slurm: {partition: gpu, gpus_per_node: 4,"
+                    " additional: {qos: high}}\n")
+    settings = runtime.load(path)
+    assert settings.memory_map() == {0: "70GiB", "cpu": "200GiB"}
+    assert settings.batch_tokens == 16384 and settings.kv_tokens is None
+    assert settings.executor.kind == "slurm" and settings.executor.runs_per_job == 20
+    assert settings.executor.slurm.partition == "gpu" and settings.executor.slurm.gpus_per_node == 4
+    assert settings.executor.slurm.additional == (("qos", "high"),)
+    monkeypatch.setenv(runtime.SETTINGS_ENV, str(path))
+    assert runtime.current() == settings
+
+
+@pytest.mark.parametrize("text, message", [
+    ("device_map: everywhere\n", "device_map must be one of auto, single"),
+    ("batch_tokens: 10\n", "batch_tokens must be a whole number of tokens >= 64"),
+    ("bach_tokens: 4096\n", "unknown setting(s) bach_tokens; valid: device_map"),
+    ("executor: {kind: pbs}\n", "executor.kind must be one of inprocess, local, slurm"),
+    ("executor: {slurm: {gpus: 8}}\n", "slurm: unknown setting(s) gpus; valid: partition"),
+    ("max_memory: 70GiB\n", "max_memory must be a mapping"),
+    ("gradient_checkpointing: yes\n", "gradient_checkpointing must be one of auto, on, off"),
+    ("[1, 2]\n", "expected a mapping of settings"),
+])
+def test_bad_settings_name_the_file_and_the_fix(tmp_path, text, message):
+    path = tmp_path / "_run.yaml"
+    path.write_text(text)
+    with pytest.raises(runtime.SettingsError) as info:
+        runtime.load(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_slurm_gpu_kind_must_be_one_the_plan_knows():
+    from e2h_utils import plan
+
+    assert set(runtime.GPUS) == set(plan.DEVICES)
+    with pytest.raises(runtime.SettingsError, match="executor.slurm.gpu must be one of H100, H200, A100"):
+        runtime.parse({"executor": {"slurm": {"gpu": "V100"}}})
+
+
+def test_the_paper_run_settings_parse():
+    settings = runtime.for_profile("paper")
+    assert settings.executor.kind == "inprocess" and settings.executor.slurm.gpus_per_node == 8
