@@ -270,8 +270,11 @@ def test_a_real_ctrl_c_exits_130_with_one_line(project: Path) -> None:
     set_yaml(project, "demo", "value: 2\n")
     env = {**os.environ, "E2H_HOME": str(project)}
     env.pop(paths.MIRROR_ENV, None)
+    # as from a terminal: a shell running the tests in the background (`nohup make test &`) starts
+    # them with SIGINT ignored, and a child inherits that; Ctrl-C reaches a foreground run only
     proc = subprocess.Popen([sys.executable, "-m", "e2h_utils.reproduce", "--profile", "smoke"], cwd=REAL_ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
