@@ -504,9 +504,33 @@ def _scoring(tokens: pd.DataFrame, ids: Sequence[str], prefix: float = 0.0) -> W
                 forward_context=prefix + 0.5 * (prompt + choices) / per)
 
 
+def _new_features(run: PlannedRun, ids: Iterable[str], featurized: dict | None) -> list[str]:
+    """The items whose hidden states are not extracted yet: the features cache holds them per model,
+    dataset and prompt format, whichever run extracted them first."""
+    ids = list(dict.fromkeys(ids))
+    if featurized is None:
+        return ids
+    spec = run.spec
+    seen = featurized.setdefault((run.model, run.quantization, run.dataset, getattr(spec, "prompt_format", None)), set())
+    new = [i for i in ids if i not in seen]
+    seen.update(new)
+    return new
+
+
+def _probe_ids(run: PlannedRun, seeds: Sequence[int]) -> list[str]:
+    """Test items and each seed's training draw (what a probe run extracts features of)."""
+    spec: ExperimentSpec = run.spec
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    roles = experiments.split_roles(run.frame, measure, spec.test)
+    pool = experiments.training_pool(run.frame, roles, spec.train_level)
+    drawn = [i for seed in seeds for i in experiments._draw(spec, pool, seed)["id"]]
+    return list(run.item_ids) + drawn
+
+
 def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Mapping[str, pd.DataFrame] | None = None,
-            seeds: Sequence[int] | None = None) -> Work:
-    """Tokens the run processes for ``seeds`` (default: those not yet stored)."""
+            seeds: Sequence[int] | None = None, featurized: dict | None = None) -> Work:
+    """Tokens the run processes for ``seeds`` (default: those not yet stored). ``featurized``:
+    the items already given features by earlier runs (updated), so shared features count once."""
     seeds = [s for s in run.seeds if s not in run.cached] if seeds is None else list(seeds)
     if not seeds:
         return Work()
@@ -522,7 +546,7 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
             return _scoring(tokens, scored)
         holdout = list(mdl.holdout_items(frame, spec)["id"])
         if spec.learner == "probe":  # hidden states of every item once (cached across seeds)
-            return _scoring(tokens, holdout + scored).scaled(len(seeds) / len(spec.seeds))
+            return _scoring(tokens, _new_features(run, holdout + scored, featurized))
         total = Work()
         for n in spec.subset_sizes:  # QLoRA per seed and size: train on the subset, score every item
             batch, per_epoch, epochs = schedule(n, spec.qlora)
@@ -539,7 +563,7 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
     examples = 0.0 if spec.zero_shot else float(spec.n_train * pool["example"].mean())
     if not cot:
         if spec.method == "probe" and not spec.zero_shot:  # features of the test items and each seed's draw
-            return _scoring(tokens, list(test["id"])) + Work(forward_tokens=len(seeds) * examples)
+            return _scoring(tokens, _new_features(run, _probe_ids(run, seeds), featurized))
         if spec.method == "qlora" and not spec.zero_shot:
             config = QLoRAConfig(**{k: options[k] for k in QLoRAConfig.__dataclass_fields__})
             batch, per_epoch, epochs = schedule(spec.n_train, config)
@@ -735,9 +759,9 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
     runs = runs if runs is not None else build(profile, notebooks)
     counter = counter or TokenCounter()
     settings = settings or runtime.for_profile(profile)
-    rows = []
+    rows, featurized = [], {}
     for run in runs:
-        work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None)
+        work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None, featurized=featurized)
         s = seconds(work, run.model, run.quantization, devices)
         mem = None
         rows.append({"notebook": run.notebook, "model": run.model, "kind": run.kind, "run": run.label,
