@@ -26,14 +26,13 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import data, experiments, hardness, hardness_stats, mdl, models, paths, prompts, resources, runtime
 from .experiments import COT_METHODS, ExperimentSpec, TestSelection
-from .probe import ProbeConfig
 from .qlora import QLoRAConfig, schedule
 from .results import ResultStore, spec_key
 from .sweeps import parse_sources, parse_targets
@@ -763,13 +762,11 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
     for run in runs:
         work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None, featurized=featurized)
         s = seconds(work, run.model, run.quantization, devices)
-        mem = None
         rows.append({"notebook": run.notebook, "model": run.model, "kind": run.kind, "run": run.label,
                      "seeds": len(run.seeds), "cached": len(run.cached), "pending": run.pending,
                      "test_items": run.test_items,
                      "tokens": work.forward_tokens + work.train_tokens + work.generated_tokens,
                      "flops": work.flops(resources.architecture(run.model)), "seconds": s})
-        del mem
     table = pd.DataFrame(rows)
     trains = defaultdict(bool)
     for run in runs:
