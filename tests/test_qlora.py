@@ -8,6 +8,7 @@ and skips with the reason when this machine cannot run it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,6 +312,33 @@ def test_gradient_checkpointing_gives_the_same_run(tiny_model_dir):
     assert runs["off"] == runs["on"]
     assert qlora.needs_checkpointing(lm.model, 10_000, "auto") is False  # never on a CPU
     assert qlora.needs_checkpointing(lm.model, 1, "on") is True
+
+
+def test_peft_deprecation_noise_is_silenced(tiny_model_dir):
+    """peft calls a name transformers deprecates (`is_gradient_checkpointing`) on every LoRA model;
+    the package filters that FutureWarning. Run as a notebook runs it (a fresh process: pytest keeps
+    its own warning filters per test); the control drops the package's filter and shows the warning."""
+    import subprocess
+    import sys
+
+    script = (
+        "import warnings, sys\n"
+        "from e2h_utils import models, qlora\n"
+        "if sys.argv[1] == 'control': warnings.resetwarnings()\n"
+        f"lm = models.load_model({str(tiny_model_dir)!r})\n"
+        "with qlora.adapters(lm, qlora.QLoRAConfig(quantization='none'), seed=0, checkpointing=True):\n"
+        "    pass\n"
+    )
+
+    def stderr(mode: str) -> str:
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    if "is_gradient_checkpointing" not in stderr("control"):
+        pytest.skip("this peft/transformers pair emits no is_gradient_checkpointing warning")
+    assert "is_gradient_checkpointing" not in stderr("package")
 
 
 @pytest.mark.slow
