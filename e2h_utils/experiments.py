@@ -28,6 +28,7 @@ smaller than ``n_train`` stops with an error naming the pool size.
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import answers, features, generation, hardness, icl, metrics, noise, prompts, scoring
+from . import answers, atomic, features, generation, hardness, icl, metrics, noise, prompts, scoring
 from . import data
 from .data import DATASETS
 from .models import LoadedModel
@@ -59,6 +60,9 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "icl_cot": dict(_GENERATION),
     "qlora_cot": {**asdict(QLoRAConfig(min_updates=COT_MIN_UPDATES)), "keep_adapter": None, **_GENERATION},
 }
+# method options that change how a run executes, never what it computes (memory, batching, where an
+# adapter is saved): they are left out of a run's identity, so changing them reuses stored results
+EXECUTION_OPTIONS = frozenset({"micro_batch", "batch_size", "keep_adapter"})
 SCORER_VERSION = 2  # bump when scoring or the prompts change what it computes (2: the authors' prompts)
 COT_VERSION = 2  # 2: the authors' CoT prompts, answer rule and stops
 TRAIN_VERSIONS = {"probe": PROBE_VERSION, "qlora": QLORA_VERSION, "qlora_cot": QLORA_VERSION}
@@ -205,6 +209,7 @@ class ExperimentSpec:
             spec.pop("label_noise")
         if self.train_source is None or self.zero_shot:
             spec.pop("train_source")
+        spec["options"] = self.canonical_options()
         if self.zero_shot and self.method in COT_METHODS:  # zero-shot chain of thought, shared
             options = self.method_options()
             spec.update(train_level="none", n_train=0, method="zero_shot_cot",
@@ -230,6 +235,16 @@ class ExperimentSpec:
                 and self.dataset in prompts.DEFAULT_FORMAT):
             return replace(base, method="icl", prompt_format=None, options=())
         return base
+
+    def canonical_options(self) -> tuple[tuple[str, Any], ...]:
+        """The options as they define the run: every default merged in (``{epochs: 100}`` and ``{}``
+        are one probe run), a chain of thought's default length resolved, execution settings
+        (``EXECUTION_OPTIONS``) left out."""
+        options = self.method_options()
+        if "max_new_tokens" in options:
+            options["max_new_tokens"] = self.max_new_tokens()
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                            for k, v in options.items() if k not in EXECUTION_OPTIONS))
 
     def method_options(self) -> dict[str, Any]:
         """The method's options: defaults overridden by ``options``."""
@@ -446,6 +461,79 @@ def stored_payload(spec: ExperimentSpec, model_identity: str, frame: pd.DataFram
     return payload
 
 
+# --- stored keys of an earlier layout ------------------------------------------------------
+
+KEYS_MARKER = ".keys-canonical"  # in results/: its runs are stored under canonical-option keys
+
+
+def canonical_payload(stored: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload a stored run (its ``spec.json``) has under canonical options, or None when the
+    run is not an experiment of this module or was computed by other code (another version)."""
+    if stored.get("method") not in METHODS or "options" not in stored:
+        return None  # zero-shot runs kept their keys
+    try:
+        test = dict(stored["test"])
+        source = stored.get("train_source")
+        spec = ExperimentSpec(
+            dataset=stored["dataset"], measure=stored["measure"], train_level=stored["train_level"],
+            method=stored["method"], n_train=int(stored["n_train"]), model=stored["model"],
+            test=TestSelection(**{**test, "levels": tuple(test["levels"])}), prompt_format=stored["prompt_format"],
+            max_length=stored["max_length"], options=tuple((k, v) for k, v in stored["options"]),
+            label_noise=float(stored.get("label_noise", 0.0)),
+            train_source=TrainSource(**source) if source else None)
+        payload = spec.payload(stored["model_identity"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    payload.update({k: stored[k] for k in ("data_digest", "source_digest") if k in stored})
+    same = json.loads(json.dumps(payload, default=str))
+    if {k: v for k, v in same.items() if k != "options"} != {k: v for k, v in stored.items() if k != "options"}:
+        return None  # not only the options differ: results of other code, never reused
+    return payload
+
+
+def rekey_stored_runs(store: ResultStore) -> int:
+    """Move runs stored under the earlier keys (options as written, execution settings included)
+    to their canonical keys, once per results folder; returns how many runs moved. Their seeds
+    are reused, not recomputed. Two earlier keys of one run merge (the first seed file wins)."""
+    root = store.root
+    if (root / KEYS_MARKER).is_file() or not root.is_dir():
+        return 0
+    import fcntl
+    import os
+    import shutil
+
+    moved = 0
+    with open(root / ".rekey.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one migrating process at a time
+        if (root / KEYS_MARKER).is_file():
+            return 0
+        for spec_file in sorted(root.glob("*/*/*/spec.json")):
+            try:
+                stored = json.loads(spec_file.read_text())
+            except (OSError, ValueError):
+                continue
+            payload = canonical_payload(stored)
+            if payload is None:
+                continue
+            old, new = spec_file.parent, store.folder(payload)
+            if new == old:
+                continue
+            if not new.exists():
+                os.replace(old, new)
+            else:
+                for seed_file in old.glob("seed-*.parquet"):
+                    if not (new / seed_file.name).exists():
+                        os.replace(seed_file, new / seed_file.name)
+                shutil.rmtree(old, ignore_errors=True)
+            atomic.write_text(new / "spec.json", json.dumps(payload, sort_keys=True, indent=1, default=str))
+            moved += 1
+        atomic.write_text(root / KEYS_MARKER, "runs are keyed by canonical options (experiments.canonical_payload)\n")
+    if moved:
+        print(f"results: {moved} stored run(s) moved to the keys of their canonical spec (defaults merged, "
+              "execution settings left out); nothing is recomputed")
+    return moved
+
+
 def run_experiment(
     spec: ExperimentSpec, lm: LoadedModel, frame: pd.DataFrame, *,
     store: ResultStore | None = None, progress: bool = True, source_frame: pd.DataFrame | None = None,
@@ -459,6 +547,7 @@ def run_experiment(
         baseline = run_experiment(spec.unsupervised(), lm, frame, store=store, progress=progress)
         return baseline.assign(method=spec.method, baseline_method=baseline["method"].iloc[0])
     store = store or ResultStore()
+    rekey_stored_runs(store)
     measure = hardness.get_measure(spec.dataset, spec.measure)
     payload = stored_payload(spec, lm.identity, frame)
     roles = split_roles(frame, measure, spec.test)

@@ -6,6 +6,9 @@ through ``data.tidy`` and is scored with the tiny random Llama of ``conftest``.
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,6 +165,26 @@ def test_payload():
     assert none.payload("m") == zero.payload("m")
     assert none.payload("m")["train_level"] == "none" and none.payload("m")["n_train"] == 0
     assert results.spec_key(none.payload("m")) == results.spec_key(zero.payload("m"))
+
+
+def test_one_experiment_written_two_ways_has_one_key():
+    """The key is the run's meaning: defaults merged, execution settings left out."""
+    def key(method, **options):
+        return results.spec_key(ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method=method,
+                                               n_train=20, options=tuple(options.items())).payload("m"))
+
+    assert key("probe") == key("probe", epochs=100) == key("probe", epochs=100, lr=0.05)  # the defaults, written out
+    assert key("probe", epochs=5) != key("probe")  # a real change of recipe
+    assert key("qlora") == key("qlora", micro_batch=2) == key("qlora", keep_adapter="adapters/x")  # execution only
+    assert key("qlora", target_modules=["q_proj", "v_proj"]) == key("qlora")  # a YAML list is the default tuple
+    assert key("qlora", lr=1e-3) != key("qlora")
+
+    def cot(**options):
+        return results.spec_key(ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy",
+                                               method="icl_cot", n_train=4, options=tuple(options.items())).payload("m"))
+
+    assert cot() == cot(batch_size=2) == cot(max_new_tokens=300)  # 300: GSM8K's default length, resolved
+    assert cot(max_new_tokens=50) != cot() and cot(extraction="lenient") != cot()
 
 
 # --- splitting ---------------------------------------------------------------------------
@@ -453,3 +476,43 @@ def test_changed_data_is_never_answered_from_the_store(tiny_lm, frame, tmp_path)
     shuffled = frame.sample(frac=1.0, random_state=5)
     assert experiments.stored_payload(spec, tiny_lm.identity, shuffled) == \
         experiments.stored_payload(spec, tiny_lm.identity, frame)
+
+
+def test_runs_stored_under_the_earlier_keys_are_moved_not_recomputed(tiny_lm, frame, tmp_path, monkeypatch):
+    """Results stored before keys were canonical (options as written, execution settings in the key)
+    are moved once to their canonical key and reused; results of other code are left alone."""
+    import json
+
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "easy", method="probe", seeds=(0,), options=(("epochs", 3),))
+    canonical = experiments.stored_payload(spec, tiny_lm.identity, frame)
+    run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    good = store.load(canonical, 0)
+
+    def as_stored_before(payload, options):  # what the earlier code wrote
+        old = {**payload, "options": options}
+        folder = tmp_path / old["dataset"] / old["method"] / results.spec_key(old)
+        shutil.move(store.folder(payload), folder)
+        (folder / "spec.json").write_text(json.dumps(old, sort_keys=True, indent=1, default=str))
+        return folder
+
+    (tmp_path / experiments.KEYS_MARKER).unlink()
+    old_a = as_stored_before(canonical, [["epochs", 3]])
+    stale = {**canonical, "train_version": -1}  # computed by other probe code: never reused
+    (tmp_path / "arc" / "probe" / results.spec_key(stale)).mkdir(parents=True)
+    (tmp_path / "arc" / "probe" / results.spec_key(stale) / "spec.json").write_text(json.dumps(stale, default=str))
+    assert store.load(canonical, 0) is None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored seed was recomputed")
+
+    monkeypatch.setattr(experiments, "_runner", lambda spec: no_training)
+    again = run_experiment(replace(spec, options=(("epochs", 3), ("lr", 0.05))), tiny_lm, frame, store=store,
+                           progress=False)  # the default lr written out: the same run
+    assert not old_a.exists() and (tmp_path / experiments.KEYS_MARKER).is_file()
+    pd.testing.assert_frame_equal(store.load(canonical, 0), good)
+    assert len(again) == len(good)
+    assert json.loads((store.folder(canonical) / "spec.json").read_text())["options"] == \
+        [list(pair) for pair in spec.canonical_options()]
+    assert (tmp_path / "arc" / "probe" / results.spec_key(stale)).is_dir()  # left alone
+    assert experiments.rekey_stored_runs(store) == 0  # once per results folder

@@ -17,16 +17,17 @@ from test_experiments import make_frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
-# Keys of the specs of ``_old_specs`` as of the fidelity change (the authors' prompts: scorer
-# version 2; ARC on its annotated rows: levels version 2; probe / QLoRA / CoT recipe versions 2).
-# Changing what a key is made of must be deliberate: a key change recomputes stored results.
-# (Before that change, with scorer version 1: 374860f54754f448, 505061a0438a62fa,
-# c85752c58bdb017d, 65fd0f7f801b1813; label_noise and train_source kept them, as they do these.)
+# Keys of the specs of ``_old_specs`` since keys hash the canonical options (defaults merged,
+# execution settings left out: ``ExperimentSpec.canonical_options``); ICL and zero-shot keys did
+# not move. Changing what a key is made of must be deliberate: a key change recomputes stored results.
+# (Before: probe hard 0992e9423b811912, icl_cot strategyqa b5e750098b6f17f1; with scorer version 1:
+# 374860f54754f448, 505061a0438a62fa, c85752c58bdb017d, 65fd0f7f801b1813; label_noise and
+# train_source kept them, as they do these.)
 OLD_KEYS = {
     "icl easy": "6994fcac2c0eef81",
-    "probe hard": "0992e9423b811912",
+    "probe hard": "d64eb480f9d073d7",
     "zero-shot": "b93cc1159b8dbc70",
-    "icl_cot strategyqa": "b5e750098b6f17f1",
+    "icl_cot strategyqa": "7f7823d0829e7213",
 }
 OLD_FIELDS = {"dataset", "measure", "train_level", "method", "n_train", "model", "test", "prompt_format",
               "max_length", "options", "model_identity", "scorer_version", "levels_version"}
