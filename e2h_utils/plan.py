@@ -96,10 +96,11 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
 def notebook_parameters(profile: str, name: str, dry_run: bool = False) -> dict[str, Any]:
     """What ``reproduce`` runs notebook ``name`` with under ``profile`` (capped for a dry run)."""
     from . import dry_run as dry
-    from .reproduce import load_yaml
+    from .reproduce import load_parameters
 
     notebook = paths.notebooks_dir() / f"{name}.ipynb"
-    values = {**notebook_defaults(notebook), **load_yaml(paths.parameters_dir() / profile / f"{name}.yaml")}
+    defaults = notebook_defaults(notebook)
+    values = {**defaults, **load_parameters(paths.parameters_dir() / profile / f"{name}.yaml", declared=defaults)}
     return dry.cap_parameters(values) if dry_run else values
 
 

@@ -34,7 +34,7 @@ import traceback
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import yaml
 
@@ -161,6 +161,74 @@ def load_yaml(yaml_path: Path) -> dict:
     return data
 
 
+INCLUDE = "include"  # `include: _shared.yaml` in a notebook's YAML: the profile's shared settings
+RESERVED_FILES = ("_run.yaml",)  # a profile's run settings (e2h_utils.runtime), never included
+
+
+def included_file(yaml_path: Path) -> Path | None:
+    """The shared file a notebook's YAML includes (a ``_``-file of the same profile folder), if any."""
+    name = load_yaml(yaml_path).get(INCLUDE)
+    if name is None:
+        return None
+    if (not isinstance(name, str) or "/" in name or not name.startswith("_") or name in RESERVED_FILES
+            or not name.endswith((".yaml", ".yml"))):
+        raise ValueError(f"{yaml_path}: include: give a shared file of the same folder whose name starts with "
+                         f"'_' (e.g. include: _shared.yaml; not {', '.join(RESERVED_FILES)}), not {name!r}")
+    path = Path(yaml_path).parent / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{yaml_path}: include: {path} does not exist (create it, or remove the "
+                                "include line)")
+    if INCLUDE in load_yaml(path):
+        raise ValueError(f"{path}: an included file cannot include another one (one level, like a profile)")
+    return path
+
+
+def parameter_files(yaml_path: Path) -> list[Path]:
+    """The files a notebook's parameters come from: its YAML and the shared file it includes."""
+    shared = included_file(yaml_path)
+    return [Path(yaml_path)] + ([shared] if shared else [])
+
+
+def load_parameters(yaml_path: Path, declared: Iterable[str] | None = None) -> dict:
+    """A notebook's parameters under a profile: the values of its YAML over those of the shared
+    file it includes (``include: _shared.yaml``, as lm-evaluation-harness task files include a
+    base). Of the shared values only those the notebook ``declared`` are taken (all when None):
+    the shared file holds the settings several notebooks use (the model, k, the bootstrap), so a
+    setting lives once and results are shared between notebooks because their settings agree."""
+    values = load_yaml(yaml_path)
+    shared_path = included_file(yaml_path)
+    values.pop(INCLUDE, None)
+    if shared_path is None:
+        return values
+    shared = load_yaml(shared_path)
+    if declared is not None:
+        declared = set(declared)
+        shared = {key: value for key, value in shared.items() if key in declared}
+    return {**shared, **values}
+
+
+def check_shared_files(jobs: list["Job"], declared: dict[str, list[str]]) -> list[str]:
+    """Problems with the shared files the jobs include: a key that no notebook including it declares."""
+    users: dict[Path, set[str]] = {}
+    for job in jobs:
+        shared = included_file(job.yaml_path)
+        if shared is not None:
+            users.setdefault(shared, set()).update(declared[job.name])
+    problems = []
+    for shared, names in sorted(users.items()):
+        unknown = sorted(str(key) for key in load_yaml(shared) if key not in names)
+        if unknown:
+            problems.append(f"{shared}: {', '.join(unknown)}: no notebook that includes this file has such a "
+                            f"parameter (a typo?). Valid: {', '.join(sorted(names - set(INJECTED)))}")
+    return problems
+
+
+def notebook_parameter_names(notebook: Path) -> list[str]:
+    import papermill
+
+    return list(papermill.inspect_notebook(str(notebook)))
+
+
 def check_parameters(notebook: Path, yaml_path: Path) -> dict:
     """Load ``yaml_path`` and check its keys against the parameters cell of ``notebook``.
 
@@ -168,10 +236,8 @@ def check_parameters(notebook: Path, yaml_path: Path) -> dict:
     ignored), for ``profile``/``output_dir`` in the YAML (the runner sets them), and for a
     notebook that does not declare ``profile`` and ``output_dir``.
     """
-    import papermill
-
-    values = load_yaml(yaml_path)
-    valid = list(papermill.inspect_notebook(str(notebook)))
+    valid = notebook_parameter_names(notebook)
+    values = load_parameters(yaml_path, declared=valid)
     reserved = sorted(set(values) & set(INJECTED))
     if reserved:
         raise ValueError(f"{yaml_path}: must not set {', '.join(reserved)} (the runner injects them)")
@@ -223,7 +289,7 @@ def fingerprint(job: Job, package: str | None = None, data: str | None = None) -
     _update(
         digest,
         job.notebook.read_bytes(),
-        job.yaml_path.read_bytes(),
+        *(path.read_bytes() for path in parameter_files(job.yaml_path)),
         job.profile.encode(),
         (package or package_digest()).encode(),
         (data or data_digest()).encode(),
@@ -524,7 +590,8 @@ def run(
     for name in unparameterised:
         print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
-    problems = [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path)]
+    problems = check_shared_files(jobs, {job.name: notebook_parameter_names(job.notebook) for job in jobs})
+    problems += [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path)]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "
                          + "\n  ".join(problems))

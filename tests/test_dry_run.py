@@ -24,7 +24,8 @@ def test_every_cap_names_a_parameter_of_some_notebook():
 
 
 def test_caps_keep_every_dataset_method_and_model():
-    params = reproduce.load_yaml(ROOT / "parameters" / "paper" / "easy_to_hard.yaml")
+    params = reproduce.check_parameters(ROOT / "notebooks" / "easy_to_hard.ipynb",
+                                        ROOT / "parameters" / "paper" / "easy_to_hard.yaml")
     capped = dry_run.cap_parameters(params)
     for key in ("model", "measures", "methods", "cot_measures", "cot_methods", "mdl_hardness_models",
                 "mdl_learners", "model_quantization"):

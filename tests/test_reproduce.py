@@ -97,6 +97,43 @@ def test_yaml_duplicate_key_is_an_error(project: Path) -> None:
         reproduce.check_parameters(notebook, set_yaml(project, "demo", "value: 3\nx: 1\nvalue: 4\n"))
 
 
+def test_a_shared_file_is_included_under_the_notebooks_own_values(project: Path) -> None:
+    """`include: _shared.yaml`: the shared settings a notebook declares, its own YAML winning;
+    a change of the shared file reruns the notebooks that include it."""
+    write_notebook(project / "notebooks" / "other.ipynb", parameters='profile = "x"\noutput_dir = "."\nvalue = 1\nk = 0')
+    set_yaml(project, "_shared", "value: 5\nk: 3\n")
+    demo = set_yaml(project, "demo", "include: _shared.yaml\n")
+    other = set_yaml(project, "other", "include: _shared.yaml\nvalue: 7\n")
+    assert reproduce.check_parameters(project / "notebooks" / "demo.ipynb", demo) == {"value": 5}  # no k: not declared
+    assert reproduce.check_parameters(project / "notebooks" / "other.ipynb", other) == {"value": 7, "k": 3}
+    assert reproduce.parameter_files(demo) == [demo, project / "parameters" / "smoke" / "_shared.yaml"]
+    jobs = reproduce.discover("smoke")
+    assert [job.name for job in jobs] == ["demo", "other"]  # the shared file is no notebook's
+    before = reproduce.fingerprint(jobs[0], "p", "d")
+    set_yaml(project, "_shared", "value: 6\nk: 3\n")
+    assert reproduce.fingerprint(jobs[0], "p", "d") != before
+
+
+def test_a_typo_in_a_shared_file_stops_the_run_before_any_notebook(project: Path) -> None:
+    set_yaml(project, "_shared", "value: 5\nvaleu: 3\n")
+    set_yaml(project, "demo", "include: _shared.yaml\n")
+    with pytest.raises(ValueError, match=r"_shared.yaml: valeu: no notebook that includes this file"):
+        reproduce.run("smoke")
+    assert not (project / "outputs" / "smoke" / "demo").exists()
+
+
+@pytest.mark.parametrize("line, message", [
+    ("include: shared.yaml", "whose name starts with '_'"),
+    ("include: _run.yaml", "not _run.yaml"),
+    ("include: ../paper/_shared.yaml", "of the same folder"),
+    ("include: _missing.yaml", "_missing.yaml does not exist"),
+])
+def test_a_bad_include_names_the_file_and_the_fix(project: Path, line: str, message: str) -> None:
+    demo = set_yaml(project, "demo", f"{line}\nvalue: 2\n")
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        reproduce.check_parameters(project / "notebooks" / "demo.ipynb", demo)
+
+
 def test_notebook_must_declare_injected_parameters(project: Path) -> None:
     notebook = write_notebook(project / "notebooks" / "bare.ipynb", parameters="value = 1")
     with pytest.raises(ValueError, match="profile, output_dir"):
@@ -171,10 +208,16 @@ def test_list_runs_nothing(project: Path, capsys) -> None:
 def test_real_parameter_files_match_their_notebooks() -> None:
     """Every committed parameters/<profile>/*.yaml names a notebook and only its parameters."""
     for yaml_path in sorted((REAL_ROOT / "parameters").glob("*/*.y*ml")):
-        if yaml_path.name.startswith("_"):  # a profile's run settings (_run.yaml), not a notebook's
+        if yaml_path.name in reproduce.RESERVED_FILES:  # a profile's run settings (_run.yaml), not a notebook's
             from e2h_utils import runtime
 
             runtime.load(yaml_path)
+            continue
+        if yaml_path.name.startswith("_"):  # shared settings: every key is some including notebook's
+            jobs = reproduce.discover(yaml_path.parent.name)
+            assert any(reproduce.included_file(job.yaml_path) == yaml_path for job in jobs), yaml_path
+            assert reproduce.check_shared_files(
+                jobs, {job.name: reproduce.notebook_parameter_names(job.notebook) for job in jobs}) == []
             continue
         notebook = REAL_ROOT / "notebooks" / f"{yaml_path.stem}.ipynb"
         assert notebook.is_file(), f"{yaml_path} has no notebook {notebook}"
@@ -192,7 +235,7 @@ def test_parameters_cells_are_the_embedded_profile() -> None:
         exec(cell.source, defaults)  # a cell of plain assignments
         assert defaults["profile"] == "embedded", notebook.name
         defaults = {k: v for k, v in defaults.items() if not k.startswith("__") and k not in reproduce.INJECTED}
-        embedded = yaml.safe_load((REAL_ROOT / "parameters" / "embedded" / f"{notebook.stem}.yaml").read_text())
+        embedded = reproduce.check_parameters(notebook, REAL_ROOT / "parameters" / "embedded" / f"{notebook.stem}.yaml")
         assert embedded == defaults, notebook.name
 
 
