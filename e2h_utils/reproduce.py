@@ -372,16 +372,21 @@ def profile_lock(profile: str) -> Iterator[Path]:
 
 
 def _running_cell(notebook: Path) -> str:
-    """The cell papermill marked as running in an autosaved notebook, as "cell N (first line)"."""
+    """The cell the kernel was running in papermill's saved notebook, as "cell N (first line)":
+    the one marked running, else the last one that started (when the kernel dies papermill marks
+    the cell it was running "completed", and the cells after it never started)."""
     try:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError):
         return "a cell"
-    for number, cell in enumerate(cells, start=1):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            first = "".join(cell.get("source", "")).strip().splitlines()
-            return f"cell {number} ({first[0][:60] if first else ''})"
-    return "a cell"
+    marks = [cell.get("metadata", {}).get("papermill", {}) for cell in cells]
+    running = [i for i, mark in enumerate(marks) if mark.get("status") == "running"]
+    started = [i for i, mark in enumerate(marks) if mark.get("start_time") and cells[i].get("cell_type") == "code"]
+    if not (running or started):
+        return "a cell"
+    number = (running or started)[-1]
+    first = "".join(cells[number].get("source", "")).strip().splitlines()
+    return f"cell {number + 1} ({first[0][:60] if first else ''})"
 
 
 def failure_summary(exc: BaseException, notebook: Path | None = None) -> str:

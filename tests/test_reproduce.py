@@ -380,6 +380,22 @@ def test_a_dead_kernel_names_the_cell_and_memory(project: Path, monkeypatch, cap
     assert "demo.FAILED" in line and (project / "outputs" / "smoke" / "demo.FAILED" / "error.txt").is_file()
 
 
+@pytest.mark.slow
+def test_a_kernel_killed_for_real_names_the_cell_it_was_running(project: Path, capsys) -> None:
+    """A real SIGKILL of the kernel (as the out-of-memory killer sends it): papermill marks the cell
+    "completed", yet the message names it (found by a kill-and-resume run of the embedded profile)."""
+    write_notebook(project / "notebooks" / "demo.ipynb",
+                   body="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    write_notebook(project / "notebooks" / "later.ipynb")
+    set_yaml(project, "demo", "value: 2\n")
+    set_yaml(project, "later", "value: 3\n")
+    assert reproduce.run("smoke") == {"demo": "failed", "later": "ran"}  # the others go on
+    out = capsys.readouterr().out
+    assert "demo: FAILED (the kernel died while running cell 3 (import os, signal); most often it ran out of " \
+           "memory" in out, out
+    assert (project / "outputs" / "smoke" / "demo.FAILED" / "error.txt").is_file()
+
+
 def test_a_full_disk_keeps_nothing_half_written(project: Path, monkeypatch, capsys) -> None:
     set_yaml(project, "demo", "value: 13\n")  # the notebook fails
     real_write = Path.write_text
