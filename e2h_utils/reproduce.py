@@ -595,7 +595,8 @@ def run(
     for name in unparameterised:
         print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
-    problems = check_shared_files(jobs, {job.name: notebook_parameter_names(job.notebook) for job in jobs})
+    every = _scan(profile)[0]  # a shared file serves every notebook of the profile, not only those run now
+    problems = check_shared_files(every, {job.name: notebook_parameter_names(job.notebook) for job in every})
     problems += [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path)]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "

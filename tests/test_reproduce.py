@@ -122,6 +122,19 @@ def test_a_typo_in_a_shared_file_stops_the_run_before_any_notebook(project: Path
     assert not (project / "outputs" / "smoke" / "demo").exists()
 
 
+def test_a_shared_key_of_another_notebook_is_no_typo_when_one_notebook_runs(project: Path) -> None:
+    """`--only demo`: a shared key only `other` declares is still valid (the file serves both)."""
+    write_notebook(project / "notebooks" / "other.ipynb", parameters='profile = "x"\noutput_dir = "."\nk = 0')
+    set_yaml(project, "_shared", "value: 5\nk: 3\n")
+    set_yaml(project, "demo", "include: _shared.yaml\n")
+    set_yaml(project, "other", "include: _shared.yaml\n")
+    jobs = reproduce.discover("smoke")
+    names = {job.name: reproduce.notebook_parameter_names(job.notebook) for job in jobs}
+    assert reproduce.check_shared_files(jobs, names) == []
+    with pytest.raises(RuntimeError, match="kernel"):  # past the parameter checks (no such kernel)
+        reproduce.run("smoke", only=["demo"], kernel="no-such-kernel-e2h")
+
+
 @pytest.mark.parametrize("line, message", [
     ("include: shared.yaml", "whose name starts with '_'"),
     ("include: _run.yaml", "not _run.yaml"),
