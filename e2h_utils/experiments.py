@@ -64,7 +64,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
 # adapter is saved): they are left out of a run's identity, so changing them reuses stored results
 EXECUTION_OPTIONS = frozenset({"micro_batch", "batch_size", "keep_adapter"})
 SCORER_VERSION = 2  # bump when scoring or the prompts change what it computes (2: the authors' prompts)
-COT_VERSION = 2  # 2: the authors' CoT prompts, answer rule and stops
+COT_VERSION = 3  # 2: the authors' CoT prompts, answer rule and stops; 3: finished rows leave the generation batch
 TRAIN_VERSIONS = {"probe": PROBE_VERSION, "qlora": QLORA_VERSION, "qlora_cot": QLORA_VERSION}
 # how a k-shot prompt is split into tokens: "joint" = as the whole prompt tokenizes at once
 ICL_TOKENIZATION = "joint"

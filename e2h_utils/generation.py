@@ -19,6 +19,9 @@ from typing import Any, Pattern, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
 from .models import input_device
 from .scoring import _prefix_cache
 
@@ -37,19 +40,71 @@ def _cut(text: str, stops: Sequence[str], patterns: Sequence[Pattern[str]] = ())
     return text[:min(positions)], True
 
 
+class _BufferLayer(DynamicLayer):
+    """One layer's key/value cache in a buffer allocated once per batch: each step writes its new
+    token in place and attention reads a view of the filled part. (The default layer concatenates,
+    copying the whole cache, the in-context prefix included, at every step: on a CPU that copy took
+    more time than the model's arithmetic.)"""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
+        super().__init__()
+        rows, heads, length, dim = keys.shape
+        self._k = keys.new_empty((rows, heads, length + room, dim))
+        self._v = values.new_empty((rows, heads, length + room, dim))
+        self._k[:, :, :length] = keys
+        self._v[:, :, :length] = values
+        self.length = length
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        end = self.length + key_states.shape[-2]
+        if end > self._k.shape[2]:  # more tokens than the room asked for: grow (never in greedy_generate)
+            grown = (*self._k.shape[:2], max(end, 2 * self._k.shape[2]), self._k.shape[3])
+            k, v = self._k.new_empty(grown), self._v.new_empty(grown)
+            k[:, :, :self.length], v[:, :, :self.length] = self.keys, self.values
+            self._k, self._v = k, v
+        self._k[:, :, self.length:end] = key_states
+        self._v[:, :, self.length:end] = value_states
+        self.length = end
+        self._view()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the rows ``indices`` (rows that finished generating are dropped)."""
+        self._k = self._k.index_select(0, indices.to(self._k.device))
+        self._v = self._v.index_select(0, indices.to(self._v.device))
+        self._view()
+
+
+def buffered_cache(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], room: int) -> Any:
+    """A key/value cache holding ``layers`` (keys and values per layer), with room for ``room``
+    more tokens per row written in place."""
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = None
+    cache.layers = [_BufferLayer(k, v, room) for k, v in layers]
+    return cache
+
+
 @torch.no_grad()
 def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], prompts: Sequence[Sequence[int]], *,
                     max_new_tokens: int, stop: Sequence[str] = ("\n\n",), batch_size: int = 8,
                     stop_patterns: Sequence[Pattern[str]] = (), progress: bool = False,
                     desc: str = "generating") -> list[str]:
     """The greedy continuation of every prompt (after the shared prefix), cut at the first stop
-    string or stop pattern."""
-    from transformers import DynamicCache
-
+    string or stop pattern. Rows that finish leave the batch, so the others decode alone."""
     device = input_device(model)
     prefix = list(prefix_ids)
     P = len(prefix)
-    prefix_layers = _prefix_cache(model.get_decoder(), prefix, device) if P else None
+    decoder = model.get_decoder()
+    prefix_layers = _prefix_cache(decoder, prefix, device) if P else None
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -69,28 +124,31 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
                                              for k, v in prefix_layers]) if P else None)
         out = model(input_ids=ids.to(device), attention_mask=full_mask, position_ids=positions.to(device),
                     past_key_values=past, use_cache=True, logits_to_keep=1)
+        cache = buffered_cache([(layer.keys, layer.values) for layer in out.past_key_values.layers], max_new_tokens)
         next_pos = (P + lengths).to(device)
         generated: list[list[int]] = [[] for _ in rows]
-        done = [False] * n
+        active = list(range(n))  # batch rows still generating, in the order of the model's rows
         for step in range(max_new_tokens):
             tokens = out.logits[:, -1].argmax(-1)
-            for r in range(n):
-                if done[r]:
-                    continue
-                token = int(tokens[r])
+            still = []
+            for j, r in enumerate(active):
+                token = int(tokens[j])
                 if token == eos:
-                    done[r] = True
                     continue
                 generated[r].append(token)
-                if (_cut(tokenizer.decode(generated[r][-8:]), stop)[1]
+                if not (_cut(tokenizer.decode(generated[r][-8:]), stop)[1]
                         or _cut(tokenizer.decode(generated[r]), stop, stop_patterns)[1]):
-                    done[r] = True
-            if all(done) or step == max_new_tokens - 1:
+                    still.append(j)
+            if not still or step == max_new_tokens - 1:
                 break
-            tokens = torch.where(torch.tensor(done, device=tokens.device), torch.full_like(tokens, pad), tokens)
-            full_mask = torch.cat([full_mask, torch.ones((n, 1), dtype=torch.long, device=device)], 1)
+            if len(still) < len(active):  # drop finished rows from the batch
+                keep = torch.tensor(still, device=device)
+                cache.batch_select_indices(keep)
+                full_mask, next_pos, tokens = full_mask[keep], next_pos[keep], tokens[keep.to(tokens.device)]
+                active = [active[j] for j in still]
+            full_mask = torch.cat([full_mask, torch.ones((len(active), 1), dtype=torch.long, device=device)], 1)
             out = model(input_ids=tokens.unsqueeze(1), attention_mask=full_mask, position_ids=next_pos.unsqueeze(1),
-                        past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+                        past_key_values=cache, use_cache=True, logits_to_keep=1)
             next_pos = next_pos + 1
         for r, i in enumerate(rows):
             outputs[i] = _cut(tokenizer.decode(generated[r]), stop, stop_patterns)[0]

@@ -251,3 +251,40 @@ def test_natural_eos_is_not_in_the_text(tiny_lm, prompt_ids):
     got = greedy_generate(model, tokenizer, [], prompt_ids, max_new_tokens=MAX_NEW, stop=())
     assert all(tokenizer.eos_token not in t for t in got)
     assert got == reference(model, tokenizer, [], prompt_ids, MAX_NEW)
+
+
+def test_buffered_cache_grows_and_drops_rows_like_concatenation():
+    """The in-place key/value buffer gives the same keys as concatenation, also past its room,
+    and dropping rows keeps the others' keys."""
+    import torch
+
+    from e2h_utils.generation import buffered_cache
+
+    torch.manual_seed(0)
+    keys, values = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    cache = buffered_cache([(keys, values)], room=2)
+    layer = cache.layers[0]
+    expected_k, expected_v = keys, values
+    for step in range(4):  # two steps fit the room, two more grow the buffer
+        new_k, new_v = torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4)
+        got_k, got_v = layer.update(new_k, new_v)
+        expected_k, expected_v = torch.cat([expected_k, new_k], -2), torch.cat([expected_v, new_v], -2)
+        assert torch.equal(got_k, expected_k) and torch.equal(got_v, expected_v)
+    assert cache.get_seq_length() == 9
+    cache.batch_select_indices(torch.tensor([0, 2]))
+    assert torch.equal(layer.keys, expected_k[[0, 2]]) and torch.equal(layer.values, expected_v[[0, 2]])
+
+
+def test_grouped_query_attention_in_sdpa_gives_the_same_scores(tiny_lm, monkeypatch):
+    """load_model turns on sdpa's grouped-query attention on a CPU; the scores are the same
+    numbers as with every key/value head copied first (the tiny model has 4 query, 2 kv heads)."""
+    import os
+
+    from e2h_utils import models, scoring
+
+    assert os.environ.get(models.SDPA_GQA_ENV) == "1"
+    items = [scoring.ScoringItem((5, 6, 7, 8), ((9, 10), (11,), (12, 13, 14)))] * 3
+    fast = scoring.choice_logprobs(tiny_lm.model, [3, 4, 5, 6], items, pad_id=tiny_lm.tokenizer.pad_token_id)
+    monkeypatch.setenv(models.SDPA_GQA_ENV, "0")
+    copied = scoring.choice_logprobs(tiny_lm.model, [3, 4, 5, 6], items, pad_id=tiny_lm.tokenizer.pad_token_id)
+    assert all((a == b).all() for a, b in zip(fast, copied))
