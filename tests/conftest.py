@@ -17,8 +17,8 @@ Fixtures:
 - ``tiny_model_dir`` (session): a folder holding a tiny random ``LlamaForCausalLM``
   (hidden 32, 2 layers, 4 heads, 2 kv heads, intermediate 64, seed 0, float32) and the tiny
   tokenizer (which does *not* add BOS, like SmolLM2's), saved with ``save_pretrained``:
-  a "local folder" model spec for ``e2h_utils.models.load_model``.
-- ``tiny_lm`` (session): ``e2h_utils.models.load_model(str(tiny_model_dir))``, a
+  a "local folder" model spec for ``e2h_utils.engine.models.load_model``.
+- ``tiny_lm`` (session): ``e2h_utils.engine.models.load_model(str(tiny_model_dir))``, a
   ``LoadedModel`` (unpacks as ``model, tokenizer``; ``.add_bos`` is False). Treat it as
   read-only: it is shared by every test of the session.
 """
@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
 
-from e2h_utils import paths
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `from benchmarks.reference import ...` (the plain reference scorers)
+    sys.path.insert(0, str(ROOT))
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from e2h_utils import paths  # noqa: E402
+
+PROJECT_ROOT = ROOT
 DEFAULT_MIRROR = PROJECT_ROOT.parent / "shared" / "offline-mirror"
 
 # --- data mirror -------------------------------------------------------------------------
@@ -169,7 +174,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_model_dir: Path):
     """``load_model(str(tiny_model_dir))``: the tiny model as a ``LoadedModel``."""
-    from e2h_utils.models import load_model
+    from e2h_utils.engine.models import load_model
 
     return load_model(str(tiny_model_dir))
 

@@ -1,10 +1,10 @@
-"""e2h_utils.answers: reading the final answer out of generated chain-of-thought text (pure)."""
+"""e2h_utils.data.answers: reading the final answer out of generated chain-of-thought text (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from e2h_utils.answers import extract_number, extract_yes_no, normalize_number, numbers_match
+from e2h_utils.data.answers import extract_number, extract_yes_no, normalize_number, numbers_match
 
 # --- extract_number ------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ def test_extract_yes_no_uses_last_marker():
 
 # --- the authors' strict rule (utils/metrics.py::generative_exact_match_accuracy_sum) ---------------
 
-from e2h_utils import answers  # noqa: E402
+from e2h_utils.data import answers
 
 
 @pytest.mark.parametrize("text, kind, cut, expected", [

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from e2h_utils import atomic
-from e2h_utils.results import ResultStore
+from e2h_utils.experiments.store import ResultStore
 
 DEAD_PID = 999_999_999  # no process has it
 

@@ -12,7 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from e2h_utils import cluster, paths, plan, results
+from e2h_utils.pipeline import cluster
+from e2h_utils import paths
+from e2h_utils.pipeline import plan
+from e2h_utils.experiments import store as results
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["hardness_measures", "walkthrough"]  # MDL (phase 1), runs keyed by it (phase 2), experiments
@@ -128,7 +131,7 @@ def test_local_executor_matches_the_inprocess_run_and_recomputes_only_what_a_kil
         pd.testing.assert_frame_equal(frame, reference[name], check_exact=False, rtol=1e-5)
     assert not [p for p in (home / "results").rglob("*") if p.name.endswith(".tmp")]
     # and the notebooks then compute nothing: every run they ask for is stored under its key
-    from e2h_utils import reproduce
+    from e2h_utils.pipeline import reproduce
 
     assert reproduce.run("smoke", only=NOTEBOOKS) == {n: reproduce.RAN for n in NOTEBOOKS}
     assert cluster.stored_files(home / "results") == after
@@ -139,7 +142,7 @@ def test_local_executor_matches_the_inprocess_run_and_recomputes_only_what_a_kil
 def test_slurm_jobs_get_the_profiles_slurm_settings(tmp_path, monkeypatch):
     """The sbatch script submitit would submit carries _run.yaml's Slurm settings (checked with a
     stand-in srun on PATH: there is no Slurm here)."""
-    from e2h_utils import runtime
+    from e2h_utils.engine import runtime
 
     fake = tmp_path / "bin"
     fake.mkdir()

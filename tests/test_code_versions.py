@@ -33,19 +33,23 @@ RECORD = Path(__file__).with_name("code_versions.json")
 
 # module -> the version constant (module.NAME) whose results its code computes
 GUARDED = {
-    "e2h_utils/probe.py": "e2h_utils.probe.PROBE_VERSION",
-    "e2h_utils/qlora.py": "e2h_utils.qlora.QLORA_VERSION",
-    "e2h_utils/features.py": "e2h_utils.features.FEATURE_VERSION",
-    "e2h_utils/hardness.py": "e2h_utils.hardness.LEVELS_VERSION",
-    "e2h_utils/data.py": "e2h_utils.hardness.LEVELS_VERSION",
-    "e2h_utils/scoring.py": "e2h_utils.experiments.SCORER_VERSION",
-    "e2h_utils/prompts.py": "e2h_utils.experiments.SCORER_VERSION",
-    "e2h_utils/icl.py": "e2h_utils.experiments.SCORER_VERSION",
-    "e2h_utils/noise.py": "e2h_utils.experiments.SCORER_VERSION",
-    "e2h_utils/experiments.py": "e2h_utils.experiments.SCORER_VERSION",
-    "e2h_utils/mdl.py": "e2h_utils.experiments.SCORER_VERSION",
-    "e2h_utils/generation.py": "e2h_utils.experiments.COT_VERSION",
-    "e2h_utils/answers.py": "e2h_utils.experiments.COT_VERSION",
+    "e2h_utils/methods/probe.py": "e2h_utils.methods.probe.PROBE_VERSION",
+    "e2h_utils/methods/qlora.py": "e2h_utils.methods.qlora.QLORA_VERSION",
+    "e2h_utils/methods/features.py": "e2h_utils.methods.features.FEATURE_VERSION",
+    "e2h_utils/data/hardness.py": "e2h_utils.data.hardness.LEVELS_VERSION",
+    "e2h_utils/data/datasets.py": "e2h_utils.data.hardness.LEVELS_VERSION",
+    "e2h_utils/engine/scoring.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/engine/batching.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/data/prompts.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/methods/icl.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/methods/noise.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/methods/base.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/methods/runners.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/experiments/split.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/experiments/runner.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/experiments/mdl.py": "e2h_utils.engine.scoring.SCORER_VERSION",
+    "e2h_utils/engine/generation.py": "e2h_utils.engine.generation.COT_VERSION",
+    "e2h_utils/data/answers.py": "e2h_utils.engine.generation.COT_VERSION",
 }
 
 

@@ -10,13 +10,25 @@ import pandas as pd
 import pytest
 import torch
 
-from e2h_utils import answers, data, experiments, generation, icl, models, prompts, qlora, scoring
-from e2h_utils.experiments import COT_METHODS, ExperimentSpec, SpecError, run_experiment
-from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
-from e2h_utils.prompts import COT_FORMATS, MAX_NEW_TOKENS, CoTFormat, get_cot_format
-from e2h_utils.qlora import QLoRAConfig, attach_lora, finetune_lm, lm_loss
-from e2h_utils.results import ResultStore
+from e2h_utils.data import answers
+from e2h_utils.data import datasets as data
+from e2h_utils.engine import generation
+from e2h_utils.methods import icl
+from e2h_utils.engine import models
+from e2h_utils.data import prompts
+from e2h_utils.methods import qlora
+from e2h_utils.engine import scoring
+from e2h_utils.engine import runtime
+from e2h_utils.experiments.runner import Runner
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError, Training
+from e2h_utils.experiments.spec import TestSelection as Selection  # renamed: pytest collects Test* / test_*
+from e2h_utils.methods import base
+from e2h_utils.methods.base import CoT, MethodError, ZeroShot, build
+from e2h_utils.data.prompts import COT_FORMATS, MAX_NEW_TOKENS, CoTFormat, get_cot_format
+from e2h_utils.methods.qlora import QLoRAConfig, attach_lora, finetune_lm, lm_loss
+from e2h_utils.experiments.store import ResultStore
 
+COT_METHODS = base.CHAIN_OF_THOUGHT  # ("icl_cot", "qlora_cot"): the YAML names of chain of thought
 N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
 NAMES = ["she", "he", "they", "the man", "the woman", "the boy", "the girl", "my friend"]
 THINGS = ["apples", "eggs", "books", "pens", "boxes", "bags", "cars", "dogs"]
@@ -69,12 +81,24 @@ def spy(monkeypatch):
     return calls
 
 
-def cot_spec(lm, train_level: str, method: str = "icl_cot", **kwargs) -> ExperimentSpec:
-    kwargs.setdefault("n_train", 1)
+def cot_spec(lm, train_level: str, method: str = "icl_cot", n_train: int = 1, options=None,
+             **kwargs) -> ExperimentSpec:
+    """A GSM8K spec of the YAML method ``method``; ``train_level="none"``: its zero-shot baseline
+    (size 0, no training)."""
     kwargs.setdefault("test", Selection(max_per_level=2, levels=("hard",)))
-    kwargs.setdefault("options", (("max_new_tokens", 5),))
-    return ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level=train_level, method=method,
-                          model=lm.spec.name, **kwargs)
+    options = {"max_new_tokens": 5} if options is None else options
+    zero_shot = train_level == "none"
+    return ExperimentSpec(dataset="gsm8k", measure="num_steps", method=build(method, 0 if zero_shot else n_train, options),
+                          training=None if zero_shot else Training(train_level), model=lm.spec.name, **kwargs)
+
+
+def run_spec(spec: ExperimentSpec, lm, frame: pd.DataFrame, store: ResultStore, **settings) -> pd.DataFrame:
+    """The spec's item-level results on ``frame`` (old ``run_experiment(spec, lm, frame, store=...)``);
+    ``settings``: run settings (e.g. ``micro_batch``) over this process's."""
+    from dataclasses import replace
+
+    run_settings = replace(runtime.current(), **settings) if settings else None
+    return Runner(lm, store=store, settings=run_settings, frames={spec.dataset: frame}, progress=False).run(spec)
 
 
 # --- the formats -----------------------------------------------------------------------------
@@ -141,41 +165,57 @@ def test_get_cot_format_errors_list_valid_names():
 # --- specs and payloads ----------------------------------------------------------------------
 
 
+def easy_spec(dataset: str, method: str, n_train: int = 10, options=None, **kwargs) -> ExperimentSpec:
+    """A spec training YAML method ``method`` (``n_train`` examples, the old default) on the easy pool."""
+    return ExperimentSpec(dataset=dataset, measure="num_steps", method=build(method, n_train, options),
+                          training=Training("easy"), **kwargs)
+
+
 @pytest.mark.parametrize("method", ["icl", "probe", "qlora"])
 def test_gsm8k_needs_chain_of_thought(method):
     with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method=method)
+        easy_spec("gsm8k", method)
     assert "chain of thought" in str(info.value)
 
 
 @pytest.mark.parametrize("method", COT_METHODS)
 @pytest.mark.parametrize("dataset", ["gsm8k", "strategyqa"])
 def test_cot_methods_accepted(method, dataset):
-    spec = ExperimentSpec(dataset=dataset, measure="num_steps", train_level="easy", method=method)
-    assert spec.method in experiments.METHODS
+    spec = easy_spec(dataset, method)
+    assert isinstance(spec.method, CoT) and spec.method.kind == method
+    assert spec.method.kind in base.KINDS
 
 
 def test_cot_method_on_dataset_without_cot_format():
     with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="icl_cot")
+        ExperimentSpec(dataset="arc", measure="grade", method=build("icl_cot", 10), training=Training("easy"))
     assert "gsm8k" in str(info.value) and "strategyqa" in str(info.value)
     with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="icl_cot",
-                       prompt_format="mc_lettered")
+        easy_spec("gsm8k", "icl_cot", prompt_format="mc_lettered")
     for name in COT_FORMATS:
         assert name in str(info.value)
 
 
 @pytest.mark.parametrize("dataset", ["gsm8k", "strategyqa"])
 def test_zero_shot_cot_payload_is_shared(dataset):
-    def payload(method, train_level="none", **kwargs):
-        return ExperimentSpec(dataset=dataset, measure="num_steps", train_level=train_level, method=method,
-                              **kwargs).payload("model-x")
+    def payload(method, train_level="none", n_train=10, options=None, **kwargs):
+        """The canonical spec (old ``payload``); ``train_level="none"`` or ``n_train=0``: zero-shot,
+        which takes no training (old: k = 0 on a pool was zero-shot too)."""
+        zero_shot = train_level == "none" or n_train == 0
+        return ExperimentSpec(dataset=dataset, measure="num_steps",
+                              method=build(method, 0 if zero_shot else n_train, options),
+                              training=None if zero_shot else Training(train_level), **kwargs).canonical()
 
     shared = payload("icl_cot")
     assert shared == payload("qlora_cot")
-    assert shared == payload("qlora_cot", options={"lr": 1e-3, "min_updates": 3, "batch_size": 2})
+    assert shared == payload("qlora_cot", options={"lr": 1e-3, "min_updates": 3})
+    # the generation batch is a run setting now, never part of a method (nor of its key)
+    with pytest.raises(MethodError, match="run settings"):
+        build("qlora_cot", 0, {"lr": 1e-3, "min_updates": 3, "batch_size": 2})
     assert shared == payload("icl_cot", train_level="easy", n_train=0)  # k = 0 is zero-shot too
+    assert build("icl_cot", 0) == build("qlora_cot", 0) == CoT(ZeroShot())
+    with pytest.raises(SpecError):  # zero-shot takes no training pool
+        ExperimentSpec(dataset=dataset, measure="num_steps", method=build("icl_cot", 0), training=Training("easy"))
     assert shared == payload("icl_cot", seeds=(3, 4))
     assert shared["method"] == "zero_shot_cot" and shared["train_level"] == "none" and shared["n_train"] == 0
     assert shared != payload("icl_cot", options={"max_new_tokens": 7})  # the generation length matters
@@ -190,60 +230,66 @@ def test_zero_shot_cot_payload_is_shared(dataset):
 
 @pytest.mark.parametrize("method", COT_METHODS)
 def test_unsupervised_baseline_is_the_authors(method):
-    def spec(dataset, **kwargs):
-        return ExperimentSpec(dataset=dataset, measure="num_steps", train_level="easy", method=method, **kwargs)
+    def spec(dataset, options=None, **kwargs):
+        return easy_spec(dataset, method, options=options, **kwargs)
 
     # StrategyQA: the answer-scored zero-shot prompt (analysis.Rmd ~856), the other methods' baseline
     strategy = spec("strategyqa").unsupervised()
-    assert strategy.method == "icl" and strategy.train_level == "none" and strategy.prompt_format is None
-    assert strategy.payload("m") == ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="none",
-                                                   method="probe").payload("m")
+    assert strategy.method == ZeroShot() and strategy.train_level == "none" and strategy.prompt_format is None
+    assert strategy.training is None
+    assert strategy.canonical() == ExperimentSpec(dataset="strategyqa", measure="num_steps",
+                                                  method=build("probe", 0)).canonical()
     # GSM8K: zero-shot chain of thought (after the worksheet instruction)
-    gsm8k = spec("gsm8k").unsupervised()
-    assert gsm8k.method == method and gsm8k.zero_shot
+    original = spec("gsm8k")
+    gsm8k = original.unsupervised()
+    assert isinstance(gsm8k.method, CoT) and isinstance(gsm8k.method.inner, ZeroShot)
+    assert gsm8k.method == original.method.baseline() and gsm8k.method.baseline_recipe == "authors"
+    assert gsm8k.method.kind == "zero_shot_cot" and gsm8k.train_level == "none" and gsm8k.training is None
+    assert gsm8k.method.max_new_tokens == original.method.max_new_tokens
     # the earlier cue, as an option
-    earlier = spec("strategyqa", options={"baseline": "step_by_step"}).unsupervised()
-    assert earlier.method == method and earlier.zero_shot
-    with pytest.raises(SpecError, match="step_by_step"):
+    earlier_spec = spec("strategyqa", options={"baseline": "step_by_step"})
+    earlier = earlier_spec.unsupervised()
+    assert isinstance(earlier.method, CoT) and isinstance(earlier.method.inner, ZeroShot)
+    assert earlier.method == earlier_spec.method.baseline() and earlier.method.baseline_recipe == "step_by_step"
+    assert earlier.train_level == "none" and earlier.training is None
+    with pytest.raises(MethodError, match="step_by_step"):
         spec("gsm8k", options={"baseline": "nope"})
-    with pytest.raises(SpecError, match="strict"):
+    with pytest.raises(MethodError, match="strict"):
         spec("gsm8k", options={"extraction": "nope"})
 
 
 def test_qlora_cot_trains_150_updates_by_default():
-    spec = ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot", n_train=160)
-    options = spec.method_options()
-    assert options["min_updates"] == 150 and options["min_epochs"] == 3
-    config = QLoRAConfig(**{k: options[k] for k in QLoRAConfig.__dataclass_fields__})
+    spec = easy_spec("gsm8k", "qlora_cot", n_train=160)
+    assert isinstance(spec.method, CoT) and isinstance(spec.method.inner, base.QLoRA)
+    config = spec.method.inner.config
+    assert config.min_updates == 150 and config.min_epochs == 3
+    assert config.min_updates == qlora.COT_MIN_UPDATES
+    assert dict(spec.method.options())["min_updates"] == 150
     batch, per_epoch, epochs = qlora.schedule(160, config)
     assert (batch, per_epoch, epochs) == (50, 4, 38)  # ~38 epochs at n = 160, as run_jobs.py:438-440
     assert per_epoch * epochs == 152
-    plain = ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy", method="qlora", n_train=160)
-    assert qlora.schedule(160, QLoRAConfig(**{k: plain.method_options()[k]
-                                              for k in QLoRAConfig.__dataclass_fields__})) == (50, 4, 3)
+    plain = easy_spec("strategyqa", "qlora", n_train=160)
+    assert isinstance(plain.method, base.QLoRA)
+    assert qlora.schedule(160, plain.method.config) == (50, 4, 3)
 
 
 def test_max_new_tokens_defaults_and_override():
     assert MAX_NEW_TOKENS == {"gsm8k": 300, "strategyqa": 100}
     for method in COT_METHODS:
-        assert ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy",
-                              method=method).max_new_tokens() == 300
-        assert ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy",
-                              method=method).max_new_tokens() == 100
-        assert ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method=method,
-                              options={"max_new_tokens": 17}).max_new_tokens() == 17
+        assert easy_spec("gsm8k", method).method.max_new_tokens == 300
+        assert easy_spec("strategyqa", method).method.max_new_tokens == 100
+        assert easy_spec("gsm8k", method, options={"max_new_tokens": 17}).method.max_new_tokens == 17
+        # the resolved length is part of the spec's canonical form
+        assert dict(easy_spec("gsm8k", method).canonical()["options"])["max_new_tokens"] == 300
 
 
 def test_unknown_option_for_cot_methods():
-    with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="icl_cot",
-                       options={"lr": 1e-3})
+    with pytest.raises(MethodError) as info:
+        easy_spec("gsm8k", "icl_cot", options={"lr": 1e-3})
     assert "max_new_tokens" in str(info.value) and "'lr'" in str(info.value)
-    ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot",
-                   options={"lr": 1e-3, "max_new_tokens": 4, "quantization": "none"})
-    with pytest.raises(SpecError):
-        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot",
-                       options={"layers": [1]})
+    easy_spec("gsm8k", "qlora_cot", options={"lr": 1e-3, "max_new_tokens": 4, "quantization": "none"})
+    with pytest.raises(MethodError):
+        easy_spec("gsm8k", "qlora_cot", options={"layers": [1]})
 
 
 # --- the language-modelling loss ------------------------------------------------------------------
@@ -300,7 +346,7 @@ def cot_pairs(tokenizer, frame: pd.DataFrame, n: int) -> list[tuple[list[int], l
 
 
 def test_finetune_lm_lowers_the_loss(tiny_model_dir, tiny_lm, frame):
-    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=8, max_batch=4, micro_batch=2)
+    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=8, max_batch=4)
     lm = models.load_model(str(tiny_model_dir))
     torch.manual_seed(0)
     model = attach_lora(lm.model, config)
@@ -309,7 +355,7 @@ def test_finetune_lm_lowers_the_loss(tiny_model_dir, tiny_lm, frame):
     model.eval()
     with torch.no_grad():
         before = float(lm_loss(model, pairs, pad))
-    losses = finetune_lm(model, pad, pairs, config, seed=0)
+    losses = finetune_lm(model, pad, pairs, config, seed=0, micro_batch=2)
     assert len(losses) == 8  # batch 4 of 4 pairs: one update per epoch, 8 epochs
     assert all(np.isfinite(losses))
     assert not model.training
@@ -328,14 +374,14 @@ def test_finetune_lm_lowers_the_loss(tiny_model_dir, tiny_lm, frame):
 
 
 def test_finetune_lm_is_deterministic(tiny_model_dir, frame):
-    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=3, min_epochs=1, max_batch=2,
-                         micro_batch=1)
+    config = QLoRAConfig(quantization="none", dropout=0.0, lr=1e-2, min_updates=3, min_epochs=1, max_batch=2)
     runs = []
     for _ in range(2):
         lm = models.load_model(str(tiny_model_dir))
         torch.manual_seed(0)
         model = attach_lora(lm.model, config)
-        runs.append(finetune_lm(model, lm.tokenizer.pad_token_id, cot_pairs(lm.tokenizer, frame, 3), config, seed=5))
+        runs.append(finetune_lm(model, lm.tokenizer.pad_token_id, cot_pairs(lm.tokenizer, frame, 3), config, seed=5,
+                                micro_batch=1))
     assert len(runs[0]) == 4  # 3 pairs in batches of 2: 2 updates per epoch, 2 epochs
     assert runs[0] == runs[1]
 
@@ -355,7 +401,7 @@ def test_frame_is_gsm8k_like(frame, tiny_lm):
 
 def test_icl_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
     spec = cot_spec(tiny_lm, "easy")
-    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    out = run_spec(spec, tiny_lm, frame, ResultStore(tmp_path))
     assert list(out.columns[:len(COLUMNS)]) == COLUMNS
     assert len(out) == 2 and set(out["level"]) == {"hard"} and set(out["seed"]) == {0}
     assert set(out["method"]) == {"icl_cot"} and set(out["train_level"]) == {"easy"}
@@ -383,14 +429,14 @@ def test_icl_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
     # the authors' rule: stop at the next question or once the answer line is complete
     assert call["stop"] == ("\nQ:",) and call["stop_patterns"] == (generation.ANSWER_LINE,)
     # stored: a second run reads the store and does not generate again
-    again = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    again = run_spec(spec, tiny_lm, frame, ResultStore(tmp_path))
     assert len(spy) == 1
     pd.testing.assert_frame_equal(again[COLUMNS], out[COLUMNS])
 
 
 def test_icl_cot_generation_matches_direct_greedy(tiny_lm, frame, tmp_path):
     spec = cot_spec(tiny_lm, "easy")
-    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    out = run_spec(spec, tiny_lm, frame, ResultStore(tmp_path))
     fmt = get_cot_format(None, "gsm8k")
     rows = frame.set_index("id")
     examples = frame[frame["id"].isin(out["example_ids"].iloc[0])]
@@ -403,7 +449,9 @@ def test_icl_cot_generation_matches_direct_greedy(tiny_lm, frame, tmp_path):
 
 def test_zero_shot_cot_uses_zero_shot_prompt_and_is_shared(tiny_lm, frame, tmp_path, spy):
     store = ResultStore(tmp_path)
-    out = run_experiment(cot_spec(tiny_lm, "none"), tiny_lm, frame, store=store, progress=False)
+    zero_shot = cot_spec(tiny_lm, "none")
+    assert zero_shot.method == CoT(ZeroShot(), max_new_tokens=5) and zero_shot.training is None
+    out = run_spec(zero_shot, tiny_lm, frame, store)
     assert list(out.columns[:len(COLUMNS)]) == COLUMNS
     assert len(out) == 2 and (out["n_shots"] == 0).all() and all(len(e) == 0 for e in out["example_ids"])
     fmt = get_cot_format(None, "gsm8k")
@@ -415,19 +463,20 @@ def test_zero_shot_cot_uses_zero_shot_prompt_and_is_shared(tiny_lm, frame, tmp_p
     assert spy[0]["prompts"] != [scoring.encode(tiny_lm.tokenizer, fmt.prompt(rows.loc[i])) for i in out["item_id"]]
     assert list(store.root.glob("gsm8k/zero_shot_cot/*/seed-0.parquet"))
     # qlora_cot's zero-shot condition is the same baseline: read from the store, no training, no generation
-    shared = run_experiment(cot_spec(tiny_lm, "none", method="qlora_cot",
-                                     options={"max_new_tokens": 5, "quantization": "none"}),
-                            tiny_lm, frame, store=store, progress=False)
+    shared_spec = cot_spec(tiny_lm, "none", method="qlora_cot", options={"max_new_tokens": 5, "quantization": "none"})
+    assert shared_spec == zero_shot  # one method, one spec: zero-shot chain of thought
+    shared = run_spec(shared_spec, tiny_lm, frame, store)
     assert len(spy) == 1
     pd.testing.assert_frame_equal(shared[COLUMNS], out[COLUMNS])
-    assert set(shared["method"]) == {"qlora_cot"}
+    # the method column is the stored method name (method.kind), the same for both
+    assert set(shared["method"]) == set(out["method"]) == {"zero_shot_cot"}
 
 
 def test_qlora_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
-    options = {"max_new_tokens": 5, "quantization": "none", "min_updates": 1, "max_batch": 2, "micro_batch": 2}
+    options = {"max_new_tokens": 5, "quantization": "none", "min_updates": 1, "max_batch": 2}
     spec = cot_spec(tiny_lm, "easy", method="qlora_cot", n_train=2, options=options)
     store = ResultStore(tmp_path)
-    out = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    out = run_spec(spec, tiny_lm, frame, store, micro_batch=2)  # micro_batch: a run setting now
     assert list(out.columns[:len(COLUMNS)]) == COLUMNS
     assert len(out) == 2 and set(out["level"]) == {"hard"}
     assert "train_losses" in out.columns
@@ -443,7 +492,7 @@ def test_qlora_cot_end_to_end(tiny_lm, frame, tmp_path, spy):
     for text, extracted in zip(out["generation"], out["extracted"]):
         assert len(text.split()) <= 5 and extracted == answers.extract(text, "number", "strict", cut_at_newline=False)
     assert list(store.root.glob("gsm8k/qlora_cot/*/seed-0.parquet"))
-    again = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    again = run_spec(spec, tiny_lm, frame, store, micro_batch=2)
     assert len(spy) == 1
     assert list(again["train_losses"].iloc[0]) == pytest.approx(list(losses))
     pd.testing.assert_frame_equal(again[COLUMNS], out[COLUMNS])

@@ -1,4 +1,4 @@
-"""e2h_utils.data: parsers on tiny hand-written records, and the real datasets on the mirror."""
+"""e2h_utils.data.datasets: parsers on tiny hand-written records, and the real datasets on the mirror."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import data, hardness
+from e2h_utils.data import datasets as data
+from e2h_utils.data import hardness
 
 # --- ARC ---------------------------------------------------------------------------------
 

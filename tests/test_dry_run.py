@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from e2h_utils import dry_run, models, paths, plan, reproduce, runtime
+from e2h_utils.pipeline import dry_run
+from e2h_utils.engine import models
+from e2h_utils import paths
+from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import reproduce
+from e2h_utils.engine import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""e2h_utils.experiments (with results): specs, the split, the runner and its store, summaries.
+"""e2h_utils.experiments: typed specs, the split, the runner and its store, the result table.
 
 A small synthetic ARC-like frame (in-vocabulary words of the tiny tokenizer, grades 3-8) goes
 through ``data.tidy`` and is scored with the tiny random Llama of ``conftest``.
@@ -13,20 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import data, experiments, hardness, results
-from e2h_utils.experiments import (
-    ExperimentSpec,
-    SpecError,
-    correct_matrix,
-    run_e2h,
-    run_experiment,
-    split_roles,
-    summarize_conditions,
-    training_pool,
-)
-from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
-from e2h_utils.experiments import test_items as select_test_items
-from e2h_utils.results import ResultStore
+from e2h_utils.analysis import estimates
+from e2h_utils.data import datasets as data
+from e2h_utils.data import hardness
+from e2h_utils.engine.scoring import SCORER_VERSION
+from e2h_utils.experiments import plans, store as results
+from e2h_utils.experiments.runner import Runner
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError, Training, key_payload
+from e2h_utils.experiments.spec import TestSelection as Selection  # renamed: pytest collects Test* / test_*
+from e2h_utils.experiments.split import split_roles, training_pool
+from e2h_utils.experiments.split import test_items as select_test_items
+from e2h_utils.experiments.store import ResultStore
+from e2h_utils.methods import runners
+from e2h_utils.methods.base import CoT, ICL, KINDS, MethodError, Probe, ZeroShot, build
+from e2h_utils.methods.probe import ProbeConfig
 
 NOUNS = ["sun", "moon", "rock", "tree", "water", "fire", "ice", "sand", "seed", "leaf", "cloud", "rain",
          "snow", "wind", "plant", "animal", "cell", "soil", "star", "planet", "apple", "dog", "cat", "bird"]
@@ -70,11 +70,18 @@ def measure() -> hardness.Measure:
     return hardness.get_measure("arc", "grade")
 
 
-def spec_for(lm, train_level: str, **kwargs) -> ExperimentSpec:
-    kwargs.setdefault("n_train", 3)
+def spec_for(lm, train_level: str, method=None, **kwargs) -> ExperimentSpec:
+    """An ARC grade spec: ICL(3) (or ``method``) trained on ``train_level`` ("none": zero-shot)."""
+    method = method or ICL(3)
     kwargs.setdefault("seeds", (0, 1))
     kwargs.setdefault("test", Selection(test_fraction=0.5, max_per_level=4))
-    return ExperimentSpec(dataset="arc", measure="grade", train_level=train_level, model=lm.spec.name, **kwargs)
+    if train_level == "none":
+        return ExperimentSpec("arc", "grade", method.baseline(), None, model=lm.spec.name, **kwargs)
+    return ExperimentSpec("arc", "grade", method, Training(train_level), model=lm.spec.name, **kwargs)
+
+
+def run(lm, spec, frame, store):
+    return Runner(lm, store=store, frames={"arc": frame}, progress=False).run(spec)
 
 
 def test_frame_is_in_vocabulary(frame, tiny_lm):
@@ -90,45 +97,50 @@ def test_frame_is_in_vocabulary(frame, tiny_lm):
 
 def test_spec_unknown_dataset_lists_valid():
     with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="arcc", measure="grade", train_level="easy")
+        ExperimentSpec("arcc", "grade", ICL(3), Training("easy"))
     for name in data.DATASETS:
         assert name in str(info.value)
 
 
 def test_spec_unknown_measure_lists_valid():
-    with pytest.raises((SpecError, KeyError)) as info:
-        ExperimentSpec(dataset="arc", measure="grades", train_level="easy")
+    with pytest.raises(SpecError) as info:
+        ExperimentSpec("arc", "grades", ICL(3), Training("easy"))
     message = str(info.value)
     assert "'grades'" in message
     for m in hardness.measures("arc"):
         assert m.name in message
 
 
-def test_spec_unknown_measure_is_a_spec_error():
-    with pytest.raises(SpecError):
-        ExperimentSpec(dataset="arc", measure="grades", train_level="easy")
-
-
-def test_spec_unknown_level_and_method_list_valid():
+def test_spec_unknown_pool_and_method_list_valid():
     with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="arc", measure="grade", train_level="trivial")
-    for level in experiments.TRAIN_LEVELS:
+        Training("trivial")
+    for level in ("easy", "medium", "hard", "all"):
         assert level in str(info.value)
-    with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="sft")
-    for method in experiments.METHODS:
-        assert method in str(info.value)
+    with pytest.raises(MethodError) as info:
+        build("sft", 3)
+    for kind in KINDS:
+        assert kind in str(info.value)
+    with pytest.raises(SpecError, match="typed method"):
+        ExperimentSpec("arc", "grade", "icl", Training("easy"))  # a string is not a method
 
 
 def test_spec_other_errors():
+    with pytest.raises(MethodError):
+        ICL(0)
+    with pytest.raises(MethodError):
+        Probe(-1)
     with pytest.raises(SpecError):
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", n_train=-1)
-    with pytest.raises(SpecError):
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=())
+        ExperimentSpec("arc", "grade", ICL(3), Training("easy"), seeds=())
     with pytest.raises(SpecError, match="chain of thought"):
-        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy")
+        ExperimentSpec("gsm8k", "num_steps", ICL(3), Training("easy"))
     with pytest.raises(SpecError, match="valid formats"):
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", prompt_format="nope")
+        ExperimentSpec("arc", "grade", ICL(3), Training("easy"), prompt_format="nope")
+    with pytest.raises(SpecError, match="trains"):
+        ExperimentSpec("arc", "grade", ICL(3), None)  # a training method without training data
+    with pytest.raises(SpecError, match="does not train"):
+        ExperimentSpec("arc", "grade", ZeroShot(), Training("easy"))
+    with pytest.raises(SpecError, match="label noise"):
+        ExperimentSpec("gsm8k", "num_steps", CoT(ICL(2)), Training("easy", label_noise=0.1))
     for bad in (0.0, 1.0, -0.1):
         with pytest.raises(SpecError):
             Selection(test_fraction=bad)
@@ -137,53 +149,66 @@ def test_spec_other_errors():
 
 
 def test_spec_seeds_normalised():
-    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=[np.int64(2), 3])
+    spec = ExperimentSpec("arc", "grade", ICL(3), Training("easy"), seeds=[np.int64(2), 3])
     assert spec.seeds == (2, 3) and all(type(s) is int for s in spec.seeds)
     assert spec.run_seeds == (2, 3)
 
 
 def test_run_seeds_zero_shot():
-    assert ExperimentSpec(dataset="arc", measure="grade", train_level="none", seeds=(4, 5)).run_seeds == (0,)
-    assert ExperimentSpec(dataset="arc", measure="grade", train_level="easy", n_train=0,
-                          seeds=(4, 5)).run_seeds == (0,)
+    assert ExperimentSpec("arc", "grade", ZeroShot(), seeds=(4, 5)).run_seeds == (0,)
+    assert ExperimentSpec("gsm8k", "num_steps", CoT(ZeroShot()), seeds=(4, 5)).run_seeds == (0,)
 
 
-def test_payload():
-    a = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=(0, 1))
-    b = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=(7,))
-    payload = a.payload("model-x")
-    assert "seeds" not in payload
-    assert payload == b.payload("model-x")
-    assert payload["model_identity"] == "model-x"
-    assert payload["scorer_version"] == experiments.SCORER_VERSION
-    assert a.payload("model-y") != payload
-    assert ExperimentSpec(dataset="arc", measure="grade", train_level="hard").payload("model-x") != payload
-    assert ExperimentSpec(dataset="arc", measure="grade", train_level="easy",
-                          test=Selection(split_seed=1)).payload("model-x") != payload
-    none = ExperimentSpec(dataset="arc", measure="grade", train_level="none", n_train=10, seeds=(3,))
-    zero = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", n_train=0, seeds=(0, 1))
-    assert none.payload("m") == zero.payload("m")
-    assert none.payload("m")["train_level"] == "none" and none.payload("m")["n_train"] == 0
-    assert results.spec_key(none.payload("m")) == results.spec_key(zero.payload("m"))
+def test_canonical_form():
+    a = ExperimentSpec("arc", "grade", ICL(10), Training("easy"), seeds=(0, 1))
+    b = ExperimentSpec("arc", "grade", ICL(10), Training("easy"), seeds=(7,))
+    canonical = a.canonical()
+    assert "seeds" not in canonical and canonical == b.canonical()
+    assert canonical["scorer_version"] == SCORER_VERSION
+    assert ExperimentSpec("arc", "grade", ICL(10), Training("hard")).canonical() != canonical
+    assert ExperimentSpec("arc", "grade", ICL(10), Training("easy"), test=Selection(split_seed=1)).canonical() != canonical
+    zero = ExperimentSpec("arc", "grade", ZeroShot(), seeds=(3,)).canonical()
+    assert zero["train_level"] == "none" and zero["n_train"] == 0 and zero["method"] == "zero_shot"
+
+
+def test_the_stored_form_of_the_first_layout_is_kept():
+    """Field names and values of the stored form are those results were first keyed by: stored
+    results keep their keys (the key of every run of the smoke, embedded and paper profiles was
+    checked equal to the one the string-typed specs gave)."""
+    spec = ExperimentSpec("arc", "grade", ICL(10), Training("easy"), test=Selection(max_per_level=150, levels=("hard",)))
+    assert spec.canonical() == {
+        "dataset": "arc", "measure": "grade", "train_level": "easy", "method": "icl", "n_train": 10,
+        "model": "embedded", "test": {"test_fraction": 0.5, "max_per_level": 150, "split_seed": 0, "levels": ("hard",)},
+        "prompt_format": None, "max_length": None, "options": (), "prompt_tokenization": "joint",
+        "scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION}
+    cot = ExperimentSpec("gsm8k", "num_steps", CoT(ZeroShot())).canonical()
+    assert cot["method"] == "zero_shot_cot" and cot["options"] == (
+        ("max_new_tokens", 300), ("baseline", "authors"), ("extraction", "strict"))
+    noisy = ExperimentSpec("arc", "grade", Probe(160), Training("hard", 0.2)).canonical()
+    assert noisy["label_noise"] == 0.2 and noisy["train_version"] == Probe(1).train_version()
+    assert dict(noisy["options"])["l2"] == 1.0 and "layers" in dict(noisy["options"])
 
 
 def test_one_experiment_written_two_ways_has_one_key():
     """The key is the run's meaning: defaults merged, execution settings left out."""
-    def key(method, **options):
-        return results.spec_key(ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method=method,
-                                               n_train=20, options=tuple(options.items())).payload("m"))
+    def key(kind, **options):
+        method = build(kind, 20, options)
+        return results.spec_key(ExperimentSpec("arc", "grade", method, Training("easy")).canonical())
 
     assert key("probe") == key("probe", epochs=100) == key("probe", epochs=100, lr=0.05)  # the defaults, written out
+    assert key("probe") == results.spec_key(ExperimentSpec("arc", "grade", Probe(20, ProbeConfig()),
+                                                           Training("easy")).canonical())  # typed, in Python
     assert key("probe", epochs=5) != key("probe")  # a real change of recipe
-    assert key("qlora") == key("qlora", micro_batch=2) == key("qlora", keep_adapter="adapters/x")  # execution only
     assert key("qlora", target_modules=["q_proj", "v_proj"]) == key("qlora")  # a YAML list is the default tuple
     assert key("qlora", lr=1e-3) != key("qlora")
+    with pytest.raises(MethodError, match="run settings"):  # execution settings are not method options
+        build("qlora", 20, {"micro_batch": 2})
 
     def cot(**options):
-        return results.spec_key(ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy",
-                                               method="icl_cot", n_train=4, options=tuple(options.items())).payload("m"))
+        return results.spec_key(ExperimentSpec("gsm8k", "num_steps", build("icl_cot", 4, options),
+                                               Training("easy")).canonical())
 
-    assert cot() == cot(batch_size=2) == cot(max_new_tokens=300)  # 300: GSM8K's default length, resolved
+    assert cot() == cot(max_new_tokens=300)  # 300: GSM8K's default length, resolved
     assert cot(max_new_tokens=50) != cot() and cot(extraction="lenient") != cot()
 
 
@@ -255,7 +280,7 @@ RESULT_COLUMNS = {"item_id", "level", "seed", "probs", "pred", "correct", "n_sho
 def test_run_experiment(tiny_lm, frame, tmp_path):
     store = ResultStore(tmp_path)
     spec = spec_for(tiny_lm, "easy")
-    out = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    out = run(tiny_lm, spec, frame, store)
     assert RESULT_COLUMNS <= set(out.columns)
     assert len(out) == 2 * 12  # 2 seeds x (4 test items per level x 3 levels)
     assert sorted(out["seed"].unique()) == [0, 1]
@@ -284,8 +309,7 @@ def test_run_experiment(tiny_lm, frame, tmp_path):
 
 
 def test_run_experiment_zero_shot_single_seed(tiny_lm, frame, tmp_path):
-    out = run_experiment(spec_for(tiny_lm, "none", seeds=(3, 4, 5)), tiny_lm, frame,
-                         store=ResultStore(tmp_path), progress=False)
+    out = run(tiny_lm, spec_for(tiny_lm, "none", seeds=(3, 4, 5)), frame, ResultStore(tmp_path))
     assert list(out["seed"].unique()) == [0]
     assert (out["n_shots"] == 0).all()
     assert all(len(ids) == 0 for ids in out["example_ids"])
@@ -293,8 +317,7 @@ def test_run_experiment_zero_shot_single_seed(tiny_lm, frame, tmp_path):
 
 def test_same_test_items_across_conditions(tiny_lm, frame, tmp_path):
     store = ResultStore(tmp_path)
-    outs = {level: run_experiment(spec_for(tiny_lm, level), tiny_lm, frame, store=store, progress=False)
-            for level in ("none", "easy", "hard")}
+    outs = {level: run(tiny_lm, spec_for(tiny_lm, level), frame, store) for level in ("none", "easy", "hard")}
     hard_ids = {level: set(out.loc[out["level"] == "hard", "item_id"]) for level, out in outs.items()}
     assert hard_ids["none"] == hard_ids["easy"] == hard_ids["hard"]
     assert len(hard_ids["none"]) == 4
@@ -306,13 +329,13 @@ def test_same_test_items_across_conditions(tiny_lm, frame, tmp_path):
 def test_second_call_reuses_stored_files(tiny_lm, frame, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     spec = spec_for(tiny_lm, "easy")
-    first = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    first = run(tiny_lm, spec, frame, store)
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed a stored seed")
 
-    monkeypatch.setattr(experiments, "_icl_seed", boom)
-    second = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    monkeypatch.setitem(runners.RUNNERS, ICL, boom)
+    second = run(tiny_lm, spec, frame, store)
     assert list(second.columns) == list(first.columns)
     pd.testing.assert_frame_equal(second.drop(columns=["probs", "logprobs", "example_ids"]),
                                   first.drop(columns=["probs", "logprobs", "example_ids"]))
@@ -324,8 +347,8 @@ def test_second_call_reuses_stored_files(tiny_lm, frame, tmp_path, monkeypatch):
 def test_second_call_returns_identical_frame(tiny_lm, frame, tmp_path):
     store = ResultStore(tmp_path)
     spec = spec_for(tiny_lm, "easy", seeds=(0,))
-    first = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
-    second = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    first = run(tiny_lm, spec, frame, store)
+    second = run(tiny_lm, spec, frame, store)
     assert type(first["probs"].iloc[0]) is type(second["probs"].iloc[0])
     pd.testing.assert_frame_equal(first, second)
 
@@ -333,27 +356,27 @@ def test_second_call_returns_identical_frame(tiny_lm, frame, tmp_path):
 def test_corrupt_stored_file(tiny_lm, frame, tmp_path):
     store = ResultStore(tmp_path)
     spec = spec_for(tiny_lm, "easy", seeds=(0,))
-    run_experiment(spec, tiny_lm, frame, store=store, progress=False)
-    path = store.path(experiments.stored_payload(spec, tiny_lm.identity, frame), 0)
+    run(tiny_lm, spec, frame, store)
+    path = store.path(key_payload(spec, tiny_lm.identity, frame), 0)
     assert path.is_file()
     path.write_bytes(b"this is not a parquet file")
     with pytest.raises(results.CorruptResult) as info:
-        run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+        run(tiny_lm, spec, frame, store)
     assert str(path) in str(info.value)
 
 
 def test_adding_a_seed_computes_only_it(tiny_lm, frame, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    first = run_experiment(spec_for(tiny_lm, "easy", seeds=(0,)), tiny_lm, frame, store=store, progress=False)
+    first = run(tiny_lm, spec_for(tiny_lm, "easy", seeds=(0,)), frame, store)
     computed = []
-    real = experiments._icl_seed
+    real = runners.RUNNERS[ICL]
 
-    def spy(spec, lm, test, pool, seed, store, progress):
-        computed.append(seed)
-        return real(spec, lm, test, pool, seed, store, progress)
+    def spy(method, job):
+        computed.append(job.seed)
+        return real(method, job)
 
-    monkeypatch.setattr(experiments, "_icl_seed", spy)
-    both = run_experiment(spec_for(tiny_lm, "easy", seeds=(0, 2)), tiny_lm, frame, store=store, progress=False)
+    monkeypatch.setitem(runners.RUNNERS, ICL, spy)
+    both = run(tiny_lm, spec_for(tiny_lm, "easy", seeds=(0, 2)), frame, store)
     assert computed == [2]
     assert sorted(both["seed"].unique()) == [0, 2]
     np.testing.assert_array_equal(both.loc[both["seed"] == 0, "correct"].to_numpy(), first["correct"].to_numpy())
@@ -362,27 +385,32 @@ def test_adding_a_seed_computes_only_it(tiny_lm, frame, tmp_path, monkeypatch):
 
 def test_run_is_reproducible_across_stores(tiny_lm, frame, tmp_path):
     spec = spec_for(tiny_lm, "hard", seeds=(1,))
-    a = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path / "a"), progress=False)
-    b = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path / "b"), progress=False)
+    a = run(tiny_lm, spec, frame, ResultStore(tmp_path / "a"))
+    b = run(tiny_lm, spec, frame, ResultStore(tmp_path / "b"))
     pd.testing.assert_frame_equal(a, b)
 
 
 def test_max_length_drops_examples(tiny_lm, frame, tmp_path):
-    out = run_experiment(spec_for(tiny_lm, "all", max_length=48, seeds=(0,)), tiny_lm, frame,
-                         store=ResultStore(tmp_path), progress=False)
+    out = run(tiny_lm, spec_for(tiny_lm, "all", max_length=48, seeds=(0,)), frame, ResultStore(tmp_path))
     assert out["n_shots"].nunique() == 1
     assert out["n_shots"].iloc[0] < 3
     assert all(len(ids) == out["n_shots"].iloc[0] for ids in out["example_ids"])
 
 
 def test_run_rejects_other_model_and_empty_pool(tiny_lm, frame, tmp_path):
-    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", model="embedded")
+    spec = ExperimentSpec("arc", "grade", ICL(3), Training("easy"), model="embedded")
     with pytest.raises(SpecError, match="model"):
-        run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+        run(tiny_lm, spec, frame, ResultStore(tmp_path))
     # 10 hard rows, 0.99 held out: round(9.9) = 10 test rows and no hard training pool
     empty = spec_for(tiny_lm, "hard", test=Selection(test_fraction=0.99))
     with pytest.raises(SpecError, match="hard"):
-        run_experiment(empty, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+        run(tiny_lm, empty, frame, ResultStore(tmp_path))
+    # too small a pool: run_all names every such run before running any
+    runner = Runner(tiny_lm, store=ResultStore(tmp_path), frames={"arc": frame}, progress=False)
+    big = spec_for(tiny_lm, "hard", method=ICL(6))  # 5 hard training items
+    with pytest.raises(SpecError, match="nothing was run") as info:
+        runner.run_all([spec_for(tiny_lm, "easy", seeds=(9,)), big])
+    assert "only 5" in str(info.value) and not list(tmp_path.rglob("seed-9.parquet"))
 
 
 # --- reading results ---------------------------------------------------------------------
@@ -398,7 +426,7 @@ def test_correct_matrix_synthetic():
     rng = np.random.default_rng(0)
     ids = ["c", "a", "b"]
     frame = pd.concat([_synthetic_results(ids, [0, 1], rng), _synthetic_results(["z"], [0, 1], rng, "easy")])
-    matrix, item_ids = correct_matrix(frame)
+    matrix, item_ids = estimates.correct_matrix(frame)
     assert item_ids == ["a", "b", "c"]
     assert matrix.shape == (2, 3)
     for s in (0, 1):
@@ -406,58 +434,64 @@ def test_correct_matrix_synthetic():
             want = frame.loc[(frame["seed"] == s) & (frame["item_id"] == i) & (frame["level"] == "hard"), "correct"]
             assert matrix[s, j] == want.item()
     with pytest.raises(ValueError, match="medium"):
-        correct_matrix(frame, "medium")
-    assert correct_matrix(frame, None)[0].shape == (2, 4)
+        estimates.correct_matrix(frame, "medium")
+    assert estimates.correct_matrix(frame, None)[0].shape == (2, 4)
     with pytest.raises(ValueError, match="different items"):
-        correct_matrix(frame.iloc[1:])
+        estimates.correct_matrix(frame.iloc[1:])
 
 
 def test_correct_matrix_from_run(tiny_lm, frame, tmp_path):
-    out = run_experiment(spec_for(tiny_lm, "easy", seeds=(0, 1, 2)), tiny_lm, frame,
-                         store=ResultStore(tmp_path), progress=False)
-    matrix, ids = correct_matrix(out)
+    out = run(tiny_lm, spec_for(tiny_lm, "easy", seeds=(0, 1, 2)), frame, ResultStore(tmp_path))
+    matrix, ids = estimates.correct_matrix(out)
     assert matrix.shape == (3, 4)
     assert ids == sorted(out.loc[out["level"] == "hard", "item_id"].unique())
     assert set(np.unique(matrix)) <= {0.0, 1.0}
 
 
-def test_summarize_conditions(tiny_lm, frame, tmp_path):
-    conditions = run_e2h(tiny_lm, frame, "arc", "grade", n_train=2, seeds=(0, 1),
-                         test=Selection(max_per_level=4), store=ResultStore(tmp_path), progress=False)
-    assert set(conditions) == {"none", "easy", "hard"}
+def test_comparison_in_the_result_table(tiny_lm, frame, tmp_path):
+    plan = [plans.comparison("arc", "grade", ICL(2), seeds=(0, 1), model=tiny_lm.spec.name,
+                             test=Selection(max_per_level=4))]
+    runner = Runner(tiny_lm, store=ResultStore(tmp_path), frames={"arc": frame}, progress=False)
+    ran = runner.run_all(plans.specs(plan))
+    conditions = dict(zip(("none", "easy", "hard"), (ran[s] for s in plan[0].specs)))
     for level, out in conditions.items():
         assert (out["train_level"] == level).all()
         assert RESULT_COLUMNS <= set(out.columns)
     assert list(conditions["none"]["seed"].unique()) == [0]
     assert sorted(conditions["easy"]["seed"].unique()) == [0, 1]
-    summary = summarize_conditions(conditions["none"], conditions["easy"], conditions["hard"], n_boot=50)
-    for key in ("acc_unsupervised", "acc_easy", "acc_hard", "gap", "sgr", "sgr_lo", "sgr_hi", "sgr_stable",
-                "sgr_clipped", "n_items"):
-        assert key in summary
-    assert summary["n_items"] == 4
-    assert summary["n_seeds_unsupervised"] == 1 and summary["n_seeds_easy"] == 2
-    assert summary["acc_hard"] == pytest.approx(correct_matrix(conditions["hard"])[0].mean())
-    assert summary["acc_easy"] == pytest.approx(correct_matrix(conditions["easy"])[0].mean())
+    table = estimates.table(plan, ran, estimates.Bootstrap(50))
+    assert list(table["quantity"]) == ["unsupervised", "easy", "hard", "gap", "easy_gain", "hard_minus_easy", "sgr",
+                                       "sgr_clipped"]
+    assert {"point", "lo", "hi", "n_items", "n_seeds", "sgr_stable", "clipped_differs"} <= set(table.columns)
+    values = table.set_index("quantity")
+    assert (values["n_items"] == 4).all()
+    assert values.loc["unsupervised", "n_seeds"] == 1 and values.loc["easy", "n_seeds"] == 2
+    assert values.loc["hard", "point"] == pytest.approx(estimates.correct_matrix(conditions["hard"])[0].mean())
+    assert values.loc["gap", "point"] == pytest.approx(values.loc["hard", "point"] - values.loc["unsupervised", "point"])
+    assert (table["method"] == "icl").all() and (table["dataset"] == "arc").all()
+    wide = estimates.wide(table, ["dataset", "measure", "method"])
+    assert len(wide) == 1 and wide[("sgr", "point")].iloc[0] == pytest.approx(values.loc["sgr", "point"], nan_ok=True)
     # the easy-test level works too
-    assert summarize_conditions(*(conditions[k] for k in ("none", "easy", "hard")), level="easy",
-                                n_boot=20)["n_items"] == 4
-    # a condition scored on other hard items is refused
+    assert estimates.comparison_rows(*conditions.values(), estimates.Bootstrap(20), level="easy")[0]["n_items"] == 4
+    # a run scored on other hard items is refused
     hard = conditions["hard"]
     dropped = hard[hard["item_id"] != hard.loc[hard["level"] == "hard", "item_id"].iloc[0]]
     with pytest.raises(ValueError, match="same test items"):
-        summarize_conditions(conditions["none"], conditions["easy"], dropped, n_boot=20)
+        estimates.comparison_rows(conditions["none"], conditions["easy"], dropped, estimates.Bootstrap(20))
 
 
-def test_run_e2h_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
+def test_runner_reuses_the_store(tiny_lm, frame, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    kwargs = dict(n_train=2, seeds=(0,), test=Selection(max_per_level=2), store=store, progress=False)
-    first = run_e2h(tiny_lm, frame, "arc", "grade", levels=("none", "easy", "hard", "all"), **kwargs)
-    assert list(first) == ["none", "easy", "hard", "all"]
-    monkeypatch.setattr(experiments, "_icl_seed", lambda *a, **k: pytest.fail("recomputed"))
-    second = run_e2h(tiny_lm, frame, "arc", "grade", **kwargs)
-    assert list(second) == ["none", "easy", "hard"]
-    for level in second:
-        np.testing.assert_array_equal(second[level]["correct"], first[level]["correct"])
+    specs = [spec_for(tiny_lm, level, seeds=(0,), test=Selection(max_per_level=2))
+             for level in ("none", "easy", "hard", "all")]
+    first = Runner(tiny_lm, store=store, frames={"arc": frame}, progress=False).run_all(specs)
+    monkeypatch.setitem(runners.RUNNERS, ICL, lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setitem(runners.RUNNERS, ZeroShot, lambda *a, **k: pytest.fail("recomputed"))
+    again = Runner(tiny_lm, store=store, frames={"arc": frame}, progress=False)
+    second = again.run_all(specs[:3])
+    for spec in second:
+        np.testing.assert_array_equal(second[spec]["correct"], first[spec]["correct"])
+    assert all(t.computed == 0 for t in again.timings) and len(again.timing_table()) == 3
 
 
 def test_changed_data_is_never_answered_from_the_store(tiny_lm, frame, tmp_path):
@@ -465,17 +499,15 @@ def test_changed_data_is_never_answered_from_the_store(tiny_lm, frame, tmp_path)
     damaged source file) gets new results, not the stored ones."""
     store = ResultStore(tmp_path)
     spec = spec_for(tiny_lm, "none", seeds=(0,))
-    run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    run(tiny_lm, spec, frame, store)
     changed = frame.copy()
     changed.loc[changed.index[0], "question"] = changed.loc[changed.index[0], "question"] + " now"
-    assert experiments.stored_payload(spec, tiny_lm.identity, changed) != \
-        experiments.stored_payload(spec, tiny_lm.identity, frame)
-    run_experiment(spec, tiny_lm, changed, store=store, progress=False)
+    assert key_payload(spec, tiny_lm.identity, changed) != key_payload(spec, tiny_lm.identity, frame)
+    run(tiny_lm, spec, changed, store)
     assert len(list(tmp_path.rglob("seed-0.parquet"))) == 2
     # the same content in another row order is the same data
     shuffled = frame.sample(frac=1.0, random_state=5)
-    assert experiments.stored_payload(spec, tiny_lm.identity, shuffled) == \
-        experiments.stored_payload(spec, tiny_lm.identity, frame)
+    assert key_payload(spec, tiny_lm.identity, shuffled) == key_payload(spec, tiny_lm.identity, frame)
 
 
 def test_runs_stored_under_the_earlier_keys_are_moved_not_recomputed(tiny_lm, frame, tmp_path, monkeypatch):
@@ -484,9 +516,9 @@ def test_runs_stored_under_the_earlier_keys_are_moved_not_recomputed(tiny_lm, fr
     import json
 
     store = ResultStore(tmp_path)
-    spec = spec_for(tiny_lm, "easy", method="probe", seeds=(0,), options=(("epochs", 3),))
-    canonical = experiments.stored_payload(spec, tiny_lm.identity, frame)
-    run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    spec = spec_for(tiny_lm, "easy", method=Probe(3, ProbeConfig(epochs=3)), seeds=(0,))
+    canonical = key_payload(spec, tiny_lm.identity, frame)
+    run(tiny_lm, spec, frame, store)
     good = store.load(canonical, 0)
 
     def as_stored_before(payload, options):  # what the earlier code wrote
@@ -496,7 +528,7 @@ def test_runs_stored_under_the_earlier_keys_are_moved_not_recomputed(tiny_lm, fr
         (folder / "spec.json").write_text(json.dumps(old, sort_keys=True, indent=1, default=str))
         return folder
 
-    (tmp_path / experiments.KEYS_MARKER).unlink()
+    (tmp_path / results.KEYS_MARKER).unlink()
     old_a = as_stored_before(canonical, [["epochs", 3]])
     stale = {**canonical, "train_version": -1}  # computed by other probe code: never reused
     (tmp_path / "arc" / "probe" / results.spec_key(stale)).mkdir(parents=True)
@@ -506,13 +538,12 @@ def test_runs_stored_under_the_earlier_keys_are_moved_not_recomputed(tiny_lm, fr
     def no_training(*args, **kwargs):
         raise AssertionError("a stored seed was recomputed")
 
-    monkeypatch.setattr(experiments, "_runner", lambda spec: no_training)
-    again = run_experiment(replace(spec, options=(("epochs", 3), ("lr", 0.05))), tiny_lm, frame, store=store,
-                           progress=False)  # the default lr written out: the same run
-    assert not old_a.exists() and (tmp_path / experiments.KEYS_MARKER).is_file()
+    monkeypatch.setitem(runners.RUNNERS, Probe, no_training)
+    again = run(tiny_lm, replace(spec, method=build("probe", 3, {"epochs": 3, "lr": 0.05})), frame, store)
+    assert not old_a.exists() and (tmp_path / results.KEYS_MARKER).is_file()
     pd.testing.assert_frame_equal(store.load(canonical, 0), good)
     assert len(again) == len(good)
     assert json.loads((store.folder(canonical) / "spec.json").read_text())["options"] == \
-        [list(pair) for pair in spec.canonical_options()]
+        [list(pair) for pair in spec.method.options()]
     assert (tmp_path / "arc" / "probe" / results.spec_key(stale)).is_dir()  # left alone
-    assert experiments.rekey_stored_runs(store) == 0  # once per results folder
+    assert store.rekey() == 0  # once per results folder

@@ -1,6 +1,7 @@
-"""e2h_utils.experiments extensions: label noise (``ExperimentSpec.label_noise``) and training
-examples from another pool (``TrainSource``), on the synthetic ARC-like frame of
-``test_experiments`` and the tiny random Llama of ``conftest``."""
+"""e2h_utils.experiments extensions: label noise (``Training(pool, label_noise)``) and training
+examples from another pool (``Training(TrainSource(...))``), in the spec and through the
+``Runner``, on the synthetic ARC-like frame of ``test_experiments`` and the tiny random Llama of
+``conftest``."""
 
 from __future__ import annotations
 
@@ -8,39 +9,56 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import experiments, hardness, noise, results
-from e2h_utils.experiments import ExperimentSpec, SpecError, TrainSource, run_experiment, split_roles
-from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test* / test_*
-from e2h_utils.experiments import test_items as select_test_items
-from e2h_utils.results import ResultStore
+from e2h_utils.data import hardness
+from e2h_utils.experiments import plans, split
+from e2h_utils.experiments import runner as runner_module
+from e2h_utils.experiments import store as results
+from e2h_utils.experiments.runner import Runner
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError, Training, TrainSource
+from e2h_utils.experiments.spec import TestSelection as Selection  # renamed: pytest collects Test* / test_*
+from e2h_utils.experiments.split import split_roles
+from e2h_utils.experiments.split import test_items as select_test_items
+from e2h_utils.experiments.store import ResultStore
+from e2h_utils.methods import noise, runners
+from e2h_utils.methods.base import CoT, ICL, Probe, ZeroShot, build
+from e2h_utils.methods.probe import ProbeConfig
 from test_experiments import make_frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 # Keys of the specs of ``_old_specs`` since keys hash the canonical options (defaults merged,
-# execution settings left out: ``ExperimentSpec.canonical_options``); ICL and zero-shot keys did
-# not move. Changing what a key is made of must be deliberate: a key change recomputes stored results.
+# execution settings left out: ``Method.options``); ICL and zero-shot keys did not move.
+# Changing what a key is made of must be deliberate: a key change recomputes stored results.
 # (Before: probe hard 0992e9423b811912, icl_cot strategyqa b5e750098b6f17f1; with scorer version 1:
-# 374860f54754f448, 505061a0438a62fa, c85752c58bdb017d, 65fd0f7f801b1813; label_noise and
-# train_source kept them, as they do these.)
+# 374860f54754f448, 505061a0438a62fa, c85752c58bdb017d, 65fd0f7f801b1813; icl_cot strategyqa with
+# COT_VERSION 2: 7f7823d0829e7213 (the bump to 3 in the CPU-generation commit moved it on purpose);
+# label_noise and train_source kept them, as they do these.)
 OLD_KEYS = {
     "icl easy": "6994fcac2c0eef81",
     "probe hard": "d64eb480f9d073d7",
     "zero-shot": "b93cc1159b8dbc70",
-    "icl_cot strategyqa": "7f7823d0829e7213",
+    "icl_cot strategyqa": "3a52718afe235183",
 }
 OLD_FIELDS = {"dataset", "measure", "train_level", "method", "n_train", "model", "test", "prompt_format",
               "max_length", "options", "model_identity", "scorer_version", "levels_version"}
 
 
-def _old_specs(**extra) -> dict[str, ExperimentSpec]:
+def payload(spec: ExperimentSpec, model_identity: str = "m") -> dict:
+    """What the first layout called ``spec.payload(model_identity)``: the canonical spec and the
+    model's identity (``key_payload`` adds the data digests)."""
+    return {**spec.canonical(), "model_identity": model_identity}
+
+
+def _old_specs(label_noise: float | None = None) -> dict[str, ExperimentSpec]:
+    """The specs whose keys are pinned (``label_noise`` None: not given at all)."""
+    def training(pool: str) -> Training:
+        return Training(pool) if label_noise is None else Training(pool, label_noise=label_noise)
+
     return {
-        "icl easy": ExperimentSpec(dataset="arc", measure="grade", train_level="easy", seeds=(0, 1), **extra),
-        "probe hard": ExperimentSpec(dataset="arc", measure="grade", train_level="hard", method="probe",
-                                     n_train=20, options=(("epochs", 5),), **extra),
-        "zero-shot": ExperimentSpec(dataset="arc", measure="grade", train_level="none", **extra),
-        "icl_cot strategyqa": ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy",
-                                             method="icl_cot", n_train=4),
+        "icl easy": ExperimentSpec("arc", "grade", ICL(10), training("easy"), seeds=(0, 1)),
+        "probe hard": ExperimentSpec("arc", "grade", Probe(20, ProbeConfig(epochs=5)), training("hard")),
+        "zero-shot": ExperimentSpec("arc", "grade", ZeroShot()),
+        "icl_cot strategyqa": ExperimentSpec("strategyqa", "num_steps", CoT(ICL(4)), Training("easy")),
     }
 
 
@@ -49,11 +67,17 @@ def frame() -> pd.DataFrame:
     return make_frame()
 
 
-def spec_for(lm, train_level: str, **kwargs) -> ExperimentSpec:
-    kwargs.setdefault("n_train", 6)
+def spec_for(lm, pool, method=None, label_noise: float = 0.0, **kwargs) -> ExperimentSpec:
+    """An ARC grade spec: ICL(6) (or ``method``) trained on ``pool`` (a level or a TrainSource)."""
+    method = method or ICL(6)
     kwargs.setdefault("seeds", (0, 1))
     kwargs.setdefault("test", Selection(test_fraction=0.5, max_per_level=3))
-    return ExperimentSpec(dataset="arc", measure="grade", train_level=train_level, model=lm.spec.name, **kwargs)
+    return ExperimentSpec("arc", "grade", method, Training(pool, label_noise=label_noise), model=lm.spec.name,
+                          **kwargs)
+
+
+def runner_for(lm, frame, tmp_path, **frames) -> Runner:
+    return Runner(lm, store=ResultStore(tmp_path), frames={"arc": frame, **frames}, progress=False)
 
 
 # --- label_noise: the spec -----------------------------------------------------------------
@@ -61,58 +85,65 @@ def spec_for(lm, train_level: str, **kwargs) -> ExperimentSpec:
 
 def test_default_payload_unchanged():
     for name, spec in _old_specs().items():
-        payload = spec.payload("model-x")
-        assert "label_noise" not in payload and "train_source" not in payload
-        expected = OLD_FIELDS | ({"prompt_tokenization"} if spec.method in ("icl", "icl_cot") and not spec.zero_shot
-                                 else set()) | ({"train_version"} if spec.method == "probe" else set()) | (
-                                     {"cot_version"} if spec.method == "icl_cot" else set())
-        assert set(payload) == expected, name
-        assert results.spec_key(payload) == OLD_KEYS[name], name
+        stored = payload(spec, "model-x")
+        assert "label_noise" not in stored and "train_source" not in stored
+        kind = spec.method.kind
+        expected = OLD_FIELDS | ({"prompt_tokenization"} if kind in ("icl", "icl_cot") else set()) | (
+            {"train_version"} if kind == "probe" else set()) | ({"cot_version"} if kind == "icl_cot" else set())
+        assert set(stored) == expected, name
+        assert results.spec_key(stored) == OLD_KEYS[name], name
 
 
 def test_zero_noise_is_the_default():
     for (name, plain), (_, zero) in zip(_old_specs().items(), _old_specs(label_noise=0.0).items()):
-        assert plain.payload("m") == zero.payload("m"), name
-    assert ExperimentSpec(dataset="arc", measure="grade", train_level="easy", label_noise=0).label_noise == 0.0
+        assert payload(plain) == payload(zero), name
+    spec = ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=0))
+    assert spec.label_noise == 0.0 and type(spec.label_noise) is float
 
 
 def test_noise_changes_payload():
-    plain = ExperimentSpec(dataset="arc", measure="grade", train_level="easy")
-    low = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", label_noise=0.1)
-    high = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", label_noise=0.3)
-    keys = {results.spec_key(s.payload("m")) for s in (plain, low, high)}
+    plain = ExperimentSpec("arc", "grade", ICL(10), Training("easy"))
+    low = ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=0.1))
+    high = ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=0.3))
+    keys = {results.spec_key(payload(s)) for s in (plain, low, high)}
     assert len(keys) == 3
-    assert low.payload("m")["label_noise"] == 0.1
-    assert {k: v for k, v in low.payload("m").items() if k != "label_noise"} == plain.payload("m")
+    assert payload(low)["label_noise"] == 0.1
+    assert {k: v for k, v in payload(low).items() if k != "label_noise"} == payload(plain)
     # an int rate is normalised: 1 and 1.0 are the same run
-    assert ExperimentSpec(dataset="arc", measure="grade", train_level="easy", label_noise=1).payload("m") == \
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", label_noise=1.0).payload("m")
-    probe = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe", label_noise=0.2)
-    assert probe.payload("m")["label_noise"] == 0.2
+    assert payload(ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=1))) == \
+        payload(ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=1.0)))
+    probe = ExperimentSpec("arc", "grade", Probe(10), Training("easy", label_noise=0.2))
+    assert payload(probe)["label_noise"] == 0.2
 
 
 def test_zero_shot_ignores_noise_and_source():
-    base = ExperimentSpec(dataset="arc", measure="grade", train_level="none").payload("m")
-    noisy = ExperimentSpec(dataset="arc", measure="grade", train_level="none", label_noise=0.5).payload("m")
+    """The unsupervised baseline of a noisy run, or of a run with a train source, is the plain
+    zero-shot run; a zero-shot spec cannot carry noise or a source at all."""
+    base = payload(ExperimentSpec("arc", "grade", ZeroShot()))
+    noisy = payload(ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=0.5)).unsupervised())
     assert noisy == base
-    zero_k = ExperimentSpec(dataset="arc", measure="grade", train_level="all", n_train=0, label_noise=0.5,
-                            train_source=TrainSource("arc", "grade", max_value=4)).payload("m")
+    source = TrainSource("arc", "grade", max_value=4)
+    zero_k = payload(ExperimentSpec("arc", "grade", ICL(3), Training(source, label_noise=0.5)).unsupervised())
     assert zero_k == base
     assert "label_noise" not in zero_k and "train_source" not in zero_k
+    # k = 0 is zero-shot: the plan's baseline run drops noise, and zero-shot refuses training data
+    assert payload(plans.run("arc", "grade", ICL(3), None, seeds=(0,), model="embedded", test=Selection(),
+                             label_noise=0.5)) == base
+    assert build("icl", 0) == ZeroShot()
+    with pytest.raises(SpecError, match="does not train"):
+        ExperimentSpec("arc", "grade", build("icl", 0), Training(source, label_noise=0.5))
 
 
 def test_noise_spec_errors():
     with pytest.raises(SpecError, match="label noise"):
-        ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy", method="icl_cot",
-                       label_noise=0.2)
+        ExperimentSpec("strategyqa", "num_steps", CoT(ICL(10)), Training("easy", label_noise=0.2))
     with pytest.raises(SpecError, match="label noise"):
-        ExperimentSpec(dataset="gsm8k", measure="num_steps", train_level="easy", method="qlora_cot",
-                       label_noise=0.2)
+        ExperimentSpec("gsm8k", "num_steps", build("qlora_cot", 10), Training("easy", label_noise=0.2))
     for bad in (-0.1, 1.01, float("nan")):
         with pytest.raises(SpecError, match="label_noise"):
-            ExperimentSpec(dataset="arc", measure="grade", train_level="easy", label_noise=bad)
+            ExperimentSpec("arc", "grade", ICL(10), Training("easy", label_noise=bad))
     # a CoT method without noise is still fine
-    ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="easy", method="icl_cot")
+    ExperimentSpec("strategyqa", "num_steps", CoT(ICL(10)), Training("easy"))
 
 
 # --- train_source: the spec ------------------------------------------------------------------
@@ -141,25 +172,28 @@ def test_train_source_errors(frame):
     with pytest.raises(SpecError, match="arcc"):
         TrainSource("arcc", "grade", max_value=3)
     source = TrainSource("arc", "grade", max_value=3)
-    for level in ("none", "easy", "hard"):
-        with pytest.raises(SpecError, match="train_level"):
-            ExperimentSpec(dataset="arc", measure="grade", train_level=level, train_source=source)
+    # a source is the whole pool: it cannot be combined with a level of the split, nor with no training
+    with pytest.raises(SpecError, match="does not train"):
+        ExperimentSpec("arc", "grade", ZeroShot(), Training(source))
+    for level in ("easy", "hard"):
+        with pytest.raises(SpecError, match="training pool"):
+            Training((level, source))
     with pytest.raises(SpecError, match="chain of thought"):
-        ExperimentSpec(dataset="strategyqa", measure="num_steps", train_level="all", method="icl_cot",
-                       train_source=TrainSource("strategyqa", "num_steps", max_value=2))
-    ExperimentSpec(dataset="arc", measure="grade", train_level="all", train_source=source)
+        ExperimentSpec("strategyqa", "num_steps", CoT(ICL(10)),
+                       Training(TrainSource("strategyqa", "num_steps", max_value=2)))
+    spec = ExperimentSpec("arc", "grade", ICL(10), Training(source))
+    assert spec.train_level == "all" and spec.train_source == source
 
 
 def test_train_source_payload():
-    plain = ExperimentSpec(dataset="arc", measure="grade", train_level="all")
-    low = ExperimentSpec(dataset="arc", measure="grade", train_level="all",
-                         train_source=TrainSource("arc", "grade", max_value=3))
-    high = ExperimentSpec(dataset="arc", measure="grade", train_level="all",
-                          train_source=TrainSource("arc", "grade", max_value=5))
-    assert "train_source" not in plain.payload("m")
-    assert low.payload("m")["train_source"] == {"dataset": "arc", "column": "grade", "min_value": None,
-                                                "max_value": 3}
-    assert len({results.spec_key(s.payload("m")) for s in (plain, low, high)}) == 3
+    plain = ExperimentSpec("arc", "grade", ICL(10), Training("all"))
+    low = ExperimentSpec("arc", "grade", ICL(10), Training(TrainSource("arc", "grade", max_value=3)))
+    high = ExperimentSpec("arc", "grade", ICL(10), Training(TrainSource("arc", "grade", max_value=5)))
+    assert "train_source" not in payload(plain)
+    assert payload(low)["train_source"] == {"dataset": "arc", "column": "grade", "min_value": None,
+                                            "max_value": 3}
+    assert payload(low)["train_level"] == "all"
+    assert len({results.spec_key(payload(s)) for s in (plain, low, high)}) == 3
 
 
 # --- running with label noise -----------------------------------------------------------------
@@ -167,9 +201,9 @@ def test_train_source_payload():
 
 def test_draw_same_examples_nested_noise(frame):
     roles = split_roles(frame, hardness.get_measure("arc", "grade"), Selection())
-    pool = experiments.training_pool(frame, roles, "all")
-    draws = {p: experiments._draw(ExperimentSpec(dataset="arc", measure="grade", train_level="all", n_train=20,
-                                                 label_noise=p), pool, seed=3)
+    pool = split.training_pool(frame, roles, "all")
+    draws = {p: runner_module.draw(ExperimentSpec("arc", "grade", ICL(20), Training("all", label_noise=p)), pool,
+                                   seed=3)
              for p in (0.0, 0.3, 0.6, 1.0)}
     ids = list(draws[0.0]["id"])
     assert len(ids) == 20
@@ -188,10 +222,9 @@ def test_draw_same_examples_nested_noise(frame):
 
 
 def test_run_with_noise_same_examples(tiny_lm, frame, tmp_path):
-    store = ResultStore(tmp_path)
-    clean = run_experiment(spec_for(tiny_lm, "all"), tiny_lm, frame, store=store, progress=False)
-    noisy = run_experiment(spec_for(tiny_lm, "all", label_noise=1.0), tiny_lm, frame, store=store,
-                           progress=False)
+    runner = runner_for(tiny_lm, frame, tmp_path)
+    clean = runner.run(spec_for(tiny_lm, "all"))
+    noisy = runner.run(spec_for(tiny_lm, "all", label_noise=1.0))
     assert "n_noised" not in clean.columns
     assert "n_noised" in noisy.columns
     assert list(noisy["item_id"]) == list(clean["item_id"])
@@ -208,16 +241,15 @@ def test_run_with_noise_same_examples(tiny_lm, frame, tmp_path):
 
 def test_probe_trains_on_noised_labels(tiny_lm, frame, tmp_path, monkeypatch):
     seen = []
-    real = experiments.train_probe
+    real = runners.train_probe
 
     def spy(features, labels, config, seed):
         seen.append([int(y) for y in labels])
         return real(features, labels, config, seed)
 
-    monkeypatch.setattr(experiments, "train_probe", spy)
-    spec = spec_for(tiny_lm, "all", method="probe", n_train=12, seeds=(0,), label_noise=1.0,
-                    options=(("epochs", 3),))
-    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    monkeypatch.setattr(runners, "train_probe", spy)
+    spec = spec_for(tiny_lm, "all", method=Probe(12, ProbeConfig(epochs=3)), seeds=(0,), label_noise=1.0)
+    out = runner_for(tiny_lm, frame, tmp_path).run(spec)
     by_id = frame.set_index("id")
     ids = list(out["example_ids"].iloc[0])
     original = [int(by_id.loc[i, "label"]) for i in ids]
@@ -231,23 +263,23 @@ def test_probe_trains_on_noised_labels(tiny_lm, frame, tmp_path, monkeypatch):
 
 def test_train_source_same_dataset_excludes_test(tiny_lm, frame, tmp_path, monkeypatch):
     source = TrainSource("arc", "grade", max_value=4)
-    spec = spec_for(tiny_lm, "all", train_source=source, n_train=5, seeds=(0, 1, 2))
+    spec = spec_for(tiny_lm, source, method=ICL(5), seeds=(0, 1, 2))
     roles = split_roles(frame, hardness.get_measure("arc", "grade"), spec.test)
     test = select_test_items(frame, roles, spec.test)
     matching = set(source.select(frame)["id"])
     assert matching & set(test["id"])  # some test items match the filter: excluding them matters
 
     pools = []
-    real = experiments._icl_seed
+    real = runner_module.draw
 
-    def spy(spec, lm, test, pool, seed, store, progress):
+    def spy(spec, pool, seed):  # each computed seed draws its examples from the spec's pool
         pools.append(set(pool["id"]))
-        return real(spec, lm, test, pool, seed, store, progress)
+        return real(spec, pool, seed)
 
-    monkeypatch.setattr(experiments, "_icl_seed", spy)
-    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    monkeypatch.setattr(runner_module, "draw", spy)
+    out = runner_for(tiny_lm, frame, tmp_path).run(spec)
     held_out = set(frame.loc[roles["role"] == "test", "id"])  # every held-out item, scored or not
-    assert pools and all(p == matching - held_out for p in pools)
+    assert len(pools) == 3 and all(p == matching - held_out for p in pools)
     assert set(out["item_id"]) == set(test["id"])
     used = set()
     for ids in out["example_ids"]:
@@ -265,14 +297,15 @@ def test_train_source_other_dataset(tiny_lm, frame, tmp_path):
     other["id"] = other["id"].str.replace("arc-", "mmlu-")
     other["school_level"] = [float(i % 2) for i in range(len(other))]
     source = TrainSource("mmlu_stem5", "school_level", max_value=0)
-    spec = spec_for(tiny_lm, "all", train_source=source, n_train=4, seeds=(0,))
-    out = run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False, source_frame=other)
+    spec = spec_for(tiny_lm, source, method=ICL(4), seeds=(0,))
+    out = runner_for(tiny_lm, frame, tmp_path, mmlu_stem5=other).run(spec)
     allowed = set(other.loc[other["school_level"] == 0, "id"])
     ids = list(out["example_ids"].iloc[0])
     assert len(ids) == 4 and set(ids) <= allowed
 
 
 def test_train_source_empty_pool(tiny_lm, frame, tmp_path):
-    spec = spec_for(tiny_lm, "all", train_source=TrainSource("arc", "grade", min_value=100))
-    with pytest.raises(SpecError, match="no rows"):
-        run_experiment(spec, tiny_lm, frame, store=ResultStore(tmp_path), progress=False)
+    spec = spec_for(tiny_lm, TrainSource("arc", "grade", min_value=100))
+    with pytest.raises(SpecError, match="no training items in arc: grade >= 100"):
+        runner_for(tiny_lm, frame, tmp_path).run(spec)
+    assert not list(tmp_path.rglob("*.parquet"))

@@ -1,4 +1,4 @@
-"""e2h_utils.features (and scoring.choice_hidden_states): hidden-state features for probes,
+"""e2h_utils.methods.features (and scoring.choice_hidden_states): hidden-state features for probes,
 their on-disk cache, and the probe / QLoRA methods of the experiment runner.
 
 Uses the tiny random Llama of ``conftest`` and a small synthetic ARC-like frame (in-vocabulary
@@ -14,12 +14,20 @@ import pandas as pd
 import pytest
 import torch
 
-from e2h_utils import data, experiments, features, models, prompts, scoring
-from e2h_utils.experiments import ExperimentSpec, SpecError, run_experiment
-from e2h_utils.experiments import TestSelection as Selection  # renamed: pytest collects Test*
-from e2h_utils.features import FeatureCache, default_layers, features_for
-from e2h_utils.results import CorruptResult, ResultStore
-from e2h_utils.scoring import ScoringItem
+from e2h_utils.data import datasets as data
+from e2h_utils.methods import base as methods
+from e2h_utils.engine import models
+from e2h_utils.data import prompts
+from e2h_utils.engine import scoring
+from e2h_utils.engine.runtime import RunSettings
+from e2h_utils.experiments.runner import Runner
+from e2h_utils.experiments.spec import ExperimentSpec, Training, key_payload
+from e2h_utils.experiments.spec import TestSelection as Selection  # renamed: pytest collects Test*
+from e2h_utils.methods.base import MethodError, Probe, ZeroShot, build
+from e2h_utils.methods.probe import ProbeConfig
+from e2h_utils.methods.features import FeatureCache, default_layers, features_for
+from e2h_utils.experiments.store import CorruptResult, ResultStore
+from e2h_utils.engine.scoring import ScoringItem
 
 N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
 HIDDEN = 32  # the tiny model's hidden size
@@ -195,39 +203,49 @@ def test_features_for_includes_bos(tiny_lm, frame, tmp_path):
 # --- the experiment runner: probe (and QLoRA) ----------------------------------------------
 
 
-def probe_spec(lm, train_level="easy", **kwargs) -> ExperimentSpec:
-    kwargs.setdefault("n_train", 6)
+def probe_spec(lm, train_level="easy", method="probe", n_train=6, options=None, **kwargs) -> ExperimentSpec:
+    """An ARC grade spec of the YAML method ``method`` (``methods.build``: n_train examples,
+    ``options``, default epochs 20) trained on ``train_level`` ("none": its zero-shot baseline)."""
     kwargs.setdefault("seeds", (0,))
     kwargs.setdefault("test", Selection(test_fraction=0.5, max_per_level=4))
-    kwargs.setdefault("options", {"epochs": 20})
-    kwargs.setdefault("method", "probe")
-    return ExperimentSpec(dataset="arc", measure="grade", train_level=train_level, model=lm.spec.name, **kwargs)
+    typed = build(method, n_train, dict({"epochs": 20} if options is None else options))
+    if train_level == "none":
+        return ExperimentSpec(dataset="arc", measure="grade", method=typed.baseline(), training=None,
+                              model=lm.spec.name, **kwargs)
+    return ExperimentSpec(dataset="arc", measure="grade", method=typed, training=Training(train_level),
+                          model=lm.spec.name, **kwargs)
+
+
+def run(lm, spec, frame, store, settings=None):
+    return Runner(lm, store=store, settings=settings, frames={"arc": frame}, progress=False).run(spec)
 
 
 def test_probe_options_normalised_and_checked():
-    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe",
-                          options={"epochs": 20, "layers": [1, 2]})
-    assert spec.options == (("epochs", 20), ("layers", (1, 2)))
-    assert spec.method_options() == {"layers": (1, 2), "epochs": 20, "lr": 0.05, "l2": 1.0, "max_grad_norm": 1.0,
-                                     "lr_floor": 0.1, "max_refits": 6}
-    assert set(experiments.METHOD_OPTIONS["probe"]) == {"layers", "epochs", "lr", "l2", "max_grad_norm", "lr_floor",
-                                                        "max_refits"}
-    with pytest.raises(SpecError) as info:
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="probe", options={"epoch": 20})
-    for name in experiments.METHOD_OPTIONS["probe"]:
+    method = build("probe", 6, {"epochs": 20, "layers": [1, 2]})
+    assert isinstance(method, Probe) and method.layers == (1, 2) and method.config.epochs == 20
+    assert method == build("probe", 6, {"layers": (1, 2), "epochs": 20})  # one method, however written
+    assert dict(method.options()) == {"layers": (1, 2), "epochs": 20, "lr": 0.05, "l2": 1.0, "max_grad_norm": 1.0,
+                                      "lr_floor": 0.1, "max_refits": 6}
+    assert set(methods.option_names("probe")) == {"layers", "epochs", "lr", "l2", "max_grad_norm", "lr_floor",
+                                                  "max_refits"}
+    with pytest.raises(MethodError) as info:
+        build("probe", 6, {"epoch": 20})
+    for name in methods.option_names("probe"):
         assert name in str(info.value)
     assert "epoch" in str(info.value)
-    with pytest.raises(SpecError, match="none"):  # icl takes no options
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", options={"epochs": 1})
-    with pytest.raises(SpecError, match="micro_batch"):
-        ExperimentSpec(dataset="arc", measure="grade", train_level="easy", method="qlora", options={"rank": 4})
+    with pytest.raises(MethodError, match="none"):  # icl takes no options
+        build("icl", 6, {"epochs": 1})
+    with pytest.raises(MethodError, match="min_updates"):  # an unknown qlora option: the valid ones listed
+        build("qlora", 6, {"rank": 4})
+    with pytest.raises(MethodError, match="run setting"):  # micro_batch is a run setting now, not an option
+        build("qlora", 6, {"micro_batch": 4})
 
 
 def test_run_experiment_probe(tiny_lm, frame, tmp_path):
     store = ResultStore(tmp_path)
     spec = probe_spec(tiny_lm, seeds=(0, 1))
-    assert spec.options == (("epochs", 20),)
-    out = run_experiment(spec, tiny_lm, frame, store=store, progress=False)
+    assert spec.method == Probe(6, ProbeConfig(epochs=20))  # only the option given differs from the defaults
+    out = run(tiny_lm, spec, frame, store)
     assert len(out) == 2 * 12
     by_id = frame.set_index("id")
     for seed, part in out.groupby("seed"):
@@ -246,34 +264,36 @@ def test_run_experiment_probe(tiny_lm, frame, tmp_path):
                                                                                       "seed-1.parquet"]
     assert len(list((tmp_path / "arc" / "features").glob("*.npz"))) == 1
     # other options, other results
-    assert probe_spec(tiny_lm, options={"epochs": 5}).payload("m") != spec.payload("m")
+    assert probe_spec(tiny_lm, options={"epochs": 5}).canonical() != spec.canonical()
+    assert key_payload(probe_spec(tiny_lm, options={"epochs": 5}), "m", frame) != key_payload(spec, "m", frame)
 
 
 def test_zero_shot_shared_across_methods(tiny_lm, frame, tmp_path, counter):
     icl = probe_spec(tiny_lm, "none", method="icl", options=())
     probe = probe_spec(tiny_lm, "none")
     qlora = probe_spec(tiny_lm, "none", method="qlora", options={"min_updates": 2})
-    assert icl.payload(tiny_lm.identity) == probe.payload(tiny_lm.identity) == qlora.payload(tiny_lm.identity)
+    assert icl.method == probe.method == qlora.method == ZeroShot()  # every method's baseline: zero-shot
+    assert (key_payload(icl, tiny_lm.identity, frame) == key_payload(probe, tiny_lm.identity, frame)
+            == key_payload(qlora, tiny_lm.identity, frame))
     store = ResultStore(tmp_path)
-    a = run_experiment(icl, tiny_lm, frame, store=store, progress=False)
-    b = run_experiment(probe, tiny_lm, frame, store=store, progress=False)
+    a = run(tiny_lm, icl, frame, store)
+    b = run(tiny_lm, probe, frame, store)
     assert counter == []  # zero-shot needs no features
     assert len(list(tmp_path.rglob("*.parquet"))) == 1
     cols = [c for c in a.columns if c != "method"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
-    assert (b["method"] == "probe").all()
+    assert (b["method"] == "zero_shot").all()  # the method column names the method run (its kind)
 
 
 def test_probe_reuses_cached_features(tiny_lm, frame, tmp_path, counter):
     store = ResultStore(tmp_path)
-    first = run_experiment(probe_spec(tiny_lm, seeds=(0,)), tiny_lm, frame, store=store, progress=False)
+    first = run(tiny_lm, probe_spec(tiny_lm, seeds=(0,)), frame, store)
     assert counter == [6 + 12]  # 6 training items + 12 test items
-    second = run_experiment(probe_spec(tiny_lm, seeds=(1,)), tiny_lm, frame, store=store, progress=False)
+    second = run(tiny_lm, probe_spec(tiny_lm, seeds=(1,)), frame, store)
     new = set(second["example_ids"].iloc[0]) - set(first["example_ids"].iloc[0])
     assert sum(counter[1:]) == len(new) < counter[0]
     # the same features whatever the seed: a third run over known items extracts nothing
-    run_experiment(probe_spec(tiny_lm, seeds=(0, 1), options={"epochs": 5}), tiny_lm, frame, store=store,
-                   progress=False)
+    run(tiny_lm, probe_spec(tiny_lm, seeds=(0, 1), options={"epochs": 5}), frame, store)
     assert sum(counter[1:]) == len(new)
 
 
@@ -281,12 +301,17 @@ def test_run_experiment_qlora(tiny_model_dir, frame, tmp_path):
     lm = models.load_model(str(tiny_model_dir))  # only its spec is used: QLoRA loads a fresh base
     spec = probe_spec(lm, method="qlora", n_train=4,
                       options={"quantization": "none", "min_updates": 2, "min_epochs": 1, "max_batch": 4,
-                               "target_modules": ["q_proj", "v_proj"], "keep_adapter": str(tmp_path / "adapters")})
-    assert dict(spec.options)["target_modules"] == ("q_proj", "v_proj")
-    out = run_experiment(spec, lm, frame, store=ResultStore(tmp_path), progress=False)
+                               "target_modules": ["q_proj", "v_proj"]})
+    assert spec.method.config.target_modules == ("q_proj", "v_proj")
+    assert dict(spec.method.options())["target_modules"] == ("q_proj", "v_proj")
+    # keeping adapters is a run setting now (RunSettings.keep_adapters), no longer a method option
+    settings = RunSettings(keep_adapters=str(tmp_path / "adapters"))
+    out = run(lm, spec, frame, ResultStore(tmp_path), settings)
     assert len(out) == 12 and (out["n_shots"] == 4).all()
     assert all(len(losses) == 2 and np.isfinite(losses).all() for losses in out["train_losses"])
-    assert (tmp_path / "adapters" / "seed-0" / "adapter_config.json").is_file()
+    # one folder per run and seed under keep_adapters, laid out like the store: <dataset>/<method>/<key>/seed-<s>
+    key = ResultStore(tmp_path).folder(key_payload(spec, lm.identity, frame)).name
+    assert (tmp_path / "adapters" / "arc" / "qlora" / key / "seed-0" / "adapter_config.json").is_file()
 
 
 def test_features_of_changed_text_are_extracted_again(tiny_lm, frame, tmp_path, counter):

@@ -16,9 +16,17 @@ import pytest
 import torch
 import yaml
 
-from e2h_utils import answers, data, experiments, features, hardness, models, prompts, qlora
-from e2h_utils.probe import ProbeConfig
-from e2h_utils.qlora import QLoRAConfig
+from e2h_utils.data import answers
+from e2h_utils.data import datasets as data
+from e2h_utils.experiments.spec import ExperimentSpec, Training
+from e2h_utils.methods.base import CoT, ICL, ZeroShot
+from e2h_utils.methods import features
+from e2h_utils.data import hardness
+from e2h_utils.engine import models
+from e2h_utils.data import prompts
+from e2h_utils.methods import qlora
+from e2h_utils.methods.probe import ProbeConfig
+from e2h_utils.methods.qlora import QLoRAConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ROOT / "docs" / "fidelity.md"
@@ -176,8 +184,10 @@ def _f60():
 
 
 def _f61():
-    spec = experiments.ExperimentSpec("strategyqa", "num_steps", "easy", method="icl_cot")
-    assert spec.unsupervised().method == "icl" and spec.unsupervised().zero_shot
+    spec = ExperimentSpec("strategyqa", "num_steps", CoT(ICL(8)), Training("easy"))
+    assert spec.unsupervised().method == ZeroShot() and spec.unsupervised().training is None  # answer-scored
+    gsm8k = ExperimentSpec("gsm8k", "num_steps", CoT(ICL(8)), Training("easy"))
+    assert gsm8k.unsupervised().method == CoT(ZeroShot(), max_new_tokens=300)  # zero-shot CoT
     assert prompts.get_cot_format(None, "gsm8k").zero_shot_prompt({"question": "q"}).startswith(
         "This worksheet contain math word problems.")
 

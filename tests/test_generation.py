@@ -1,4 +1,4 @@
-"""e2h_utils.generation.greedy_generate against Hugging Face ``generate(do_sample=False)``.
+"""e2h_utils.engine.generation.greedy_generate against Hugging Face ``generate(do_sample=False)``.
 
 The reference runs one prompt at a time, unpadded, with the prefix written in front of the
 prompt; ``greedy_generate`` encodes the prefix once and left-pads batches after it. Both
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from e2h_utils.generation import greedy_generate
+from e2h_utils.engine.generation import greedy_generate
 
 N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
 PROMPTS = [
@@ -258,11 +258,11 @@ def test_buffered_cache_grows_and_drops_rows_like_concatenation():
     and dropping rows keeps the others' keys."""
     import torch
 
-    from e2h_utils.generation import buffered_cache
+    from e2h_utils.engine.batching import buffered
 
     torch.manual_seed(0)
     keys, values = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
-    cache = buffered_cache([(keys, values)], room=2)
+    cache = buffered([(keys, values)], room=2)
     layer = cache.layers[0]
     expected_k, expected_v = keys, values
     for step in range(4):  # two steps fit the room, two more grow the buffer
@@ -280,7 +280,8 @@ def test_grouped_query_attention_in_sdpa_gives_the_same_scores(tiny_lm, monkeypa
     numbers as with every key/value head copied first (the tiny model has 4 query, 2 kv heads)."""
     import os
 
-    from e2h_utils import models, scoring
+    from e2h_utils.engine import models
+    from e2h_utils.engine import scoring
 
     assert os.environ.get(models.SDPA_GQA_ENV) == "1"
     items = [scoring.ScoringItem((5, 6, 7, 8), ((9, 10), (11,), (12, 13, 14)))] * 3

@@ -1,4 +1,4 @@
-"""e2h_utils.hardness: the registry and the easy / medium / hard assignment."""
+"""e2h_utils.data.hardness: the registry and the easy / medium / hard assignment."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import data, hardness
+from e2h_utils.data import datasets as data
+from e2h_utils.data import hardness
 
 
 def _levels(values, measure) -> list:

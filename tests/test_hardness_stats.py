@@ -1,5 +1,6 @@
-"""e2h_utils.hardness_stats: correlations between hardness measures, accuracy by level
-(hand-computed on tiny frames), and zero-shot results with the tiny random Llama."""
+"""e2h_utils.analysis.hardness_stats: correlations between hardness measures, accuracy by level
+(hand-computed on tiny frames), and zero-shot results with the tiny random Llama (now
+``experiments.mdl.zero_shot_items``, formerly ``hardness_stats.zero_shot_results``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import icl
-from e2h_utils.hardness_stats import (
+from e2h_utils.methods import icl
+from e2h_utils.analysis.hardness_stats import (
     accuracy_by_level,
     easy_vs_hard,
     level_counts,
@@ -18,9 +19,9 @@ from e2h_utils.hardness_stats import (
     median_abs_correlation,
     spearman,
     strongest_pairs,
-    zero_shot_results,
 )
-from e2h_utils.results import ResultStore
+from e2h_utils.experiments.mdl import zero_shot_items
+from e2h_utils.experiments.store import ResultStore
 from test_experiments import make_frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -133,19 +134,19 @@ CORRECT = pd.DataFrame({"item_id": ["q0", "q1", "q2", "q3", "q4", "q5", "q6", "q
 
 def test_accuracy_by_level_hand_computed():
     table = accuracy_by_level(SMALL, CORRECT, "arc", ["grade", "difficulty"], n_boot=200)
-    assert list(table.columns) == ["dataset", "measure", "level", "accuracy", "lo", "hi", "n"]
+    assert list(table.columns) == ["dataset", "measure", "level", "point", "lo", "hi", "n"]
     grade = table[table["measure"] == "grade"].set_index("level")
     assert list(grade.index) == ["easy", "medium", "hard"]
-    assert grade.loc["easy", "accuracy"] == pytest.approx(0.75) and grade.loc["easy", "n"] == 4
-    assert grade.loc["medium", "accuracy"] == 0.0 and grade.loc["medium", "n"] == 2
-    assert grade.loc["hard", "accuracy"] == pytest.approx(0.5) and grade.loc["hard", "n"] == 2  # q6, q9; q7 unscored
+    assert grade.loc["easy", "point"] == pytest.approx(0.75) and grade.loc["easy", "n"] == 4
+    assert grade.loc["medium", "point"] == 0.0 and grade.loc["medium", "n"] == 2
+    assert grade.loc["hard", "point"] == pytest.approx(0.5) and grade.loc["hard", "n"] == 2  # q6, q9; q7 unscored
     # difficulty: every valued item is easy (q0..q8); no medium / hard rows at all
     difficulty = table[table["measure"] == "difficulty"].set_index("level")
     assert list(difficulty.index) == ["easy"]
-    assert difficulty.loc["easy", "n"] == 8 and difficulty.loc["easy", "accuracy"] == pytest.approx(5 / 8)
+    assert difficulty.loc["easy", "n"] == 8 and difficulty.loc["easy", "point"] == pytest.approx(5 / 8)
     assert (table["dataset"] == "arc").all()
     for row in table.to_dict("records"):
-        assert row["lo"] <= row["accuracy"] <= row["hi"]
+        assert row["lo"] <= row["point"] <= row["hi"]
         assert 0.0 <= row["lo"] and row["hi"] <= 1.0
     assert grade.loc["medium", "lo"] == grade.loc["medium", "hi"] == 0.0  # all wrong: no spread
     assert grade.loc["easy", "lo"] < grade.loc["easy", "hi"]
@@ -171,17 +172,17 @@ def test_level_counts():
 def test_easy_vs_hard():
     by_level = pd.DataFrame([
         # clearly harder: hard CI [0.1, 0.3] below easy CI [0.6, 0.9]
-        {"dataset": "arc", "measure": "grade", "level": "easy", "accuracy": 0.8, "lo": 0.6, "hi": 0.9, "n": 40},
-        {"dataset": "arc", "measure": "grade", "level": "medium", "accuracy": 0.5, "lo": 0.4, "hi": 0.6, "n": 30},
-        {"dataset": "arc", "measure": "grade", "level": "hard", "accuracy": 0.2, "lo": 0.1, "hi": 0.3, "n": 20},
+        {"dataset": "arc", "measure": "grade", "level": "easy", "point": 0.8, "lo": 0.6, "hi": 0.9, "n": 40},
+        {"dataset": "arc", "measure": "grade", "level": "medium", "point": 0.5, "lo": 0.4, "hi": 0.6, "n": 30},
+        {"dataset": "arc", "measure": "grade", "level": "hard", "point": 0.2, "lo": 0.1, "hi": 0.3, "n": 20},
         # overlapping CIs
-        {"dataset": "arc", "measure": "bloom", "level": "easy", "accuracy": 0.6, "lo": 0.4, "hi": 0.8, "n": 10},
-        {"dataset": "arc", "measure": "bloom", "level": "hard", "accuracy": 0.5, "lo": 0.3, "hi": 0.7, "n": 12},
+        {"dataset": "arc", "measure": "bloom", "level": "easy", "point": 0.6, "lo": 0.4, "hi": 0.8, "n": 10},
+        {"dataset": "arc", "measure": "bloom", "level": "hard", "point": 0.5, "lo": 0.3, "hi": 0.7, "n": 12},
         # no hard level: left out
-        {"dataset": "arc", "measure": "difficulty", "level": "easy", "accuracy": 0.6, "lo": 0.4, "hi": 0.8, "n": 9},
-        {"dataset": "mmlu_stem5", "measure": "school_level", "level": "easy", "accuracy": 0.5, "lo": 0.45,
+        {"dataset": "arc", "measure": "difficulty", "level": "easy", "point": 0.6, "lo": 0.4, "hi": 0.8, "n": 9},
+        {"dataset": "mmlu_stem5", "measure": "school_level", "level": "easy", "point": 0.5, "lo": 0.45,
          "hi": 0.55, "n": 50},
-        {"dataset": "mmlu_stem5", "measure": "school_level", "level": "hard", "accuracy": 0.5, "lo": 0.45,
+        {"dataset": "mmlu_stem5", "measure": "school_level", "level": "hard", "point": 0.5, "lo": 0.45,
          "hi": 0.55, "n": 50},
     ])
     table = easy_vs_hard(by_level)
@@ -204,11 +205,11 @@ def test_accuracy_then_easy_vs_hard():
 # --- zero-shot results ------------------------------------------------------------------------
 
 
-def test_zero_shot_results_store_and_reuse(tiny_lm, tmp_path, monkeypatch):
+def test_zero_shot_items_store_and_reuse(tiny_lm, tmp_path, monkeypatch):
     frame = make_frame()
     items = frame.iloc[:6]
     store = ResultStore(tmp_path)
-    first = zero_shot_results(tiny_lm, items, "arc", store=store, progress=False)
+    first = zero_shot_items(tiny_lm, items, "arc", store=store, progress=False)
     assert list(first["item_id"]) == sorted(items["id"])
     assert {"item_id", "probs", "pred", "correct", "p_correct", "label"} <= set(first.columns)
     labels = items.set_index("id").loc[list(first["item_id"]), "label"].to_numpy(dtype=int)
@@ -226,11 +227,11 @@ def test_zero_shot_results_store_and_reuse(tiny_lm, tmp_path, monkeypatch):
 
     monkeypatch.setattr(icl, "score_with_examples", spy)
     # the same items in another order: reused
-    again = zero_shot_results(tiny_lm, items.iloc[::-1], "arc", store=store, progress=False)
+    again = zero_shot_items(tiny_lm, items.iloc[::-1], "arc", store=store, progress=False)
     assert calls == []
     pd.testing.assert_frame_equal(first, again)
     # other items: scored and stored beside it
-    other = zero_shot_results(tiny_lm, frame.iloc[:4], "arc", store=store, progress=False)
+    other = zero_shot_items(tiny_lm, frame.iloc[:4], "arc", store=store, progress=False)
     assert calls == [4] and len(other) == 4
     assert len(list(tmp_path.rglob("*.parquet"))) == 2
     # the scores of an item do not depend on which other items were scored (zero-shot, no context)
@@ -239,5 +240,5 @@ def test_zero_shot_results_store_and_reuse(tiny_lm, tmp_path, monkeypatch):
     for a, b in zip(shared["probs_a"], shared["probs_b"]):
         np.testing.assert_allclose(a, b, atol=1e-5)
     # a different prompt format is a different result
-    zero_shot_results(tiny_lm, items, "arc", prompt_format="mc_plain", store=store, progress=False)
+    zero_shot_items(tiny_lm, items, "arc", prompt_format="mc_plain", store=store, progress=False)
     assert calls == [4, 6]

@@ -1,12 +1,13 @@
-"""e2h_utils.prompts and e2h_utils.icl: prompt formats, example draws, fitting the prefix."""
+"""e2h_utils.data.prompts and e2h_utils.methods.icl: prompt formats, example draws, fitting the prefix."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from e2h_utils import icl, prompts
-from e2h_utils.scoring import encode, make_item
+from e2h_utils.methods import icl
+from e2h_utils.data import prompts
+from e2h_utils.engine.scoring import encode, make_item
 
 # --- prompt formats ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""e2h_utils.mdl: the authors' MDL measures on the synthetic ARC-like frame of ``test_experiments``
+"""e2h_utils.experiments.mdl: the authors' MDL measures on the synthetic ARC-like frame of ``test_experiments``
 (60 graded rows, the last 12 of them the MDL hold-out), with the tiny random Llama of ``conftest``."""
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import hardness, mdl, paths
-from e2h_utils.experiments import ExperimentSpec, SpecError, run_experiment
-from e2h_utils.experiments import TestSelection as Selection  # pytest collects Test*
-from e2h_utils.mdl import MDLSpec, holdout_items, mdl_scores, nested_subsets, run_mdl, scored_items
-from e2h_utils.probe import ProbeConfig
-from e2h_utils.qlora import QLoRAConfig
-from e2h_utils.results import ResultStore
+from e2h_utils.data import hardness
+from e2h_utils.experiments import mdl
+from e2h_utils import paths
+from e2h_utils.experiments.runner import Runner
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError
+from e2h_utils.experiments.spec import TestSelection as Selection  # pytest collects Test*
+from e2h_utils.experiments.mdl import MDLSpec, holdout_items, mdl_scores, nested_subsets, run_mdl, scored_items
+from e2h_utils.methods.base import ZeroShot
+from e2h_utils.methods.probe import ProbeConfig
+from e2h_utils.methods.qlora import QLoRAConfig
+from e2h_utils.experiments.store import ResultStore
 from test_experiments import N_NAN, N_ROWS, make_frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -119,9 +123,10 @@ def test_zero_shot_mdl_is_one_minus_zero_shot_confidence(tiny_lm, frame, tmp_pat
     items = scored_items(frame, MDLSpec(dataset="arc"))
     assert sorted(out["item_id"]) == sorted(items["id"]) and (out["size"] == 0).all()
     # the same probabilities as the experiments' zero-shot run on those items
-    spec = ExperimentSpec(dataset="arc", measure="grade", train_level="none", model=tiny_lm.spec.name,
+    spec = ExperimentSpec(dataset="arc", measure="grade", method=ZeroShot(), training=None, model=tiny_lm.spec.name,
                           test=Selection(test_fraction=0.5))
-    zero = run_experiment(spec, tiny_lm, frame, store=store, progress=False).set_index("item_id")["p_correct"]
+    runner = Runner(tiny_lm, store=store, frames={"arc": frame}, progress=False)
+    zero = runner.run(spec).set_index("item_id")["p_correct"]
     shared = sorted(set(zero.index) & set(out["item_id"]))
     assert len(shared) > 5
     np.testing.assert_allclose(out.set_index("item_id").loc[shared, "p_correct"], zero.loc[shared], rtol=1e-5)
@@ -169,7 +174,7 @@ def test_trained_mdl_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
 
 
 def test_qlora_mdl_runs_on_the_holdout(tiny_lm, frame, tmp_path):
-    config = QLoRAConfig(quantization="none", min_updates=1, min_epochs=1, max_batch=4, micro_batch=4)
+    config = QLoRAConfig(quantization="none", min_updates=1, min_epochs=1, max_batch=4)  # micro_batch: a run setting now
     spec = MDLSpec(dataset="arc", learner="qlora", model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
                    max_items=6, qlora=config)
     out = run_mdl(tiny_lm, frame, spec, store=ResultStore(tmp_path), progress=False)
@@ -219,7 +224,7 @@ def test_frames_with_mdl_adds_levels(frame):
 def test_frames_with_mdl_keeps_a_value_column_named_like_a_level():
     """MMLU's school_level is data (0/1), not a level column: merging MDL must keep it (it was
     dropped, and the paper profile's easy_to_hard failed on mmlu_stem5/school_level)."""
-    from e2h_utils import data
+    from e2h_utils.data import datasets as data
 
     mmlu = data.tidy(pd.DataFrame({"id": [f"m{i}" for i in range(20)], "question": ["q"] * 20,
                                    "choices": [["a", "b", "c", "d"]] * 20, "label": [0] * 20, "answer": ["a"] * 20,

@@ -1,4 +1,4 @@
-"""Unit tests of e2h_utils.metrics: SGR (and clipped SGR), the paired bootstrap and the summary."""
+"""Unit tests of e2h_utils.analysis.metrics: SGR (and clipped SGR), the paired bootstrap and the summary."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from e2h_utils.metrics import (
+from e2h_utils.analysis.metrics import (
     Estimate,
     bootstrap_accuracies,
     estimate_from_replicates,

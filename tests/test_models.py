@@ -1,4 +1,4 @@
-"""e2h_utils.models / embedded: specs, sources, loading, BOS handling, the embedded model cache."""
+"""e2h_utils.engine.models / embedded: specs, sources, loading, BOS handling, the embedded model cache."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from e2h_utils import embedded, models, paths
-from e2h_utils.models import ModelSpec, ModelSpecError
+from e2h_utils.engine import embedded
+from e2h_utils.engine import models
+from e2h_utils import paths
+from e2h_utils.engine.models import ModelSpec, ModelSpecError
 
 
 def _embedded_available() -> bool:
@@ -319,7 +321,9 @@ def test_a_model_split_over_devices_scores_as_on_one(four_layer_dir: Path, tmp_p
     Scores, hidden states and generations equal the one-device model's."""
     import numpy as np
 
-    from e2h_utils import generation, runtime, scoring
+    from e2h_utils.engine import generation
+    from e2h_utils.engine import runtime
+    from e2h_utils.engine import scoring
 
     one = models.load_model(str(four_layer_dir))
     settings = runtime.parse({"max_memory": {"cpu": "200KB"}, "offload_folder": str(tmp_path / "offload")})
@@ -342,7 +346,7 @@ def test_a_model_split_over_devices_scores_as_on_one(four_layer_dir: Path, tmp_p
 
 
 def test_single_placement_and_an_explicit_device(four_layer_dir: Path):
-    from e2h_utils import runtime
+    from e2h_utils.engine import runtime
 
     device, kwargs = models.placement(ModelSpec(str(four_layer_dir)), runtime.parse({"device_map": "single",
                                                                                       "device": "cpu"}))

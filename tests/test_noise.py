@@ -1,4 +1,4 @@
-"""e2h_utils.noise: label noise for training examples (no model)."""
+"""e2h_utils.methods.noise: label noise for training examples (no model)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils.noise import FLIPPED, corrupt_labels, noise_rates
+from e2h_utils.methods.noise import FLIPPED, corrupt_labels, noise_rates
 
 
 def examples(n: int = 400, seed: int = 0, n_choices=(4,)) -> pd.DataFrame:

@@ -7,6 +7,7 @@ cache (``E2H_CACHE``).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils import mdl, paths, plan, reproduce
+from e2h_utils.experiments import mdl
+from e2h_utils import paths
+from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = sorted(p.stem for p in (ROOT / "parameters" / "smoke").glob("*.yaml") if not p.name.startswith("_"))
@@ -36,6 +40,10 @@ def test_every_notebook_has_a_smoke_profile():
     assert notebooks and notebooks == SMOKE
 
 
+def _rows(table: pd.DataFrame, quantity: str) -> pd.DataFrame:
+    return table[table["quantity"] == quantity]
+
+
 def test_easy_to_hard_smoke(smoke_project):
     status = reproduce.run("smoke", only=["easy_to_hard"])
     assert status == {"easy_to_hard": reproduce.RAN}
@@ -45,41 +53,47 @@ def test_easy_to_hard_smoke(smoke_project):
     for stem in ("figures/hard_accuracy", "figures/sgr"):
         for ext in (".pdf", ".png"):
             assert (out / (stem + ext)).stat().st_size > 1000, stem + ext
-    summary = pd.read_csv(out / "tables" / "summary.csv")
+    result = pd.read_csv(out / "tables" / "results.csv")  # the one result table
+    comparisons = _rows(result, "sgr")
     pairs = {("arc", "grade"), ("arc", "mdl"), ("strategyqa", "num_steps")}  # the smoke YAML's measures
-    assert set(zip(summary["dataset"], summary["measure"], summary["method"])) == {
+    assert set(zip(comparisons["dataset"], comparisons["measure"], comparisons["method"])) == {
         (d, m, method) for d, m in pairs for method in ("icl", "probe", "qlora")} | {
         (d, "num_steps", method) for d in ("gsm8k", "strategyqa") for method in ("icl_cot", "qlora_cot")}
-    for column in ("acc_unsupervised", "acc_easy", "acc_hard"):
-        assert summary[column].between(0, 1).all()
-        assert (summary[column + "_lo"] <= summary[column] + 1e-9).all()
-        assert (summary[column] <= summary[column + "_hi"] + 1e-9).all()
-    cot = summary["method"].str.endswith("_cot")
-    assert (summary.loc[~cot, "n_items"] == 6).all()  # max_test_per_level in the smoke YAML
-    assert (summary.loc[cot, "n_items"] == 2).all()  # cot_max_test_per_level
+    assert len(comparisons) == 13
+    for quantity in ("unsupervised", "easy", "hard"):
+        _assert_cis(_rows(result, quantity), "point", "lo", "hi")
+    accuracies = result[result["quantity"].isin(["unsupervised", "easy", "hard"])]
+    cot = accuracies["method"].str.endswith("_cot")
+    assert (accuracies.loc[~cot, "n_items"] == 6).all()  # max_test_per_level in the smoke YAML
+    assert (accuracies.loc[cot, "n_items"] == 2).all()  # cot_max_test_per_level
     sgr = pd.read_csv(out / "tables" / "sgr.csv")
     assert len(sgr) == 13 and "SGR" in sgr.columns and "SGR clipped to [0, 1]" in sgr.columns
     rules = pd.read_csv(out / "tables" / "cot_answer_rules.csv")  # both answer rules, per CoT row
     assert sorted(rules["rule"]) == sorted(["strict", "lenient"] * 4)
     assert (out / "tables" / "sgr.tex").read_text().lstrip().startswith("\\begin{tabular}")
     items = pd.read_parquet(out / "tables" / "items.parquet")
-    assert set(items["train_level"]) == {"none", "easy", "hard"}
+    assert set(items["condition"]) == {"unsupervised", "easy", "hard"}
     assert set(items["level"]) == {"hard"}
-    assert set(items["method"]) == {"icl", "probe", "qlora"}
+    assert set(items["method"]) == {"icl", "probe", "qlora", "icl_cot", "qlora_cot"}  # the comparison's method
     assert set(items["measure"]) == {"grade", "mdl", "num_steps"}  # the MDL measure ran like any other
+    by_level = pd.read_csv(out / "tables" / "accuracy_by_level.csv")
+    assert set(by_level["condition"]) == {"unsupervised", "easy", "hard"} and by_level["accuracy"].between(0, 1).all()
     sanity = pd.read_csv(out / "tables" / "sanity_zero_shot.csv")
-    assert set(sanity["prompt format"]) == {"mc_lettered", "mc_plain"} and (sanity["n"] == 4).all()
+    assert set(sanity["prompt_format"]) == {"mc_lettered", "mc_plain"} and (sanity["n_items"] == 4).all()
+    assert set(sanity["test_level"]) == {"easy", "hard"}
     generations = pd.read_parquet(out / "tables" / "generations.parquet")
     assert set(generations["method"]) == {"icl_cot", "qlora_cot"}
     # StrategyQA's CoT baseline is the answer-scored zero-shot run: it generates nothing
     strategyqa = generations[generations["dataset"] == "strategyqa"]
-    assert set(strategyqa["train_level"]) == {"easy", "hard"}
-    assert set(generations.loc[generations["dataset"] == "gsm8k", "train_level"]) == {"none", "easy", "hard"}
+    assert set(strategyqa["condition"]) == {"easy", "hard"}
+    assert set(generations.loc[generations["dataset"] == "gsm8k", "condition"]) == {"unsupervised", "easy", "hard"}
     assert generations["generation"].map(len).gt(0).all()  # the model wrote something for every item
-    assert set(generations["train_level"]) == {"none", "easy", "hard"}
     all_to_all = pd.read_csv(out / "tables" / "all_to_all.csv")
-    assert {"zero-shot", "icl", "probe", "qlora"} <= set(all_to_all["method"])
+    assert set(all_to_all["train_level"]) == {"none", "all"} and set(all_to_all["method"]) == {"icl", "probe", "qlora"}
     assert (all_to_all["test items"] == 6).all()  # 2 per level x 3 levels
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["runs"] and set(provenance["models"]) == {"embedded"}
+    assert {Path(f).name for f in provenance["files"]} >= {"sgr.csv", "results.csv", "items.parquet"}
     # nothing changed: the second run is skipped
     assert reproduce.run("smoke", only=["easy_to_hard"]) == {"easy_to_hard": reproduce.UP_TO_DATE}
 
@@ -166,7 +180,7 @@ def test_hardness_measures_smoke(smoke_project):
     by_level = pd.read_csv(out / "tables" / "zero_shot_by_level.csv")
     assert set(by_level["dataset"]) == set(params["mdl_learners"])
     assert set(by_level["level"]) <= {"easy", "medium", "hard"} and "mdl" in set(by_level["measure"])
-    _assert_cis(by_level, "accuracy", "lo", "hi")
+    _assert_cis(by_level, "point", "lo", "hi")
 
 
 def test_sample_count_smoke(smoke_project):
@@ -181,7 +195,7 @@ def test_sample_count_smoke(smoke_project):
                      for n in params["sizes"][method] if n > 0}
     rows = list(zip(curve["method"], curve["dataset"], curve["measure"], curve["train_level"], curve["n"]))
     assert len(rows) == len(expected) and set(rows) == expected
-    _assert_cis(curve, "accuracy", "lo", "hi")
+    _assert_cis(curve, "point", "lo", "hi")
     assert (curve["n_items"] == params["max_test_per_level"]).all()  # hard test items only
     costs = params["label_costs"]
     assert list(curve["cost"]) == [0 if level == "none" else n * costs[level]
@@ -196,29 +210,31 @@ def test_label_noise_smoke(smoke_project):
     _assert_figures(out, "label_noise")
     table = pd.read_csv(out / "tables" / "label_noise.csv")
     targets = _targets(params["sweeps_to_run"])
-    assert len(table) == len(targets) * len(params["rates"])
-    assert set(zip(table["method"], table["dataset"], table["measure"], table["p"])) == {
+    sgr = _rows(table, "sgr")
+    assert len(sgr) == len(targets) * len(params["rates"])
+    assert set(zip(sgr["method"], sgr["dataset"], sgr["measure"], sgr["p"])) == {
         (*t, p) for t in targets for p in params["rates"]}
-    assert list(table["noise_easy"]) == list(table["p"])
-    assert table["noise_hard"].tolist() == pytest.approx(
-        [min(1.0, params["hard_multiplier"] * p) for p in table["p"]])
+    assert list(sgr["noise_easy_rate"]) == list(sgr["p"])
+    assert sgr["noise_hard_rate"].tolist() == pytest.approx(
+        [min(1.0, params["hard_multiplier"] * p) for p in sgr["p"]])
     for cond in ("unsupervised", "easy", "hard"):
-        _assert_cis(table, f"acc_{cond}", f"acc_{cond}_lo", f"acc_{cond}_hi")
+        _assert_cis(_rows(table, cond), "point", "lo", "hi")
     # zero-shot does not depend on the noise rate
-    assert (table.groupby(["method", "dataset"])["acc_unsupervised"].nunique() == 1).all()
+    assert (_rows(table, "unsupervised").groupby(["method", "dataset"])["point"].nunique() == 1).all()
 
 
 def test_model_scale_smoke(smoke_project):
     params = _smoke_params("model_scale")
     out = _run_smoke("model_scale")
     _assert_figures(out, "accuracy_by_model", "sgr_by_model")
-    summary = pd.read_csv(out / "tables" / "summary.csv")
+    result = pd.read_csv(out / "tables" / "results.csv")
     assert params["models_to_compare"] == ["embedded"]
-    assert set(summary["model"]) == {"embedded"}
+    assert set(result["model"]) == {"embedded"}
+    summary = _rows(result, "sgr")
     assert set(zip(summary["method"], summary["dataset"], summary["measure"])) == _targets(params["runs"])
     assert len(summary) == len(_targets(params["runs"]))
     for cond in ("unsupervised", "easy", "hard"):
-        _assert_cis(summary, f"acc_{cond}", f"acc_{cond}_lo", f"acc_{cond}_hi")
+        _assert_cis(_rows(result, cond), "point", "lo", "hi")
     sgr = pd.read_csv(out / "tables" / "sgr_by_model.csv")
     assert len(sgr) == len(summary) and "SGR" in sgr.columns
     text = _notebook_text(out, "model_scale")
@@ -239,7 +255,7 @@ def test_train_test_gap_smoke(smoke_project):
     assert set(zip(grid["method"], grid["dataset"], grid["measure"], grid["train_level"], grid["test_level"])) == {
         (*t, train, test) for t in targets for train in params["grid_train_levels"] for test in levels}
     assert (grid["n_items"] == params["grid_max_test_per_level"]).all()
-    _assert_cis(grid, "accuracy", "lo", "hi")
+    _assert_cis(grid, "point", "lo", "hi")
     assert ("icl_cot", "gsm8k", "num_steps") in targets  # chain of thought in the grid, as the paper's
     college = pd.read_csv(out / "tables" / "third_grade_to_college.csv")
     assert list(college["model"].unique()) == params["college_models"]
@@ -248,7 +264,7 @@ def test_train_test_gap_smoke(smoke_project):
     shots = dict(zip(college["source"], college["n_shots"]))
     assert all(shots[name] == (0 if source == "none" else params["college_k"])
                for name, source in params["college_sources"].items())
-    _assert_cis(college, "accuracy", "lo", "hi")
+    _assert_cis(college, "point", "lo", "hi")
 
 
 def test_walkthrough_smoke(smoke_project):
@@ -256,8 +272,9 @@ def test_walkthrough_smoke(smoke_project):
     out = _run_smoke("walkthrough")
     _assert_figures(out, "live_experiment")
     live = pd.read_csv(out / "tables" / "live_experiment.csv")
-    assert len(live) == 1
-    assert (live.loc[0, "dataset"], live.loc[0, "measure"]) == (params["dataset"], params["measure"])
-    assert live.loc[0, "n_items"] == params["n_test"]
+    assert set(live["quantity"]) == {"unsupervised", "easy", "hard", "gap", "easy_gain", "hard_minus_easy", "sgr",
+                                     "sgr_clipped"}
+    assert set(zip(live["dataset"], live["measure"])) == {(params["dataset"], params["measure"])}
+    assert (live["n_items"] == params["n_test"]).all()
     for cond in ("unsupervised", "easy", "hard"):
-        _assert_cis(live, f"acc_{cond}", f"acc_{cond}_lo", f"acc_{cond}_hi")
+        _assert_cis(_rows(live, cond), "point", "lo", "hi")

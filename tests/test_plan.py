@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from e2h_utils import plan, resources, runtime
+from e2h_utils.pipeline import plan
+from e2h_utils.engine import resources
+from e2h_utils.engine import runtime
 
 H100 = plan.DEVICES["H100"]
 

@@ -1,4 +1,4 @@
-"""e2h_utils.probe: the authors' linear probe, checked against a hand computation of one step and
+"""e2h_utils.methods.probe: the authors' linear probe, checked against a hand computation of one step and
 on synthetic, separable choice features."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 
 import torch
 
-from e2h_utils import probe as probe_module
-from e2h_utils.probe import LinearProbe, ProbeConfig, lr_factor, normalization, train_probe
+from e2h_utils.methods import probe as probe_module
+from e2h_utils.methods.probe import LinearProbe, ProbeConfig, lr_factor, normalization, train_probe
 
 DIM = 16
 MARGIN = 6.0  # the correct choice's feature 0 is raised this much over unit noise
@@ -79,7 +79,7 @@ def test_probe_mixed_choice_counts():
 def test_probe_padding_never_wins():
     """Two-choice items whose real choices all score very negatively: the padded slots (zeros
     after normalisation would score 0) must still never be chosen, so training is unaffected."""
-    from e2h_utils.probe import _padded
+    from e2h_utils.methods.probe import _padded
 
     features, labels = synthetic(40, seed=5, n_choices=(2, 4))
     probe = train_probe(features, labels, ProbeConfig(epochs=5), seed=0)

@@ -1,4 +1,4 @@
-"""e2h_utils.qlora: the update schedule, the objective, and LoRA training on the tiny random Llama.
+"""e2h_utils.methods.qlora: the update schedule, the objective, and LoRA training on the tiny random Llama.
 
 Every training test loads a fresh copy of the tiny model (LoRA mutates it); the shared
 ``tiny_lm`` is only read. 4-bit loading needs bitsandbytes' CPU kernels: that test is slow
@@ -14,13 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from e2h_utils import models, qlora, scoring
-from e2h_utils.qlora import QLoRAConfig, attach_lora, finetune, nll, schedule, train_and_score
-from e2h_utils.scoring import ScoringItem
+from benchmarks.reference import choice_logprobs_plain
+from e2h_utils.engine import models
+from e2h_utils.methods import qlora
+from e2h_utils.engine import scoring
+from e2h_utils.methods.qlora import QLoRAConfig, attach_lora, finetune, nll, schedule, train_and_score
+from e2h_utils.engine.scoring import ScoringItem
 
 N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
 TRAIN_CONFIG = QLoRAConfig(quantization="none", target_modules=("q_proj", "v_proj"), lr=1e-2, dropout=0.0,
-                           min_updates=10, max_batch=8, micro_batch=4)
+                           min_updates=10, max_batch=8)
+TRAIN_MICRO_BATCH = 4  # a run setting now (``micro_batch=`` of finetune / train_and_score), not in QLoRAConfig
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -147,7 +151,7 @@ def test_logprob_tensors_match_numpy_scorer(tiny_lm, tiny_model_dir):
         with_bos = scoring.choice_logprob_tensors(tiny_lm.model, items, pad_id=pad,
                                                   prefix_ids=[tiny_lm.tokenizer.bos_token_id])
     arrays = scoring.choice_logprobs(tiny_lm.model, [], items, pad_id=pad)
-    plain = scoring.choice_logprobs_plain(tiny_lm.model, [tiny_lm.tokenizer.bos_token_id], items)
+    plain = choice_logprobs_plain(tiny_lm.model, [tiny_lm.tokenizer.bos_token_id], items)
     assert len(tensors) == len(items)
     for t, a, item in zip(tensors, arrays, items):
         assert t.shape == (len(item.choice_ids),)
@@ -178,7 +182,7 @@ def test_finetune_lowers_loss_and_trains_only_lora(tiny_model_dir):
     before_params = {n: p.detach().clone() for n, p in model.named_parameters()}
     before = mean_nll(model, items, labels, pad)
 
-    losses = finetune(model, pad, items, labels, TRAIN_CONFIG, seed=0)
+    losses = finetune(model, pad, items, labels, TRAIN_CONFIG, seed=0, micro_batch=TRAIN_MICRO_BATCH)
     batch, per_epoch, epochs = schedule(len(items), TRAIN_CONFIG)
     assert (batch, per_epoch, epochs) == (8, 2, 5)
     assert len(losses) == per_epoch * epochs == 10
@@ -213,10 +217,9 @@ def test_micro_batching_gives_the_same_update(tiny_model_dir, monkeypatch):
     for micro in (1, 8):
         lm, model = fresh_lora(tiny_model_dir, init_seed=5)
         items, labels = random_items(len(lm.tokenizer), 8, seed=3)
-        config = QLoRAConfig(quantization="none", lr=1e-3, dropout=0.0, min_updates=1, min_epochs=1, max_batch=8,
-                             micro_batch=micro)
+        config = QLoRAConfig(quantization="none", lr=1e-3, dropout=0.0, min_updates=1, min_epochs=1, max_batch=8)
         seen.append({})
-        results[micro] = finetune(model, lm.tokenizer.pad_token_id, items, labels, config, seed=0)
+        results[micro] = finetune(model, lm.tokenizer.pad_token_id, items, labels, config, seed=0, micro_batch=micro)
     assert len(results[1]) == len(results[8]) == 1
     assert results[1][0] == pytest.approx(results[8][0], rel=1e-6)
     one, eight = seen
@@ -323,7 +326,8 @@ def test_peft_deprecation_noise_is_silenced(tiny_model_dir):
 
     script = (
         "import warnings, sys\n"
-        "from e2h_utils import models, qlora\n"
+        "from e2h_utils.engine import models\n"
+        "from e2h_utils.methods import qlora\n"
         "if sys.argv[1] == 'control': warnings.resetwarnings()\n"
         f"lm = models.load_model({str(tiny_model_dir)!r})\n"
         "with qlora.adapters(lm, qlora.QLoRAConfig(quantization='none'), seed=0, checkpointing=True):\n"

@@ -1,4 +1,4 @@
-"""Tests of the papermill runner ``e2h_utils.reproduce`` on tiny notebooks in a temporary project.
+"""Tests of the papermill runner ``e2h_utils.pipeline.reproduce`` on tiny notebooks in a temporary project.
 
 The project root is pointed at ``tmp_path`` through ``E2H_HOME``; the tests that execute a
 notebook (a few seconds each, through the ``e2h`` kernel) are marked slow.
@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from e2h_utils import paths, reproduce
+from e2h_utils import paths
+from e2h_utils.pipeline import reproduce
 
 REAL_ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,7 +223,7 @@ def test_real_parameter_files_match_their_notebooks() -> None:
     """Every committed parameters/<profile>/*.yaml names a notebook and only its parameters."""
     for yaml_path in sorted((REAL_ROOT / "parameters").glob("*/*.y*ml")):
         if yaml_path.name in reproduce.RESERVED_FILES:  # a profile's run settings (_run.yaml), not a notebook's
-            from e2h_utils import runtime
+            from e2h_utils.engine import runtime
 
             runtime.load(yaml_path)
             continue
@@ -240,7 +241,6 @@ def test_real_parameter_files_match_their_notebooks() -> None:
 def test_parameters_cells_are_the_embedded_profile() -> None:
     """Each notebook's defaults are its embedded YAML, so Run All in JupyterLab reads what
     `make reproduce` stored (and every YAML sets every parameter the cell has)."""
-    import yaml
 
     for notebook in sorted((REAL_ROOT / "notebooks").glob("*.ipynb")):
         cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
@@ -328,7 +328,7 @@ def test_a_real_ctrl_c_exits_130_with_one_line(project: Path) -> None:
     env.pop(paths.MIRROR_ENV, None)
     # as from a terminal: a shell running the tests in the background (`nohup make test &`) starts
     # them with SIGINT ignored, and a child inherits that; Ctrl-C reaches a foreground run only
-    proc = subprocess.Popen([sys.executable, "-m", "e2h_utils.reproduce", "--profile", "smoke"], cwd=REAL_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "e2h_utils.pipeline.reproduce", "--profile", "smoke"], cwd=REAL_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
@@ -476,7 +476,7 @@ def test_a_ctrl_c_whose_cleanup_hangs_is_finished_by_the_watchdog(tmp_path: Path
     partial.mkdir()
     script = f"""
 import os, signal, subprocess, sys, time
-from e2h_utils import reproduce
+from e2h_utils.pipeline import reproduce
 kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 print(kernel.pid, flush=True)
 reproduce.GRACE_S = 1
@@ -513,7 +513,7 @@ def test_the_console_shows_progress_and_none_of_the_known_noise(project: Path) -
     set_yaml(project, "other", "value: 3\n")
     env = {**os.environ, "E2H_HOME": str(project)}
     env.pop(paths.MIRROR_ENV, None)
-    done = subprocess.run([sys.executable, "-m", "e2h_utils.reproduce", "--profile", "smoke"], cwd=REAL_ROOT,
+    done = subprocess.run([sys.executable, "-m", "e2h_utils.pipeline.reproduce", "--profile", "smoke"], cwd=REAL_ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
     console = done.stdout + done.stderr
     assert done.returncode == 0, console
@@ -532,7 +532,7 @@ def test_bitsandbytes_cpu_kernel_notice_is_silenced_by_the_package() -> None:
     plain = subprocess.run([sys.executable, "-c", "import bitsandbytes"], capture_output=True, text=True, timeout=120)
     if notice not in plain.stdout + plain.stderr:
         pytest.skip("this bitsandbytes build prints no CPU-kernel notice to silence")
-    quiet = subprocess.run([sys.executable, "-c", "import e2h_utils.models, bitsandbytes"], cwd=REAL_ROOT,
+    quiet = subprocess.run([sys.executable, "-c", "import e2h_utils.engine.models, bitsandbytes"], cwd=REAL_ROOT,
                            capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0, quiet.stderr
     assert notice not in quiet.stdout + quiet.stderr

@@ -1,10 +1,11 @@
-"""e2h_utils.resources: model sizes from their configuration, memory at a precision, budgets, FLOPs."""
+"""e2h_utils.engine.resources: model sizes from their configuration, memory at a precision, budgets, FLOPs."""
 
 from __future__ import annotations
 
 import pytest
 
-from e2h_utils import models, resources
+from e2h_utils.engine import models
+from e2h_utils.engine import resources
 
 GiB = 1 << 30
 

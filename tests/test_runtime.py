@@ -1,10 +1,10 @@
-"""e2h_utils.runtime: a profile's run settings (placement, budgets, executor), parsed once, typed."""
+"""e2h_utils.engine.runtime: a profile's run settings (placement, budgets, executor), parsed once, typed."""
 
 from __future__ import annotations
 
 import pytest
 
-from e2h_utils import runtime
+from e2h_utils.engine import runtime
 
 
 def test_defaults_when_there_is_no_file(tmp_path, monkeypatch):
@@ -49,7 +49,7 @@ def test_bad_settings_name_the_file_and_the_fix(tmp_path, text, message):
 
 
 def test_the_slurm_gpu_kind_must_be_one_the_plan_knows():
-    from e2h_utils import plan
+    from e2h_utils.pipeline import plan
 
     assert set(runtime.GPUS) == set(plan.DEVICES)
     with pytest.raises(runtime.SettingsError, match="executor.slurm.gpu must be one of H100, H200, A100"):

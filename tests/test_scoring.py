@@ -1,8 +1,9 @@
-"""e2h_utils.scoring: the batched scorer against the plain reference, predictions, items.
+"""e2h_utils.engine.scoring: the batched scorer against the plain reference, predictions, items.
 
 Only the public behaviour of ``choice_logprobs`` is tested (its internals, e.g. how the key/value
 cache is shared, are free to change): it must agree with ``choice_logprobs_plain`` whatever the
-prefix, caching, padding side and batch budget.
+prefix and batch budget. The uncached path (``benchmarks.reference.choice_logprobs_uncached``,
+every full sequence padded left or right) must agree with it too.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from e2h_utils import scoring
-from e2h_utils.scoring import ScoringItem, choice_logprobs, choice_logprobs_plain, encode, make_item, predictions
+from benchmarks.reference import choice_logprobs_plain, choice_logprobs_uncached
+from e2h_utils.engine import scoring
+from e2h_utils.engine.scoring import ScoringItem, choice_logprobs, encode, make_item, predictions
 
 N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
 
@@ -72,8 +74,6 @@ def test_signature_is_public_contract():
     keyword_only = {name: p.default for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     contract = {
         "pad_id": inspect.Parameter.empty,
-        "prefix_cache": True,
-        "padding_side": "right",
         "batch_tokens": None,
         "max_rows": 256,
         "progress": False,
@@ -82,6 +82,12 @@ def test_signature_is_public_contract():
     assert {name: keyword_only.get(name, "<missing>") for name in contract} == contract
     extra = {name: default for name, default in keyword_only.items() if name not in contract}
     assert inspect.Parameter.empty not in extra.values(), f"new parameters must be optional: {extra}"
+    # the uncached reference path carries the padding side (moved out of choice_logprobs)
+    params = inspect.signature(choice_logprobs_uncached).parameters
+    assert list(params)[:3] == ["model", "prefix_ids", "items"]
+    keyword_only = {name: p.default for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    contract = {**contract, "padding_side": "right"}
+    assert {name: keyword_only.get(name, "<missing>") for name in contract} == contract
 
 
 def test_random_items_cover_the_ranges(random_items):
@@ -95,15 +101,25 @@ def test_random_items_cover_the_ranges(random_items):
     assert shared > 0  # some choices share a prefix
 
 
+def _score(tiny_lm, prefix_ids, items, prefix_cache: bool, padding_side: str = "right", **kwargs):
+    """The cached path (``choice_logprobs``: no padding side) or the uncached reference path
+    (``choice_logprobs_uncached``, padded on ``padding_side``)."""
+    if prefix_cache:
+        return choice_logprobs(tiny_lm.model, prefix_ids, items, **kwargs)
+    return choice_logprobs_uncached(tiny_lm.model, prefix_ids, items, padding_side=padding_side, **kwargs)
+
+
 @pytest.mark.parametrize("batch_tokens", [1, 48, None], ids=["one-row-batches", "small-batches", "default"])
 @pytest.mark.parametrize("padding_side", ["right", "left"])
 @pytest.mark.parametrize("prefix_cache", [True, False], ids=["cache", "no-cache"])
 @pytest.mark.parametrize("prefix", ["empty", "bos", "long"])
 def test_batched_matches_plain(tiny_lm, random_items, prefixes, reference, prefix, prefix_cache, padding_side,
                                batch_tokens):
-    got = choice_logprobs(
-        tiny_lm.model, prefixes[prefix], random_items, pad_id=tiny_lm.tokenizer.pad_token_id,
-        prefix_cache=prefix_cache, padding_side=padding_side, batch_tokens=batch_tokens, progress=False,
+    """Both batched paths agree with the plain reference: the cached one (which has no padding
+    side: it is run under both ids, as before) and the uncached one padded right and left."""
+    got = _score(
+        tiny_lm, prefixes[prefix], random_items, prefix_cache, padding_side,
+        pad_id=tiny_lm.tokenizer.pad_token_id, batch_tokens=batch_tokens, progress=False,
     )
     want = reference[prefix]
     assert len(got) == len(want) == len(random_items)
@@ -125,10 +141,13 @@ def test_max_rows_does_not_change_scores(tiny_lm, random_items, prefixes, refere
 def test_pad_id_does_not_matter(tiny_lm, random_items, prefixes, reference):
     """Padding is masked: any pad id (here an ordinary word) gives the same scores."""
     for side in ("left", "right"):
-        got = choice_logprobs(tiny_lm.model, prefixes["long"], random_items, pad_id=10,
-                              prefix_cache=False, padding_side=side, batch_tokens=200)
+        got = choice_logprobs_uncached(tiny_lm.model, prefixes["long"], random_items, pad_id=10,
+                                       padding_side=side, batch_tokens=200)
         for g, w in zip(got, reference["long"]):
             np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
+    got = choice_logprobs(tiny_lm.model, prefixes["long"], random_items, pad_id=10, batch_tokens=200)
+    for g, w in zip(got, reference["long"]):
+        np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
 
 
 def test_item_order_and_subsets_do_not_matter(tiny_lm, random_items, prefixes, reference):
@@ -143,9 +162,9 @@ def test_item_order_and_subsets_do_not_matter(tiny_lm, random_items, prefixes, r
 
 @pytest.mark.parametrize("prefix_cache", [True, False])
 def test_deterministic(tiny_lm, random_items, prefixes, prefix_cache):
-    kwargs = dict(pad_id=tiny_lm.tokenizer.pad_token_id, prefix_cache=prefix_cache, batch_tokens=64)
-    first = choice_logprobs(tiny_lm.model, prefixes["long"], random_items, **kwargs)
-    second = choice_logprobs(tiny_lm.model, prefixes["long"], random_items, **kwargs)
+    kwargs = dict(pad_id=tiny_lm.tokenizer.pad_token_id, batch_tokens=64)
+    first = _score(tiny_lm, prefixes["long"], random_items, prefix_cache, **kwargs)
+    second = _score(tiny_lm, prefixes["long"], random_items, prefix_cache, **kwargs)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
 
@@ -171,8 +190,9 @@ def test_plain_reference_by_hand(tiny_lm):
 
 @pytest.mark.parametrize("side", ["middle", "", "LEFT", None])
 def test_invalid_padding_side(tiny_lm, random_items, side):
+    """The padding side lives on the uncached path now (the cached one has none)."""
     with pytest.raises(ValueError, match="padding_side"):
-        choice_logprobs(tiny_lm.model, [], random_items, pad_id=1, padding_side=side)
+        choice_logprobs_uncached(tiny_lm.model, [], random_items, pad_id=1, padding_side=side)
 
 
 # --- predictions -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""e2h_utils.sources / paths / atomic: mirror resolution, clear errors, atomic writes."""
+"""e2h_utils.data.sources / paths / atomic: mirror resolution, clear errors, atomic writes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from e2h_utils import atomic, paths, sources
+from e2h_utils import atomic
+from e2h_utils import paths
+from e2h_utils.data import sources
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Unit tests of e2h_utils.tables and e2h_utils.plots on small synthetic summaries."""
+"""Unit tests of e2h_utils.analysis.tables and e2h_utils.analysis.plots on a small synthetic result table."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from e2h_utils.metrics import summarize_e2h
-from e2h_utils.plots import (
+from e2h_utils.analysis.estimates import Bootstrap, matrix_rows
+from e2h_utils.analysis.plots import (
     CONDITION_COLORS,
     METHOD_COLORS,
     color_for,
@@ -24,7 +24,7 @@ from e2h_utils.plots import (
     save_figure,
     style,
 )
-from e2h_utils.tables import (
+from e2h_utils.analysis.tables import (
     SGR_TABLE_COLUMNS,
     format_estimate,
     sgr_table,
@@ -41,22 +41,28 @@ def _bernoulli(rng: np.random.Generator, p: float, n_seeds: int, n_items: int) -
 
 @pytest.fixture(scope="module")
 def summary() -> pd.DataFrame:
-    """Row 0: clear gap (stable). Row 1: no gap (n.s.). Row 2: easy beats hard (clipped SGR differs)."""
+    """A result table of three comparisons. arc_c: clear gap (stable). mmlu: no gap (n.s.).
+    gsm8k: easy beats hard (clipped SGR differs)."""
     rng = np.random.default_rng(0)
     n = 400
     same = _bernoulli(rng, 0.5, 1, n)
-    rows = [
-        {"dataset": "arc_c", "method": "icl",
-         **summarize_e2h(_bernoulli(rng, 0.25, 1, n), _bernoulli(rng, 0.6, 3, n), _bernoulli(rng, 0.8, 3, n), n_boot=200)},
-        {"dataset": "mmlu", "method": "icl",
-         **summarize_e2h(same, _bernoulli(rng, 0.5, 3, n), same.copy(), n_boot=200)},
-        {"dataset": "gsm8k", "method": "probe",
-         **summarize_e2h(_bernoulli(rng, 0.2, 1, n), _bernoulli(rng, 0.8, 3, n), _bernoulli(rng, 0.6, 3, n), n_boot=200)},
+    boot = Bootstrap(200)
+    parts = [
+        ({"dataset": "arc_c", "method": "icl"},
+         matrix_rows(_bernoulli(rng, 0.25, 1, n), _bernoulli(rng, 0.6, 3, n), _bernoulli(rng, 0.8, 3, n), bootstrap=boot)),
+        ({"dataset": "mmlu", "method": "icl"}, matrix_rows(same, _bernoulli(rng, 0.5, 3, n), same.copy(), bootstrap=boot)),
+        ({"dataset": "gsm8k", "method": "probe"},
+         matrix_rows(_bernoulli(rng, 0.2, 1, n), _bernoulli(rng, 0.8, 3, n), _bernoulli(rng, 0.6, 3, n), bootstrap=boot)),
     ]
-    df = pd.DataFrame(rows)
-    assert list(df["sgr_stable"]) == [True, False, True]
-    assert list(df["clipped_differs"]) == [False, True, True]  # row 1: easy is off the (empty) gap
+    df = pd.DataFrame([{**keys, **row} for keys, rows in parts for row in rows])
+    flags = df.drop_duplicates("dataset")
+    assert list(flags["sgr_stable"]) == [True, False, True]
+    assert list(flags["clipped_differs"]) == [False, True, True]  # mmlu: easy is off the (empty) gap
     return df
+
+
+def value(table: pd.DataFrame, dataset: str, quantity: str, field: str = "point") -> float:
+    return float(table.loc[(table["dataset"] == dataset) & (table["quantity"] == quantity), field].item())
 
 
 def _leftovers(folder: Path, expected: set[str]) -> set[str]:
@@ -78,9 +84,9 @@ def test_sgr_table_cells(summary: pd.DataFrame) -> None:
     assert list(table.columns) == list(SGR_TABLE_COLUMNS)
     assert list(table.index.names) == INDEX
     stable = table.loc[("arc_c", "icl")]
-    assert stable["SGR"] == format_estimate(*summary.loc[0, ["sgr", "sgr_lo", "sgr_hi"]])
+    assert stable["SGR"] == format_estimate(*(value(summary, "arc_c", "sgr", f) for f in ("point", "lo", "hi")))
     assert stable["SGR clipped to [0, 1]"] == "=SGR"
-    assert stable["unsupervised"].startswith(f"{100 * summary.loc[0, 'acc_unsupervised']:.1f} [")
+    assert stable["unsupervised"].startswith(f"{100 * value(summary, 'arc_c', 'unsupervised'):.1f} [")
     unstable = table.loc[("mmlu", "icl")]
     assert unstable["SGR"] == "n/a (gap n.s.)"
     assert unstable["SGR clipped to [0, 1]"] == "n/a (gap n.s.)"
@@ -119,9 +125,9 @@ def test_takeaway(summary: pd.DataFrame) -> None:
     assert "arc_c / icl" in text and "SGR" in lines[0]
     assert "n.s." in lines[1] and "mmlu / icl" in lines[1]
     assert "median SGR" in text
-    median = 100 * float(np.median(summary.loc[summary["sgr_stable"], "sgr"]))
+    median = 100 * float(np.median([value(summary, d, "sgr") for d in ("arc_c", "gsm8k")]))
     assert f"{median:.1f}%" in text
-    none_stable = takeaway(summary.iloc[[1]], INDEX)
+    none_stable = takeaway(summary[summary["dataset"] == "mmlu"], INDEX)
     assert "no row has an oracle gap clearly above zero" in none_stable
 
 
@@ -146,7 +152,7 @@ def test_plot_hard_accuracy(summary: pd.DataFrame) -> None:
     fig = plot_hard_accuracy(summary, INDEX)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    assert len(ax.patches) == 3 * len(summary)
+    assert len(ax.patches) == 3 * summary["dataset"].nunique()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["arc_c\nicl", "mmlu\nicl", "gsm8k\nprobe"]
 
 
@@ -161,7 +167,7 @@ def test_plot_sgr(summary: pd.DataFrame, hue: str | None) -> None:
 
 
 def test_plot_sgr_single_method(summary: pd.DataFrame) -> None:
-    fig = plot_sgr(summary[summary["method"] == "icl"], ["dataset"], hue="method")
+    fig = plot_sgr(summary[summary["method"] == "icl"], ["dataset", "method"], hue="method")
     assert fig.axes[0].get_title() == "method: icl"
 
 

@@ -1,4 +1,4 @@
-"""e2h_utils.validate: every parameter value of a profile is checked before any notebook starts.
+"""e2h_utils.pipeline.validate: every parameter value of a profile is checked before any notebook starts.
 
 The cases are the ones a new user hit (issue 12): each must name the file and key, say what is
 valid, and stop the run before anything is computed.
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from e2h_utils import reproduce, validate
+from e2h_utils.pipeline import reproduce
+from e2h_utils.pipeline import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,11 @@ def test_the_committed_profiles_are_valid():
     ("easy_to_hard", {"model_quantization": "3bit"}, "model_quantization: unknown quantization '3bit'; valid: none, 8bit"),
     ("easy_to_hard", {"method_options": {"qlora": {"quantisation": "none"}}},
      "method_options: qlora: unknown option(s) ['quantisation']"),
+    ("easy_to_hard", {"method_options": {"qlora": {"micro_batch": 8}}},
+     "method_options: qlora: qlora: micro_batch only change how a run executes, not its results: they are run "
+     "settings now (micro_batch -> micro_batch in parameters/<profile>/_run.yaml)"),
+    ("easy_to_hard", {"cot_method_options": {"icl_cot": {"batch_size": 4}}},
+     "batch_size -> generation_batch in parameters/<profile>/_run.yaml"),
     ("easy_to_hard", {"test_fraction": 1.5}, "test_fraction: expected a number < 1.0, got 1.5"),
     ("easy_to_hard", {"model": "no/such/model"}, "model: unknown model 'no/such/model'"),
     ("easy_to_hard", {"all_to_all": "yes"}, "all_to_all: expected true or false, got 'yes'"),

@@ -1,0 +1,10 @@
+"""Layer 5, analysis: from item-level results to the one result table, tables and figures.
+
+- ``metrics``         SGR and the paired bootstrap
+- ``estimates``       a plan and its results -> the result table (``point``, ``lo``, ``hi`` per quantity)
+- ``hardness_stats``  correlations between hardness measures, accuracy by hardness level
+- ``tables``          formatted tables from the result table
+- ``plots``           the figure style and savers, the main figures
+- ``rq_plots``        figures of the RQ1 / RQ3 / RQ4 notebooks
+- ``takeaways``       the sentences each notebook ends with, computed from the result table
+"""

@@ -1,0 +1,120 @@
+"""RQ1 statistics: how the hardness measures relate to each other and to model accuracy.
+
+- ``measure_columns``: the registered measures of a dataset that have values in a frame;
+- ``spearman``: their rank correlations (pairwise-complete, with the number of pairs);
+- ``accuracy_by_level``: accuracy per measure and level with bootstrap 95% CIs (``point``,
+  ``lo``, ``hi``, as in the result table); the zero-shot scores it reads come from
+  ``experiments.mdl.zero_shot_items``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from e2h_utils.analysis import metrics
+from e2h_utils.data import hardness
+
+
+def measure_columns(frame: pd.DataFrame, dataset: str, extra: Sequence[str] = ()) -> dict[str, str]:
+    """{measure name: column} for the dataset's measures with at least two distinct values,
+    plus ``extra`` columns (e.g. per-learner MDL) under their own names."""
+    out = {}
+    for measure in hardness.measures(dataset):
+        if measure.column in frame.columns and pd.to_numeric(frame[measure.column], errors="coerce").nunique() > 1:
+            out[measure.name] = measure.column
+    for column in extra:
+        if column in frame.columns and column not in out.values():
+            out[column] = column
+    return out
+
+
+def spearman(frame: pd.DataFrame, columns: dict[str, str], min_pairs: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(Spearman correlation matrix, number of complete pairs) between the named columns.
+    Each pair uses the rows where both have values; fewer than ``min_pairs`` gives NaN."""
+    values = pd.DataFrame({name: pd.to_numeric(frame[col], errors="coerce") for name, col in columns.items()})
+    names = list(columns)
+    rho = pd.DataFrame(np.nan, index=names, columns=names)
+    pairs = pd.DataFrame(0, index=names, columns=names)
+    for a in names:
+        for b in names:
+            both = values[a].notna() & values[b].notna()
+            pairs.loc[a, b] = int(both.sum())
+            if both.sum() >= min_pairs:
+                x, y = values.loc[both, a].rank(), values.loc[both, b].rank()  # average ranks of ties
+                if x.std() > 0 and y.std() > 0:
+                    rho.loc[a, b] = float(np.corrcoef(x, y)[0, 1])
+    return rho, pairs
+
+
+def accuracy_by_level(frame: pd.DataFrame, correct: pd.DataFrame, dataset: str, measures: Sequence[str], *,
+                      n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Accuracy (with a bootstrap 95% CI over items) per measure and easy / medium / hard level.
+
+    ``correct``: ``item_id`` and ``correct`` (e.g. from ``experiments.mdl.zero_shot_items``); ``frame`` holds
+    the measures' columns (levels are assigned over the whole frame, as in the experiments).
+    """
+    by_id = correct.set_index("item_id")["correct"]
+    rows = []
+    for name in measures:
+        measure = hardness.get_measure(dataset, name)
+        levels = hardness.assign_levels(frame, measure)
+        for level in hardness.LEVELS:
+            ids = frame.loc[levels == level, "id"]
+            values = by_id.reindex(ids).dropna().to_numpy(dtype=float)
+            if values.size == 0:
+                continue
+            replicates = metrics.bootstrap_accuracies({"run": values[None, :]}, n_boot=n_boot, seed=seed)["run"]
+            estimate = metrics.estimate_from_replicates(float(values.mean()), replicates)
+            rows.append({"dataset": dataset, "measure": name, "level": level, "point": estimate.point,
+                         "lo": estimate.lo, "hi": estimate.hi, "n": int(values.size)})
+    return pd.DataFrame(rows, columns=["dataset", "measure", "level", "point", "lo", "hi", "n"])
+
+
+def level_counts(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Items per easy / medium / hard level under every measure of ``dataset`` present in ``frame``."""
+    rows = []
+    for measure in hardness.measures(dataset):
+        if measure.column not in frame.columns:
+            continue
+        counts = hardness.assign_levels(frame, measure).value_counts()
+        rows.append({"dataset": dataset, "measure": measure.name, "kind": measure.kind,
+                     **{level: int(counts.get(level, 0)) for level in hardness.LEVELS},
+                     "no value": int(frame[measure.column].isna().sum())})
+    return pd.DataFrame(rows)
+
+
+def strongest_pairs(rho: pd.DataFrame, pairs: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """The ``top`` measure pairs by |Spearman rho| (each pair once), with their number of items."""
+    rows = []
+    names = list(rho.index)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if np.isfinite(rho.loc[a, b]):
+                rows.append({"measure a": a, "measure b": b, "rho": float(rho.loc[a, b]), "items": int(pairs.loc[a, b])})
+    table = pd.DataFrame(rows, columns=["measure a", "measure b", "rho", "items"])
+    return table.reindex(table["rho"].abs().sort_values(ascending=False).index).head(top).reset_index(drop=True)
+
+
+def median_abs_correlation(rho: pd.DataFrame) -> float:
+    """Median |rho| over the distinct measure pairs (NaN pairs left out)."""
+    values = rho.to_numpy(dtype=float)
+    upper = values[np.triu_indices(len(values), k=1)]
+    upper = np.abs(upper[np.isfinite(upper)])
+    return float(np.median(upper)) if upper.size else float("nan")
+
+
+def easy_vs_hard(by_level: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and measure: accuracy on easy and on hard items, and whether hard items are
+    clearly harder (the hard CI lies entirely below the easy CI)."""
+    rows = []
+    for (dataset, measure), part in by_level.groupby(["dataset", "measure"], sort=False):
+        levels = part.set_index("level")
+        if not {"easy", "hard"} <= set(levels.index):
+            continue
+        easy, hard = levels.loc["easy"], levels.loc["hard"]
+        rows.append({"dataset": dataset, "measure": measure, "easy": easy["point"], "hard": hard["point"],
+                     "clearly harder": bool(hard["hi"] < easy["lo"]), "n easy": int(easy["n"]), "n hard": int(hard["n"])})
+    return pd.DataFrame(rows, columns=["dataset", "measure", "easy", "hard", "clearly harder", "n easy", "n hard"])

@@ -1,0 +1,87 @@
+"""The sentences each notebook ends with, computed from its result table (never hand-written).
+
+One function per notebook; each returns Markdown. They read only the result table
+(``analysis.estimates``) and the notebook's own derived tables, so a rerun with other numbers
+changes the sentences with them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from e2h_utils.analysis import hardness_stats, tables
+from e2h_utils.analysis.estimates import wide
+
+
+def _points(row: pd.Series, quantity: str) -> str:
+    return (f"{100 * row[(quantity, 'point')]:+.1f} points [{100 * row[(quantity, 'lo')]:+.1f}, "
+            f"{100 * row[(quantity, 'hi')]:+.1f}]")
+
+
+def easy_to_hard(result: pd.DataFrame, index_cols: Sequence[str] = ("dataset", "measure", "method")) -> str:
+    """One line per comparison (does easy data recover the gap, and can SGR be read), and the
+    median SGR over the readable ones."""
+    return tables.takeaway(result, list(index_cols))
+
+
+def hardness_measures(matrices: dict[str, tuple[pd.DataFrame, pd.DataFrame]], strongest: pd.DataFrame,
+                      by_level: pd.DataFrame) -> str:
+    """Per dataset: the median |rho| and the strongest pair; per measure: whether zero-shot
+    accuracy is clearly lower on its hard items."""
+    lines = []
+    for dataset, (rho, _) in matrices.items():
+        top = strongest[strongest["dataset"] == dataset]
+        best = (f"strongest pair: {top.iloc[0]['measure a']} vs {top.iloc[0]['measure b']} (rho = "
+                f"{top.iloc[0]['rho']:.2f}, {top.iloc[0]['items']} items)" if len(top) else "no pair with enough items")
+        lines.append(f"- **{dataset}**: median |rho| over pairs of its {len(rho)} measures = "
+                     f"{hardness_stats.median_abs_correlation(rho):.2f}; {best}.")
+    if len(by_level):
+        for row in hardness_stats.easy_vs_hard(by_level).to_dict("records"):
+            verdict = "clearly lower on hard items" if row["clearly harder"] else "no clear difference (95% CIs overlap)"
+            lines.append(f"- zero-shot {row['dataset']}/{row['measure']}: easy {100 * row['easy']:.1f}% "
+                         f"({row['n easy']} items) vs hard {100 * row['hard']:.1f}% ({row['n hard']} items) — {verdict}.")
+    return "\n".join(lines)
+
+
+def label_noise(result: pd.DataFrame) -> str:
+    """Per sweep: hard − easy accuracy at the lowest and the highest noise rate."""
+    summary = wide(result, ["dataset", "measure", "method", "p", "noise_hard_rate"])
+    lines = []
+    for key, part in summary.groupby([("dataset", ""), ("measure", ""), ("method", "")], sort=False):
+        part = part.sort_values(("p", ""))
+        first, last = part.iloc[0], part.iloc[-1]
+        lines.append(f"- {'/'.join(key)}: hard − easy at p = {first[('p', '')]:g}: {_points(first, 'hard_minus_easy')}; "
+                     f"at p = {last[('p', '')]:g} (hard noise {last[('noise_hard_rate', '')]:g}): "
+                     f"{_points(last, 'hard_minus_easy')}.")
+    return "\n".join(lines)
+
+
+def sample_count(few: pd.DataFrame) -> str:
+    """Per curve: zero-shot, the first easy point at or above ``few`` examples, the best hard point."""
+    return "\n".join(
+        f"- {row['dataset']}/{row['measure']} ({row['method']}): zero-shot {100 * row['zero-shot']:.1f}%, "
+        f"{row['easy n']} easy examples {100 * row['easy accuracy']:.1f}% {row['easy CI']}, "
+        f"best hard ({row['best hard n']}) {100 * row['best hard accuracy']:.1f}% {row['best hard CI']}."
+        for row in few.to_dict("records"))
+
+
+def model_scale(result: pd.DataFrame, models: Sequence[str]) -> str:
+    """The easy-to-hard takeaway per model, with a warning when one model cannot speak to scale."""
+    note = "" if len(models) > 1 else (f"Only one model ({models[0]}) was run, so nothing here speaks to scale.\n\n")
+    return note + tables.takeaway(result, ["model", "dataset", "measure", "method"])
+
+
+def train_test_gap(grid: pd.DataFrame, college: pd.DataFrame, train_levels: Sequence[str]) -> str:
+    """Accuracy on hard test items by training level, and MMLU college by prompt source."""
+    lines = []
+    hard_rows = grid[grid["test_level"] == "hard"]
+    for key, part in hard_rows.groupby(["dataset", "measure", "method"], sort=False):
+        acc = part.set_index("train_level")["point"]
+        cells = ", ".join(f"{level} {100 * acc[level]:.1f}%" for level in train_levels if level in acc)
+        lines.append(f"- hard test items, {'/'.join(key)}: {cells}.")
+    for row in college.to_dict("records"):
+        lines.append(f"- MMLU college with prompts from {row['source']}: {100 * row['point']:.1f}% "
+                     f"[{100 * row['lo']:.1f}, {100 * row['hi']:.1f}].")
+    return "\n".join(lines)

@@ -1,0 +1,329 @@
+"""The paper's four datasets as tidy DataFrames, one row per question.
+
+``load_dataset(name)`` returns, for ``name`` in ``DATASETS``:
+
+- ``id``, ``split`` (upstream config/split), ``question``
+- ``choices``: list of answer texts (``["yes", "no"]`` for StrategyQA, empty for GSM8K)
+- ``label``: index of the correct choice (``<NA>`` for GSM8K)
+- ``answer``: text of the correct answer (GSM8K: the final number, as written after ``####``,
+  thousands separators included, as in the authors' data)
+- ``reasoning``: StrategyQA facts joined by spaces / GSM8K worked solution before ``####``, as
+  the authors keep it (line breaks and ``<<...>>`` calculator annotations included); else missing
+- one column per hardness measure (see ``hardness.REGISTRY``) and a ``<measure>_level``
+  column (easy / medium / hard / <NA>) for each.
+- ARC also has ``arc_annotated`` (the 4,521 rows with all four annotations, the authors' ARC
+  data: every paper measure of ARC is defined on them only) and ``mdl_holdout`` (the 1,000 of
+  them the authors hold out to train MDL learners, drawn exactly as their code draws them).
+
+The ``parse_*`` functions are pure: upstream records in, tidy rows out. They are what the
+unit tests exercise on tiny fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from e2h_utils.data import hardness, sources
+
+DATASETS = ("arc", "mmlu_stem5", "strategyqa", "gsm8k")
+
+ARC_CONFIGS = ("ARC-Easy", "ARC-Challenge")
+ARC_SPLITS = ("train", "validation", "test")
+MMLU_STEM5_SUBJECTS = tuple(
+    f"{level}_{subject}"
+    for subject in ("computer_science", "physics", "mathematics", "chemistry", "biology")
+    for level in ("high_school", "college")
+)
+MMLU_SPLITS = ("validation", "test")
+GSM8K_SPLITS = ("train", "test")
+GSM8K_MAX_STEPS = 10
+
+DIFFICULTY = {"Low": 1, "Medium": 2, "High": 3}
+BLOOM = {"Remembering": 1, "Understanding": 2, "Applying": 3, "Analyzing": 4, "Evaluating": 5}
+DEPTH_OF_KNOWLEDGE = {"I": 1, "II": 2, "III": 3}
+
+COLUMNS = ("id", "split", "question", "choices", "label", "answer", "reasoning")
+
+# The authors' MDL hold-out: ``data_utils.write_datasets_with_known_hardness`` draws 1,000 of the
+# fully annotated ARC rows with ``np.random.default_rng(seed=0).choice(n, 1000, replace=False)``.
+ARC_MDL_HOLDOUT = 1000
+ARC_MDL_HOLDOUT_SEED = 0
+
+
+class UnknownDataset(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+# --- small parsers -----------------------------------------------------------------------
+
+def word_count(text: Any) -> float:
+    """Words split on whitespace (line breaks included, as the authors' ``replace('\\n', ' ')``)."""
+    return float(len(str(text).split())) if isinstance(text, str) else np.nan
+
+
+def arc_grade(value: Any) -> float:
+    """'Grade 03' -> 3.0; subject names and missing values -> NaN."""
+    match = re.fullmatch(r"\s*Grade\s+0*(\d+)\s*", value) if isinstance(value, str) else None
+    return float(match.group(1)) if match else np.nan
+
+
+def _lookup(mapping: dict[str, int], value: Any) -> float:
+    return float(mapping[value]) if isinstance(value, str) and value in mapping else np.nan
+
+
+def gsm8k_final_answer(solution: str) -> str:
+    """The answer after '####', as written (stripped; a thousands separator stays, as in the
+    authors' data, where such an answer can never match their exact-match rule)."""
+    if "####" not in solution:
+        raise ValueError(f"GSM8K solution has no '####' final answer: {solution[-80:]!r}")
+    return solution.rsplit("####", 1)[1].strip()
+
+
+def gsm8k_reasoning(solution: str) -> str:
+    """The worked solution before '####' as the authors keep it: outer line breaks stripped,
+    inner line breaks and ``<<...>>`` calculator annotations kept."""
+    return solution.rsplit("####", 1)[0].strip("\n")
+
+
+def gsm8k_num_lines(solution: str) -> int:
+    """Lines of the solution before '####' (blank lines inside count, as in the authors' code)."""
+    return len(solution.rsplit("####", 1)[0].strip().split("\n"))
+
+
+def _add_length_columns(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    for column in columns:
+        if column == "question_words":
+            df[column] = df["question"].map(word_count)
+        elif column == "answer_words":
+            df[column] = df["answer"].map(word_count)
+        elif column == "answer_chars":
+            df[column] = df["answer"].map(lambda a: float(len(str(a))))
+        elif column == "reasoning_words":
+            df[column] = df["reasoning"].map(word_count)
+    return df
+
+
+# --- ARC ---------------------------------------------------------------------------------
+
+def parse_arc(raw: pd.DataFrame, annotations: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """ARC rows (columns id, question, choices{text,label}, answerKey, split, config) + annotations.
+
+    Annotation keys are ``ARCCH_<id>`` / ``ARCEZ_<id>``: the ARC id is the key minus its
+    first 6 characters.
+    """
+    by_id = {key[6:]: value for key, value in annotations.items()}
+    rows = []
+    for rec in raw.drop_duplicates("id").to_dict("records"):
+        labels = [str(x) for x in rec["choices"]["label"]]
+        texts = [str(x) for x in rec["choices"]["text"]]
+        key = str(rec["answerKey"])
+        if key not in labels:
+            raise ValueError(f"ARC {rec['id']}: answerKey {key!r} not among choice labels {labels}")
+        label = labels.index(key)
+        note = by_id.get(rec["id"], {})
+        rows.append({
+            "id": rec["id"],
+            "split": f"{rec['config']}/{rec['split']}",
+            "question": rec["question"],
+            "choices": texts,
+            "label": label,
+            "answer": texts[label],
+            "reasoning": None,
+            "arc_challenge": 1.0 if rec["config"] == "ARC-Challenge" else 0.0,
+            "grade": arc_grade(note.get("grade")),
+            "difficulty": _lookup(DIFFICULTY, note.get("difficulty")),
+            "bloom": _lookup(BLOOM, note.get("bloom")),
+            "depth_of_knowledge": _lookup(DEPTH_OF_KNOWLEDGE, note.get("depth_of_knowledge")),
+        })
+    return mark_arc_population(pd.DataFrame(rows))
+
+
+def mark_arc_population(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``arc_annotated`` (all four annotations present: the authors' ``dropna``) and
+    ``mdl_holdout`` (their 1,000-row MDL hold-out, drawn from the annotated rows in upstream
+    order: ARC-Easy then ARC-Challenge, train / validation / test)."""
+    out = frame.copy()
+    annotated = out[["grade", "difficulty", "bloom", "depth_of_knowledge"]].notna().all(axis=1)
+    out["arc_annotated"] = annotated
+    positions = np.flatnonzero(annotated.to_numpy())
+    holdout = np.zeros(len(out), dtype=bool)
+    if len(positions) > ARC_MDL_HOLDOUT:
+        rng = np.random.default_rng(ARC_MDL_HOLDOUT_SEED)
+        holdout[positions[rng.choice(np.arange(len(positions)), size=ARC_MDL_HOLDOUT, replace=False)]] = True
+    out["mdl_holdout"] = holdout
+    return out
+
+
+def _load_arc() -> pd.DataFrame:
+    parts = []
+    for config in ARC_CONFIGS:
+        for split in ARC_SPLITS:
+            part = sources.load_hub_split(sources.ARC, config, split)
+            parts.append(part.assign(config=config, split=split))
+    annotations = sources.read_json(sources.ARC_ANNOTATIONS)
+    return parse_arc(pd.concat(parts, ignore_index=True), annotations)
+
+
+# --- MMLU-STEM-5 -------------------------------------------------------------------------
+
+def parse_mmlu(raw: pd.DataFrame) -> pd.DataFrame:
+    """MMLU rows (question, subject, choices[4], answer 0-3, split) of the STEM-5 subjects."""
+    rows = []
+    counters: dict[tuple[str, str], int] = {}
+    for rec in raw.to_dict("records"):
+        subject = rec["subject"]
+        n = counters.get((subject, rec["split"]), 0)
+        counters[(subject, rec["split"])] = n + 1
+        choices = [str(c) for c in rec["choices"]]
+        label = int(rec["answer"])
+        rows.append({
+            "id": f"{subject}/{rec['split']}/{n}",
+            "split": f"{subject}/{rec['split']}",
+            "question": rec["question"],
+            "choices": choices,
+            "label": label,
+            "answer": choices[label],
+            "reasoning": None,
+            "subject": subject,
+            "school_level": 1.0 if subject.startswith("college_") else 0.0,
+        })
+    return pd.DataFrame(rows)
+
+
+def _load_mmlu_stem5() -> pd.DataFrame:
+    parts = []
+    for subject in MMLU_STEM5_SUBJECTS:
+        for split in MMLU_SPLITS:
+            part = sources.load_hub_split(sources.MMLU, subject, split)
+            parts.append(part.assign(subject=subject, split=split))
+    return parse_mmlu(pd.concat(parts, ignore_index=True))
+
+
+# --- StrategyQA --------------------------------------------------------------------------
+
+def parse_strategyqa(records: list[dict[str, Any]], split: str) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        answer = bool(rec["answer"])
+        rows.append({
+            "id": rec["qid"],
+            "split": split,
+            "question": rec["question"],
+            "choices": ["yes", "no"],
+            "label": 0 if answer else 1,
+            "answer": "yes" if answer else "no",
+            "reasoning": " ".join(rec.get("facts") or []),
+            "num_steps": float(len(rec.get("decomposition") or [])),
+        })
+    return pd.DataFrame(rows)
+
+
+def _load_strategyqa() -> pd.DataFrame:
+    parts = [
+        parse_strategyqa(sources.read_json(file), split)
+        for file, split in ((sources.STRATEGYQA_TRAIN, "train"), (sources.STRATEGYQA_DEV, "dev"))
+    ]
+    return pd.concat(parts, ignore_index=True).drop_duplicates("id")
+
+
+# --- GSM8K -------------------------------------------------------------------------------
+
+def parse_gsm8k(raw: pd.DataFrame) -> pd.DataFrame:
+    """GSM8K rows (question, answer = worked solution ending in '#### N', split)."""
+    rows = []
+    counters: dict[str, int] = {}
+    for rec in raw.to_dict("records"):
+        n = counters.get(rec["split"], 0)
+        counters[rec["split"]] = n + 1
+        solution = rec["answer"]
+        rows.append({
+            "id": f"gsm8k/{rec['split']}/{n}",
+            "split": rec["split"],
+            "question": rec["question"],
+            "choices": [],
+            "label": pd.NA,
+            "answer": gsm8k_final_answer(solution),
+            "reasoning": gsm8k_reasoning(solution),
+            "solution": solution,
+            "num_steps": float(min(gsm8k_num_lines(solution), GSM8K_MAX_STEPS)),
+        })
+    return pd.DataFrame(rows)
+
+
+def _load_gsm8k() -> pd.DataFrame:
+    parts = [sources.load_hub_split(sources.GSM8K, "main", split).assign(split=split) for split in GSM8K_SPLITS]
+    return parse_gsm8k(pd.concat(parts, ignore_index=True))
+
+
+# --- what decides reuse -------------------------------------------------------------------
+
+
+def mirror_files() -> list:
+    """Every mirror file the four datasets are read from (empty when ``E2H_MIRROR`` is unset)."""
+    if sources.paths.mirror_root() is None:
+        return []
+    files = [sources.hub_split_path(sources.ARC, c, s) for c in ARC_CONFIGS for s in ARC_SPLITS]
+    files += [sources.hub_split_path(sources.MMLU, c, s) for c in MMLU_STEM5_SUBJECTS for s in MMLU_SPLITS]
+    files += [sources.hub_split_path(sources.GSM8K, "main", s) for s in GSM8K_SPLITS]
+    mirror = sources.paths.mirror_root()
+    files += [mirror / "github" / f.repo / f.path
+              for f in (sources.STRATEGYQA_TRAIN, sources.STRATEGYQA_DEV, sources.ARC_ANNOTATIONS)]
+    return files
+
+
+CONTENT_COLUMNS = ("id", "question", "choices", "label", "answer", "reasoning")
+
+
+def content_digest(frame: pd.DataFrame, columns: Iterable[str] = ()) -> str:
+    """A short digest of the rows' content (``CONTENT_COLUMNS`` plus ``columns``, those present),
+    independent of row order. Stored results are keyed by it, so a changed source file (a mirror
+    replaced, a corrupt download) can never be answered with results computed on the old data."""
+    names = [c for c in dict.fromkeys([*CONTENT_COLUMNS, *columns]) if c in frame.columns]
+    rows = pd.Series("", index=frame.index, dtype=object)
+    for name in names:
+        rows = rows + "\x1f" + frame[name].map(str).astype(object)
+    text = "\x1e".join(sorted(rows.tolist()))
+    return hashlib.sha256(("|".join(names) + "\x1d" + text).encode()).hexdigest()[:16]
+
+
+# --- public entry point ------------------------------------------------------------------
+
+_LOADERS = {
+    "arc": _load_arc,
+    "mmlu_stem5": _load_mmlu_stem5,
+    "strategyqa": _load_strategyqa,
+    "gsm8k": _load_gsm8k,
+}
+
+
+def tidy(df: pd.DataFrame, name: str, extra_measures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Attach length measures, optional extra measure columns (by ``id``) and level columns."""
+    df = df.reset_index(drop=True).copy()
+    df["label"] = df["label"].astype("Int64")
+    lengths = [m.column for m in hardness.measures(name) if m.kind == "length"]
+    df = _add_length_columns(df, lengths)
+    if extra_measures is not None:
+        if "id" not in extra_measures.columns:
+            raise ValueError("extra_measures needs an 'id' column to merge on")
+        clash = set(extra_measures.columns) & set(df.columns) - {"id"}
+        if clash:
+            raise ValueError(f"extra_measures would overwrite columns {sorted(clash)}")
+        df = df.merge(extra_measures, on="id", how="left", validate="one_to_one")
+    return hardness.add_level_columns(df, name)
+
+
+def load_dataset(name: str, extra_measures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The tidy frame of one dataset (see the module docstring for its columns).
+
+    ``extra_measures``: a frame with ``id`` and further measure columns (e.g. ``mdl``) to
+    merge in before levels are assigned.
+    """
+    if name not in _LOADERS:
+        raise UnknownDataset(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    return tidy(_LOADERS[name](), name, extra_measures)

@@ -1,0 +1,175 @@
+"""The runner: one object that runs any list of experiment specs on one model and returns their
+item-level results, reusing every stored seed and storing every new one.
+
+    runner = Runner(lm)                      # the model, the result store, the run settings
+    results = runner.run_all(plan.specs)     # {spec: item-level results of every seed}
+
+For each spec: the split (``experiments.split``) gives the test items and the training pool; each
+seed draws its training examples from the pool (label noise applied after the draw, so every
+noise rate sees the same examples) and the method's runner (``methods.runners.RUNNERS``) computes
+the seed; the result store keeps it under the spec's key (``experiments.spec.key_payload``). A run
+never trains on fewer items than its method says: a pool smaller than that is an error naming the
+pool. ``timings`` records, per spec, the seconds spent and whether anything was computed (the
+notebooks' provenance).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from e2h_utils.data import datasets, hardness
+from e2h_utils.engine import runtime
+from e2h_utils.engine.models import LoadedModel
+from e2h_utils.experiments import split
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError, key_payload
+from e2h_utils.experiments.store import ResultStore, spec_key
+from e2h_utils.methods import icl, noise
+from e2h_utils.methods.base import SeedJob
+from e2h_utils.methods.runners import runner_for
+
+
+def draw_salt(spec: ExperimentSpec) -> str:
+    """What makes one spec's draws independent of another's (the training level or source, and
+    the method unless it is ICL), so that easy and hard runs draw differently."""
+    suffix = "" if spec.method.kind == "icl" else f"/{spec.method.kind}"
+    if spec.train_source is not None:
+        return f"{spec.dataset}/source/{spec.train_source.label}{suffix}"
+    return f"{spec.dataset}/{spec.measure}/{spec.train_level}{suffix}"
+
+
+def draw(spec: ExperimentSpec, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The training examples of one seed (label noise applied after the draw, so every noise
+    rate sees the same examples)."""
+    if not spec.method.trains:
+        return pool.iloc[:0]
+    salt = draw_salt(spec)
+    drawn = icl.draw_examples(pool, spec.method.size, seed, salt=salt)
+    if spec.label_noise and not drawn.empty:
+        drawn = noise.corrupt_labels(drawn, spec.label_noise, seed, salt=salt)
+    return drawn
+
+
+@dataclass(frozen=True)
+class Timing:
+    spec: ExperimentSpec
+    seconds: float
+    computed: int  # seeds computed now (0: every seed was stored)
+
+
+class Runner:
+    """Runs experiment specs on one loaded model.
+
+    ``frames``: dataset frames to read (e.g. with MDL columns merged in); a dataset not given is
+    loaded once with ``data.load_dataset``. ``settings``: how runs execute (micro-batches,
+    generation batches, adapters: ``engine.runtime.RunSettings``; default: this process's)."""
+
+    def __init__(self, lm: LoadedModel, *, store: ResultStore | None = None,
+                 settings: runtime.RunSettings | None = None, frames: Mapping[str, pd.DataFrame] | None = None,
+                 progress: bool = True) -> None:
+        self.lm = lm
+        self.store = store or ResultStore()
+        self.settings = settings or runtime.current()
+        self.frames = dict(frames or {})
+        self.progress = progress
+        self.timings: list[Timing] = []
+        self.store.rekey()
+
+    def frame(self, dataset: str) -> pd.DataFrame:
+        if dataset not in self.frames:
+            self.frames[dataset] = datasets.load_dataset(dataset)
+        return self.frames[dataset]
+
+    def _pool(self, spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame) -> tuple[pd.DataFrame, dict | None]:
+        """(the training pool, the source frame's digest input) of a spec."""
+        source = spec.train_source
+        if source is None:
+            pool = split.training_pool(frame, roles, spec.train_level)
+            where = f"level {spec.train_level!r} of {spec.dataset}/{spec.measure}"
+            source_frame = None
+        else:
+            source_frame = frame if source.dataset == spec.dataset else self.frame(source.dataset)
+            pool = source.select(source_frame)
+            if source.dataset == spec.dataset:  # every held-out item of the split leaves the pool
+                pool = pool[~pool["id"].isin(frame.loc[roles["role"] == "test", "id"])]
+            where = source.label
+        if spec.method.trains and pool.empty:
+            raise SpecError(f"no training items in {where}")
+        if spec.method.trains and spec.method.size > len(pool):
+            raise SpecError(
+                f"{spec.method.kind} needs {spec.method.size} training items but the pool of {where} has only "
+                f"{len(pool)} (test_fraction = {spec.test.test_fraction}). Ask for at most {len(pool)} items, or lower "
+                "test_fraction to leave more of the level for training; a run never trains on fewer items than "
+                "its spec says.")
+        return pool, source_frame
+
+    def payload(self, spec: ExperimentSpec) -> dict:
+        """The key payload of a spec's stored results on this model and data."""
+        frame = self.frame(spec.dataset)
+        source = spec.train_source
+        source_frame = None
+        if source is not None:
+            source_frame = frame if source.dataset == spec.dataset else self.frame(source.dataset)
+        return key_payload(spec, self.lm.identity, frame, source_frame)
+
+    def run(self, spec: ExperimentSpec) -> pd.DataFrame:
+        """Item-level results of every seed of ``spec`` (``item_id``, ``level``, ``seed``, the
+        method's columns), reusing stored seeds and storing new ones."""
+        if self.lm.spec.name != spec.model:
+            raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {self.lm.spec.name!r}")
+        started = time.perf_counter()
+        frame = self.frame(spec.dataset)
+        roles = split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
+        test = split.test_items(frame, roles, spec.test)
+        pool, _ = self._pool(spec, frame, roles)
+        payload = self.payload(spec)
+        run_seed = runner_for(spec.method)
+        parts, computed = [], 0
+        for seed in spec.run_seeds:
+            def compute(seed: int = seed) -> pd.DataFrame:
+                job = SeedJob(lm=self.lm, dataset=spec.dataset, test=test, train=draw(spec, pool, seed), seed=seed,
+                              prompt_format=spec.prompt_format, max_length=spec.max_length,
+                              features_root=self.store.root, settings=self.settings, progress=self.progress,
+                              label=f"{spec.dataset}/{spec.measure} {spec.train_level}", key=spec_key(payload))
+                return run_seed(spec.method, job)
+
+            result, new = self.store.get_or_compute(payload, seed, compute)
+            computed += int(new)
+            parts.append(result)
+        self.timings.append(Timing(spec, time.perf_counter() - started, computed))
+        out = pd.concat(parts, ignore_index=True)
+        return out.assign(dataset=spec.dataset, measure=spec.measure, method=spec.method.kind,
+                          train_level=spec.train_level, model=spec.model)
+
+    def check(self, specs: Iterable[ExperimentSpec]) -> None:
+        """Stop before any run when a spec cannot run: a training size larger than its pool, an
+        empty pool, a model other than the loaded one. Every problem is named at once."""
+        problems = []
+        for spec in dict.fromkeys(specs):
+            try:
+                if self.lm.spec.name != spec.model:
+                    raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {self.lm.spec.name!r}")
+                if spec.method.trains:
+                    frame = self.frame(spec.dataset)
+                    self._pool(spec, frame, split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure),
+                                                              spec.test))
+            except SpecError as error:
+                problems.append(f"- {spec.describe()}: {error}")
+        if problems:
+            raise SpecError("these runs cannot run as specified (nothing was run):\n" + "\n".join(problems))
+
+    def run_all(self, specs: Iterable[ExperimentSpec], desc: str = "runs") -> dict[ExperimentSpec, pd.DataFrame]:
+        """Every spec's item-level results (each spec once, in order), after checking that every
+        one of them can run (``check``)."""
+        unique = list(dict.fromkeys(specs))
+        self.check(unique)
+        return {spec: self.run(spec) for spec in tqdm(unique, desc=desc, disable=not self.progress or len(unique) < 2)}
+
+    def timing_table(self) -> pd.DataFrame:
+        """Seconds per spec run so far, and how many seeds were computed (not read from the store)."""
+        return pd.DataFrame([{"run": t.spec.describe(), "seconds": round(t.seconds, 1), "seeds computed": t.computed}
+                             for t in self.timings], columns=["run", "seconds", "seeds computed"])

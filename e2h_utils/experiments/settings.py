@@ -1,0 +1,417 @@
+"""A notebook's parameters as typed settings, parsed once at the boundary, and its plan.
+
+Each notebook has a ``parameters`` cell (papermill fills it from ``parameters/<profile>/<name>.yaml``;
+its defaults are the embedded profile). The first code cell turns those values into one of the
+dataclasses below (``settings.parse("easy_to_hard", globals())``): YAML names (methods, measures,
+sources) become typed objects here, and nothing past this point passes dicts of options around.
+Each class builds its notebook's plan from the builders of ``experiments.plans``, section by
+section (``e2h_plan``, ``cot_plan``, ...) and whole (``plan``); the preflight plan
+(``pipeline.plan``), the cluster jobs and the dry run call the same methods, so what a notebook
+runs and what the plan lists are one list.
+
+``values`` may hold more names than a class has (a notebook's ``globals()``); a missing name is an
+error naming the notebook and the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from e2h_utils.data import hardness
+from e2h_utils.experiments import mdl, plans
+from e2h_utils.experiments.spec import TestSelection, TrainSource
+from e2h_utils.methods.base import Method, build
+
+Frames = Mapping[str, pd.DataFrame]
+
+
+class SettingsError(ValueError):
+    """A notebook's parameters are missing a key or hold a value no typed setting accepts."""
+
+
+def _levels_present(frames: Frames | None, dataset: str, measure: str) -> set[str]:
+    if frames is None or dataset not in frames:
+        return set(hardness.LEVELS)
+    return set(hardness.assign_levels(frames[dataset], hardness.get_measure(dataset, measure)).dropna())
+
+
+def parse_targets(targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, str]]:
+    """``{method: ["dataset/measure", ...]}`` (the notebooks' YAML form) -> (method, dataset, measure).
+
+    Unknown methods, datasets and measures are reported here, before any model runs."""
+    from e2h_utils.data.datasets import DATASETS
+    from e2h_utils.methods.base import KINDS
+
+    if not isinstance(targets, Mapping):
+        raise ValueError(f"expected a mapping {{method: ['dataset/measure', ...]}}, not {targets!r}")
+    out = []
+    for method, pairs in targets.items():
+        if method not in KINDS:
+            raise ValueError(f"unknown method {method!r}; valid: {', '.join(KINDS)}")
+        if isinstance(pairs, str):  # a single "dataset/measure" written without brackets
+            pairs = [pairs]
+        for pair in pairs:
+            dataset, sep, measure = str(pair).partition("/")
+            if not sep or not dataset or not measure:
+                raise ValueError(f"expected 'dataset/measure' (e.g. 'arc/grade'), not {pair!r} under {method!r}")
+            if dataset not in DATASETS:
+                raise ValueError(f"unknown dataset {dataset!r} in {pair!r} under {method!r}; valid: {', '.join(DATASETS)}")
+            try:
+                hardness.get_measure(dataset, measure)
+            except KeyError as error:
+                raise ValueError(f"{pair!r} under {method!r}: {error}") from None
+            out.append((method, dataset, measure))
+    return out
+
+
+def parse_sources(sources: Mapping[str, str | Mapping[str, Any]]) -> dict[str, str | TrainSource]:
+    """YAML prompt sources -> a training level of the test split (a string) or a ``TrainSource``
+    (a mapping: dataset, column, min_value and/or max_value)."""
+    from e2h_utils.experiments.spec import POOLS, SpecError
+
+    out: dict[str, str | TrainSource] = {}
+    for name, value in sources.items():
+        if isinstance(value, str):
+            if value not in ("none", *POOLS):
+                raise ValueError(f"source {name!r}: unknown training level {value!r}; valid: none, {', '.join(POOLS)} "
+                                 "(or a mapping with dataset, column, min_value / max_value)")
+            out[name] = value
+        elif isinstance(value, Mapping):
+            unknown = set(value) - {"dataset", "column", "min_value", "max_value"}
+            if unknown:
+                raise ValueError(f"source {name!r}: unknown key(s) {sorted(unknown)}; "
+                                 "valid: dataset, column, min_value, max_value")
+            missing = {"dataset", "column"} - set(value)
+            if missing:
+                raise ValueError(f"source {name!r}: missing key(s) {sorted(missing)} (a source mapping needs "
+                                 "dataset, column and min_value and/or max_value)")
+            try:
+                out[name] = TrainSource(**value)
+            except SpecError as error:
+                raise ValueError(f"source {name!r}: {error}") from None
+        else:
+            raise ValueError(f"source {name!r} must be a training level or a mapping, not {value!r}")
+    return out
+
+
+# --- pieces several notebooks share ---------------------------------------------------------------
+
+class _Methods:
+    """How a notebook's ``k_shot``, ``n_train`` and ``method_options`` make typed methods."""
+
+    k_shot: Mapping[str, int]
+    n_train: Mapping[str, int]
+    method_options: Mapping[str, Mapping[str, Any]]
+
+    def method(self, kind: str, dataset: str) -> Method:
+        size = self.k_shot[dataset] if kind in ("icl", "icl_cot") else self.n_train[kind]
+        return build(kind, size, self.method_options.get(kind))
+
+    def targets(self, targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, Method]]:
+        """``{method: [dataset/measure]}`` -> (dataset, measure, typed method)."""
+        return [(dataset, measure, self.method(kind, dataset)) for kind, dataset, measure in parse_targets(targets)]
+
+
+def _test(values: Any, cap: int | None, levels: Sequence[str] = ("hard",)) -> TestSelection:
+    return TestSelection(test_fraction=values.test_fraction, max_per_level=cap, split_seed=values.split_seed,
+                         levels=tuple(levels))
+
+
+def mdl_settings(values: Any) -> mdl.MDLSettings:
+    """The ``mdl_*`` parameters of a notebook as ``experiments.mdl.MDLSettings``."""
+    return mdl.MDLSettings(
+        hardness_models=tuple(values.mdl_hardness_models),
+        learners=tuple((d, tuple(names)) for d, names in dict(values.mdl_learners).items()),
+        max_items=tuple(dict(values.mdl_max_items).items()), subset_sizes=tuple(values.mdl_subset_sizes),
+        seeds=tuple(values.mdl_seeds), max_holdout=values.mdl_max_holdout, quantization=values.mdl_model_quantization)
+
+
+# --- one class per notebook -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EasyToHard(_Methods):
+    model: str
+    model_dtype: str
+    model_quantization: str
+    measures: Mapping[str, Sequence[str]]
+    methods: Sequence[str]
+    k_shot: Mapping[str, int]
+    n_train: Mapping[str, int]
+    seeds: Mapping[str, Sequence[int]]
+    method_options: Mapping[str, Mapping[str, Any]]
+    test_fraction: float
+    max_test_per_level: int | None
+    test_levels: Sequence[str]
+    split_seed: int
+    all_to_all: bool
+    all_to_all_max_test_per_level: int | None
+    n_boot: int
+    bootstrap_seed: int
+    sanity_check_items: int
+    sanity_check_formats: Sequence[str]
+    cot_measures: Mapping[str, Sequence[str]]
+    cot_methods: Sequence[str]
+    cot_k_shot: Mapping[str, int]
+    cot_n_train: Mapping[str, int]
+    cot_seeds: Mapping[str, Sequence[int]]
+    cot_method_options: Mapping[str, Mapping[str, Any]]
+    cot_max_test_per_level: int | None
+    mdl_hardness_models: Sequence[str]
+    mdl_learners: Mapping[str, Sequence[str]]
+    mdl_max_items: Mapping[str, int | None]
+    mdl_subset_sizes: Sequence[int]
+    mdl_seeds: Sequence[int]
+    mdl_max_holdout: int | None
+    mdl_model_quantization: str
+
+    @property
+    def mdl(self) -> mdl.MDLSettings:
+        return mdl_settings(self)
+
+    @property
+    def uses_mdl(self) -> bool:
+        return any(str(m).startswith("mdl") for names in self.measures.values() for m in names)
+
+    @property
+    def test(self) -> TestSelection:
+        return _test(self, self.max_test_per_level, self.test_levels)
+
+    def cot_method(self, kind: str, dataset: str) -> Method:
+        size = self.cot_k_shot[dataset] if kind == "icl_cot" else self.cot_n_train[kind]
+        return build(kind, size, self.cot_method_options.get(kind))
+
+    def sanity_plan(self) -> list[plans.Reading]:
+        if not self.sanity_check_items:
+            return []
+        test = TestSelection(max_per_level=self.sanity_check_items, levels=("easy", "hard"))
+        return plans.zero_shot_checks("arc", "arc_split", list(self.sanity_check_formats), model=self.model, test=test,
+                                      method=self.method("icl", "arc"))
+
+    def e2h_plan(self) -> list[plans.Comparison]:
+        targets = [(d, m, self.method(kind, d)) for d, names in self.measures.items() for m in names
+                   for kind in self.methods]
+        return plans.comparisons(targets, seeds=self.seeds, model=self.model, test=self.test)
+
+    def cot_plan(self) -> list[plans.Comparison]:
+        test = _test(self, self.cot_max_test_per_level, self.test_levels)
+        targets = [(d, m, self.cot_method(kind, d)) for d, names in self.cot_measures.items() for m in names
+                   for kind in self.cot_methods]
+        return plans.comparisons(targets, seeds=self.cot_seeds, model=self.model, test=test)
+
+    def all_to_all_plan(self) -> list[plans.Reading]:
+        if not self.all_to_all:
+            return []
+        test = TestSelection(test_fraction=self.test_fraction, max_per_level=self.all_to_all_max_test_per_level,
+                             split_seed=self.split_seed)
+        return [entry for dataset, names in self.measures.items() for kind in self.methods
+                for entry in plans.all_to_all(dataset, names[0], self.method(kind, dataset), seeds=self.seeds[kind],
+                                              model=self.model, test=test)]
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Entry]:
+        return [*self.sanity_plan(), *self.e2h_plan(), *self.cot_plan(), *self.all_to_all_plan()]
+
+
+@dataclass(frozen=True)
+class HardnessMeasures:
+    model: str
+    model_dtype: str
+    model_quantization: str
+    datasets: Sequence[str]
+    mdl_hardness_models: Sequence[str]
+    mdl_learners: Mapping[str, Sequence[str]]
+    mdl_subset_sizes: Sequence[int]
+    mdl_seeds: Sequence[int]
+    mdl_max_holdout: int | None
+    mdl_max_items: Mapping[str, int | None]
+    mdl_model_quantization: str
+    n_boot: int
+    bootstrap_seed: int
+
+    @property
+    def mdl(self) -> mdl.MDLSettings:
+        return mdl_settings(self)
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Entry]:
+        return []  # MDL and zero-shot item scores, not experiments: experiments.mdl
+
+
+@dataclass(frozen=True)
+class LabelNoise(_Methods):
+    model: str
+    model_dtype: str
+    model_quantization: str
+    sweeps_to_run: Mapping[str, Sequence[str]]
+    rates: Sequence[float]
+    hard_multiplier: float
+    k_shot: Mapping[str, int]
+    n_train: Mapping[str, int]
+    seeds: Mapping[str, Sequence[int]]
+    method_options: Mapping[str, Mapping[str, Any]]
+    test_fraction: float
+    max_test_per_level: int | None
+    split_seed: int
+    n_boot: int
+    bootstrap_seed: int
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
+        test = _test(self, self.max_test_per_level)
+        return [entry for dataset, measure, method in self.targets(self.sweeps_to_run)
+                for entry in plans.label_noise(dataset, measure, method, self.rates, seeds=self.seeds[method.kind],
+                                               model=self.model, test=test, hard_multiplier=self.hard_multiplier)]
+
+
+@dataclass(frozen=True)
+class SampleCount(_Methods):
+    model: str
+    model_dtype: str
+    model_quantization: str
+    curves: Mapping[str, Sequence[str]]
+    sizes: Mapping[str, Sequence[int]]
+    seeds: Mapping[str, Sequence[int]]
+    method_options: Mapping[str, Mapping[str, Any]]
+    label_costs: Mapping[str, float]
+    few_easy: int
+    test_fraction: float
+    max_test_per_level: int | None
+    split_seed: int
+    n_boot: int
+    bootstrap_seed: int
+
+    def method(self, kind: str, dataset: str) -> Method:  # sizes vary along the curve: start from the first
+        first = max(1, int(max(self.sizes[kind])))
+        return build(kind, first, self.method_options.get(kind))
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Reading]:
+        test = _test(self, self.max_test_per_level)
+        return [entry for dataset, measure, method in self.targets(self.curves)
+                for entry in plans.learning_curve(dataset, measure, method, self.sizes[method.kind],
+                                                  seeds=self.seeds[method.kind], model=self.model, test=test)]
+
+
+@dataclass(frozen=True)
+class ModelScale(_Methods):
+    models_to_compare: Sequence[str]
+    model_dtype: str
+    model_quantization: str
+    runs: Mapping[str, Sequence[str]]
+    k_shot: Mapping[str, int]
+    n_train: Mapping[str, int]
+    seeds: Mapping[str, Sequence[int]]
+    method_options: Mapping[str, Mapping[str, Any]]
+    test_fraction: float
+    max_test_per_level: int | None
+    split_seed: int
+    robustness_models: Sequence[str]
+    robustness_runs: Mapping[str, Sequence[str]]
+    robustness_seeds: Sequence[int]
+    robustness_max_test_per_level: int | None
+    n_boot: int
+    bootstrap_seed: int
+
+    def scale_plan(self, model: str) -> list[plans.Comparison]:
+        return plans.comparisons(self.targets(self.runs), seeds=self.seeds, model=model,
+                                 test=_test(self, self.max_test_per_level))
+
+    def robustness_plan(self, model: str) -> list[plans.Comparison]:
+        targets = [(d, m, build(kind, self.k_shot[d] if kind in ("icl", "icl_cot") else self.n_train[kind]))
+                   for kind, d, m in parse_targets(self.robustness_runs)]
+        seeds = {method.kind: self.robustness_seeds for _, _, method in targets}
+        return plans.comparisons(targets, seeds=seeds, model=model,
+                                 test=_test(self, self.robustness_max_test_per_level))
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
+        return [*(e for name in self.models_to_compare for e in self.scale_plan(name)),
+                *(e for name in self.robustness_models for e in self.robustness_plan(name))]
+
+
+@dataclass(frozen=True)
+class TrainTestGap(_Methods):
+    model: str
+    model_dtype: str
+    model_quantization: str
+    grid: Mapping[str, Sequence[str]]
+    grid_train_levels: Sequence[str]
+    k_shot: Mapping[str, int]
+    n_train: Mapping[str, int]
+    seeds: Mapping[str, Sequence[int]]
+    method_options: Mapping[str, Mapping[str, Any]]
+    grid_max_test_per_level: int | None
+    test_fraction: float
+    split_seed: int
+    college_models: Sequence[str]
+    college_sources: Mapping[str, Any]
+    college_k: int
+    college_seeds: Sequence[int]
+    college_max_test: int | None
+    n_boot: int
+    bootstrap_seed: int
+
+    def grid_plan(self, frames: Frames | None = None) -> list[plans.Reading]:
+        test = TestSelection(test_fraction=self.test_fraction, max_per_level=self.grid_max_test_per_level,
+                             split_seed=self.split_seed)
+        return [entry for dataset, measure, method in self.targets(self.grid)
+                for entry in plans.level_grid(dataset, measure, method, seeds=self.seeds[method.kind],
+                                              model=self.model, test=test, train_levels=self.grid_train_levels,
+                                              levels_present=_levels_present(frames, dataset, measure))]
+
+    def college_plan(self, model: str) -> list[plans.Reading]:
+        test = _test(self, self.college_max_test)
+        return plans.prompt_sources("mmlu_stem5", "school_level", build("icl", self.college_k),
+                                    parse_sources(self.college_sources), seeds=self.college_seeds, model=model,
+                                    test=test)
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Reading]:
+        return [*self.grid_plan(frames), *(e for name in self.college_models for e in self.college_plan(name))]
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    model: str
+    dataset: str
+    measure: str
+    k_shot: int
+    n_test: int
+    seeds: Sequence[int]
+    n_boot: int
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
+        test = TestSelection(max_per_level=self.n_test, levels=("hard",))
+        return [plans.comparison(self.dataset, self.measure, build("icl", self.k_shot), seeds=self.seeds,
+                                 model=self.model, test=test)]
+
+
+NOTEBOOKS: dict[str, type] = {
+    "hardness_measures": HardnessMeasures, "easy_to_hard": EasyToHard, "label_noise": LabelNoise,
+    "sample_count": SampleCount, "model_scale": ModelScale, "train_test_gap": TrainTestGap,
+    "walkthrough": Walkthrough,
+}
+
+
+def parse(notebook: str, values: Mapping[str, Any]) -> Any:
+    """The typed settings of ``notebook`` from its parameter values (a notebook's ``globals()``,
+    or the YAML merged over the notebook's defaults). Lists become tuples; every field must be given."""
+    try:
+        cls = NOTEBOOKS[notebook]
+    except KeyError:
+        raise SettingsError(f"no settings for notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}") from None
+    names = [f.name for f in fields(cls)]
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise SettingsError(f"{notebook}: missing parameter(s) {', '.join(missing)}")
+    converted = {name: _freeze(values[name]) for name in names}
+    return cls(**converted)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _freeze(v) if not isinstance(v, Mapping) else dict(v) for k, v in value.items()}
+    return value
+
+
+__all__ = ["EasyToHard", "HardnessMeasures", "LabelNoise", "ModelScale", "NOTEBOOKS", "SampleCount", "SettingsError",
+           "TrainTestGap", "Walkthrough", "parse", "parse_sources", "parse_targets"]

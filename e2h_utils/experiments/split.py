@@ -1,0 +1,72 @@
+"""The project's paired split: under one hardness measure, every level is shuffled once and cut
+into a training pool and held-out test items.
+
+Every level (easy / medium / hard) of a measure is shuffled once with a fixed seed
+(``TestSelection.split_seed``, salted by the measure) and cut into a training pool and held-out
+test items (``test_fraction``, 0.5 by default). A run trains on the pool of its training level
+(``"all"``: every pool) and is scored on the held-out test items of the test levels, each kept
+with its level, so accuracy can be read per level and the hard test items are the same (paired)
+across training conditions and seeds. The authors instead draw each seed's training items from
+the whole level and test on everything else (``data_utils.py::stratified_test_sampling``), so
+each condition has its own test set. What pairing costs: the test sets are about half the
+authors' (the other half is the pool), so CIs are about sqrt(2) wider than theirs on the same
+data; what it buys: the easy, hard and unsupervised accuracies are differences on identical items
+(docs/fidelity.md). Small profiles cap the test items per level; the cap takes a prefix of the same
+fixed order, so a larger cap tests a superset.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from e2h_utils.data import hardness
+from e2h_utils.experiments.spec import ExperimentSpec, TestSelection
+
+
+def split_roles(frame: pd.DataFrame, measure: hardness.Measure, test: TestSelection) -> pd.DataFrame:
+    """Per row: ``level``, ``role`` (train / test / <NA>) and ``order`` (rank in its level's shuffle)."""
+    levels = hardness.assign_levels(frame, measure)
+    out = pd.DataFrame({"level": levels, "role": pd.Series(pd.NA, index=frame.index, dtype=object),
+                        "order": -1}, index=frame.index)
+    rng = np.random.default_rng([test.split_seed, zlib.crc32(measure.key.encode())])
+    for level in hardness.LEVELS:
+        index = frame.index[levels == level]
+        shuffled = index[rng.permutation(len(index))]
+        n_test = int(round(test.test_fraction * len(index)))
+        out.loc[shuffled, "order"] = np.arange(len(index))
+        out.loc[shuffled[:n_test], "role"] = "test"
+        out.loc[shuffled[n_test:], "role"] = "train"
+    return out
+
+
+def test_items(frame: pd.DataFrame, roles: pd.DataFrame, test: TestSelection) -> pd.DataFrame:
+    chosen = roles[(roles["role"] == "test") & roles["level"].isin(test.levels)]
+    if test.max_per_level is not None:
+        chosen = chosen[chosen["order"] < test.max_per_level]
+    chosen = chosen.sort_values(["level", "order"])
+    return frame.loc[chosen.index].assign(level=chosen["level"].astype(str))
+
+
+def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) -> pd.DataFrame:
+    if train_level == "none":
+        return frame.iloc[:0]
+    train = roles[roles["role"] == "train"]
+    if train_level != "all":
+        train = train[train["level"] == train_level]
+    return frame.loc[train.sort_values(["level", "order"]).index]
+
+
+def pool_size(frame: pd.DataFrame, spec: ExperimentSpec) -> int:
+    """How many training items the spec's training level offers under its split (pure)."""
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    return len(training_pool(frame, split_roles(frame, measure, spec.test), spec.train_level))
+
+
+def held_out_ids(frame: pd.DataFrame, spec: ExperimentSpec) -> list[str]:
+    """The ids of the spec's test items, in the order they are scored (pure)."""
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    return list(test_items(frame, split_roles(frame, measure, spec.test), spec.test)["id"])
+

@@ -1,0 +1,182 @@
+"""A dry run of a profile: its notebooks as written, on a tiny random Llama, with capped sizes.
+
+``make dry-run PROFILE=paper`` (and the test suite) executes every notebook of the paper profile
+with papermill and the paper YAML, except that:
+
+- every model the YAML names loads a stand-in (``models.SUBSTITUTE_ENV``): a 4-layer Llama with
+  random weights and the embedded model's tokenizer, made once in the model cache. Each name
+  keeps its own identity (``substitute-for:<name>|...``), its precision (8-bit and 4-bit load
+  through bitsandbytes on the CPU) and its code path (MDL hardness models, model-scale lists);
+- unquantized models are split by accelerate's ``device_map="auto"`` between "cpu" and "disk"
+  (``DRY_RUN_SETTINGS``: a small ``max_memory`` for the CPU, the rest offloaded), the CPU
+  stand-in for a model spread over several GPUs; bitsandbytes cannot offload quantized weights,
+  so quantized loads stay on one device;
+- sizes are capped (``CAPS``): test items per level, seeds, in-context examples and training
+  items, QLoRA updates, generated tokens, MDL items and hold-out, bootstrap draws. Every dataset, measure, method, option and
+  model the YAML names is still run.
+
+Results go to ``results/dry-run/`` and outputs to ``outputs/<profile>-dry-run/``: nothing of a
+real run is touched or reused. Numbers from a random model mean nothing; the run proves that every
+code path, key and dataset the profile names executes before anyone pays for a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from e2h_utils import atomic, paths
+
+SUFFIX = "-dry-run"
+SEEDS = 2  # first seeds of every seed list
+TEST_PER_LEVEL = 6
+COT_TEST_PER_LEVEL = 3
+MDL_ITEMS = 80  # enough that an MDL level's training pool holds TRAIN items
+MDL_HOLDOUT = 40
+SHOTS = 3  # in-context examples
+TRAIN = 8  # probe / QLoRA training items
+MDL_SIZES = (5, 20)
+N_BOOT = 50
+UPDATES = 2  # QLoRA: gradient updates (the paper: at least 10, 150 for chain of thought)
+NEW_TOKENS = 24  # chain of thought: tokens generated (a random model never writes "the answer is")
+STAND_IN_CONFIG = {  # a 4-layer Llama-2-shaped model: grouped KV heads, context of Llama-2
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "torch_dtype": "float32",
+}
+
+
+def _split_memory(vocab: int = 49152, element: int = 2) -> str:
+    """A CPU cap that makes accelerate keep the embeddings and two of the four layers of the
+    stand-in (in bfloat16, the paper's dtype) on "cpu" and offload the rest to "disk": it
+    reserves room for the largest module (the output head) besides what it places."""
+    c = STAND_IN_CONFIG
+    hidden, width, heads, kv = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"], c["num_key_value_heads"]
+    head_dim = hidden // heads
+    layer = (2 * hidden * hidden + 2 * hidden * kv * head_dim + 3 * hidden * width + 2 * hidden) * element
+    embedding = vocab * hidden * element
+    return f"{(2 * embedding + 2.5 * layer) // 1000:.0f}KB"
+
+
+DRY_RUN_SETTINGS = {"max_memory": {"cpu": _split_memory()}, "offload_folder": ".cache/dry-run-offload",
+                    "batch_tokens": 2048, "kv_tokens": 8192}
+
+
+def _first(values: Any, n: int = SEEDS) -> Any:
+    return list(values)[:n]
+
+
+def _seeds(value: Any) -> Any:
+    """A seed list, or a {method: seeds} mapping: the first ``SEEDS`` of each."""
+    if isinstance(value, Mapping):
+        return {k: _first(v) for k, v in value.items()}
+    return _first(value)
+
+
+def _cap(limit: int) -> Callable[[Any], Any]:
+    return lambda value: limit if value is None else min(int(value), limit)
+
+
+def _per_dataset(limit: int) -> Callable[[Any], Any]:
+    """Caps every value of a {dataset or method: number} mapping (or a plain number)."""
+    def cap(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: _cap(limit)(v) for k, v in value.items()}
+        return _cap(limit)(value)
+    return cap
+
+
+def _options(value: Any) -> Any:
+    """{method: options}: QLoRA runs UPDATES updates in one epoch, chain of thought generates
+    NEW_TOKENS tokens; every other option (precision, optimizer, answer rule) as written."""
+    out = {}
+    for method, options in (value or {}).items():
+        options = dict(options or {})
+        if method.startswith("qlora"):
+            options.update(min_updates=UPDATES, min_epochs=1)
+        if method.endswith("_cot"):
+            options["max_new_tokens"] = NEW_TOKENS
+        out[method] = options
+    return out
+
+
+def _sizes(value: Any) -> Any:
+    """{method: [n, ...]} learning-curve sizes: those up to TRAIN (the smallest, if none is)."""
+    return {k: sorted({min(int(n), TRAIN) for n in v}) for k, v in value.items()}
+
+
+# parameter -> how the dry run caps it (parameters not listed run as the YAML writes them)
+CAPS: dict[str, Callable[[Any], Any]] = {
+    "seeds": _seeds, "cot_seeds": _seeds, "college_seeds": _seeds, "robustness_seeds": _seeds, "mdl_seeds": _seeds,
+    "max_test_per_level": _cap(TEST_PER_LEVEL), "all_to_all_max_test_per_level": _cap(TEST_PER_LEVEL),
+    "cot_max_test_per_level": _cap(COT_TEST_PER_LEVEL), "grid_max_test_per_level": _cap(TEST_PER_LEVEL),
+    "robustness_max_test_per_level": _cap(TEST_PER_LEVEL), "college_max_test": _cap(TEST_PER_LEVEL),
+    "sanity_check_items": lambda v: min(int(v), TEST_PER_LEVEL) if v else v, "n_test": _cap(TEST_PER_LEVEL),
+    "mdl_max_items": _per_dataset(MDL_ITEMS), "mdl_max_holdout": _cap(MDL_HOLDOUT),
+    "mdl_subset_sizes": lambda v: [n for n in v if n <= max(MDL_SIZES)] or list(MDL_SIZES), "n_boot": _cap(N_BOOT),
+    "k_shot": _per_dataset(SHOTS), "cot_k_shot": _per_dataset(SHOTS), "college_k": _cap(SHOTS),
+    "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
+    "method_options": _options, "cot_method_options": _options,
+}
+
+
+def cap_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A notebook's parameters with the dry run's caps applied."""
+    out = dict(parameters)
+    for name, cap in CAPS.items():
+        if name in out:
+            out[name] = cap(out[name])
+    if "mdl_max_items" in out and out.get("mdl_learners"):  # every dataset with MDL gets a cap
+        out["mdl_max_items"] = {d: _cap(MDL_ITEMS)(out["mdl_max_items"].get(d)) for d in out["mdl_learners"]}
+    return out
+
+
+def outputs_name(profile: str) -> str:
+    return profile + SUFFIX
+
+
+def results_dir() -> Path:
+    return paths.project_root() / "results" / "dry-run"
+
+
+def stand_in() -> Path:
+    """The stand-in model folder (made once, atomically): random weights (seed 0), the embedded
+    model's tokenizer."""
+    folder = paths.models_cache_dir() / "dry-run-llama"
+    if (folder / "model.safetensors").is_file():
+        return folder
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from e2h_utils.engine import embedded
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded.ensure_converted()))
+    config = LlamaConfig(**{k: v for k, v in STAND_IN_CONFIG.items() if k not in ("architectures", "model_type",
+                                                                                   "torch_dtype")},
+                         vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return folder
+
+
+def settings_file(profile: str) -> Path:
+    """The run settings of the dry run (written beside its outputs)."""
+    path = paths.outputs_dir(outputs_name(profile)) / "_run.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = dict(DRY_RUN_SETTINGS, offload_folder=str(paths.project_root() / DRY_RUN_SETTINGS["offload_folder"]))
+    atomic.write_text(path, json.dumps(values, indent=1) + "\n")  # JSON is YAML
+    return path
+
+
+def environment(profile: str) -> dict[str, str]:
+    """Environment variables that make a process (and its kernels) run the dry run."""
+    from e2h_utils.engine import models, runtime
+
+    return {models.SUBSTITUTE_ENV: str(stand_in()), runtime.SETTINGS_ENV: str(settings_file(profile)),
+            paths.RESULTS_ENV: str(results_dir())}

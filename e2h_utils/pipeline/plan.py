@@ -1,0 +1,759 @@
+"""The preflight plan: every run a profile will execute, what it needs and what it costs.
+
+``build(profile)`` reads each notebook's parameters (the notebook's own defaults overlaid by
+``parameters/<profile>/<name>.yaml``, as ``reproduce`` passes them) and lists, without loading a
+model, the runs the notebook asks for, in the order it asks: experiments (a spec and its
+seeds), MDL confidences of the hardness models and zero-shot item scores. Each run carries its
+storage key (the one ``experiments.runner.Runner`` / ``mdl.run_mdl`` use), so the plan says
+which seeds are already in the result store, and a run two notebooks share is listed once.
+
+Runs on a model-based (MDL) measure depend on the MDL results: until those are stored, their
+levels are cut from stand-in values with the same percentile cut-offs (so their item counts
+are right) and their key is unknown (``pending``). ``cluster`` runs MDL first for that reason.
+
+``estimate`` turns a run into tokens and FLOPs (``resources``), ``check_memory`` a model into
+bytes against the devices, and ``report`` prints the plan. Tokens are counted with the
+embedded model's tokenizer (the Hub models' tokenizers are not on every machine that plans).
+Llama-2's 32k-token vocabulary splits English into more tokens than SmolLM2's 49k one, so for
+the paper's models the token counts, and the estimate, are on the low side; the ratio could not
+be measured here (no Llama tokenizer offline).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from e2h_utils import paths
+from e2h_utils.data import datasets
+from e2h_utils.data import hardness, prompts
+from e2h_utils.engine import models, resources, runtime
+from e2h_utils.experiments import mdl, plans, settings, split
+from e2h_utils.experiments.runner import draw
+from e2h_utils.experiments.spec import ExperimentSpec, key_payload
+from e2h_utils.experiments.store import ResultStore, spec_key
+from e2h_utils.methods.base import CoT, Probe, QLoRA
+from e2h_utils.methods.qlora import QLoRAConfig, schedule
+
+KINDS = ("experiment", "mdl", "zero_shot_items")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One unit of work: a spec of ``kind`` for ``model``, the seeds it computes and its key."""
+
+    notebook: str
+    kind: str  # experiment | mdl | zero_shot_items
+    model: str
+    dtype: str
+    quantization: str  # as the notebook asks ("auto": the model's default)
+    dataset: str
+    method: str
+    measure: str
+    train_level: str
+    n_train: int
+    seeds: tuple[int, ...]
+    test_items: int
+    spec: Any = field(compare=False, repr=False)  # ExperimentSpec | MDLSpec | None (zero-shot items)
+    item_ids: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the items it scores
+    frame: Any = field(default=None, compare=False, repr=False)  # the frame it reads (with MDL columns)
+    key: str | None = None  # None: keyed by MDL results not yet stored (pending)
+    cached: tuple[int, ...] = ()  # seeds already in the store
+    shared_with: tuple[str, ...] = ()  # other notebooks that list the same run
+    phase: int = 2  # 1: MDL (other runs' levels depend on it), 2: the rest
+
+    @property
+    def pending(self) -> bool:
+        return self.key is None
+
+    @property
+    def done(self) -> bool:
+        return self.key is not None and set(self.seeds) <= set(self.cached)
+
+    @property
+    def label(self) -> str:
+        level = f" {self.train_level}" if self.kind == "experiment" else ""
+        return f"{self.dataset}/{self.measure}/{self.method}{level}"
+
+
+# --- the notebooks' parameters ------------------------------------------------------------
+
+def notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """The values of a notebook's ``parameters`` cell (executed: it holds literals only)."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            values: dict[str, Any] = {}
+            exec(compile(cell.source, str(notebook), "exec"), {}, values)  # noqa: S102 - our own notebook
+            return values
+    raise ValueError(f"{notebook} has no cell tagged 'parameters'")
+
+
+def notebook_parameters(profile: str, name: str, dry_run: bool = False) -> dict[str, Any]:
+    """What ``reproduce`` runs notebook ``name`` with under ``profile`` (capped for a dry run)."""
+    from e2h_utils.pipeline import dry_run as dry
+    from e2h_utils.pipeline.reproduce import load_parameters
+
+    notebook = paths.notebooks_dir() / f"{name}.ipynb"
+    defaults = notebook_defaults(notebook)
+    values = {**defaults, **load_parameters(paths.parameters_dir() / profile / f"{name}.yaml", declared=defaults)}
+    return dry.cap_parameters(values) if dry_run else values
+
+
+# --- building the plan ----------------------------------------------------------------------
+
+class Planner:
+    """Collects the runs of one profile; shared state (frames, identities, the store) is cached."""
+
+    def __init__(self, store: ResultStore | None = None) -> None:
+        self.store = store or ResultStore()
+        self.runs: dict[str, PlannedRun] = {}  # by key (or a provisional key while pending)
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._mdl: dict[tuple, pd.DataFrame | None] = {}
+
+    # shared inputs
+    def frame(self, dataset: str) -> pd.DataFrame:
+        if dataset not in self._frames:
+            self._frames[dataset] = datasets.load_dataset(dataset)
+        return self._frames[dataset]
+
+    @staticmethod
+    def identity(model: str, dtype: str = "auto", quantization: str = "none") -> str:
+        return models.model_identity(models.as_spec(model, dtype=dtype, quantization=quantization))
+
+    def add(self, run: PlannedRun, key_payload: dict | None, provisional: str | None = None) -> PlannedRun:
+        key = spec_key(key_payload) if key_payload is not None else None
+        ident = key or provisional or f"{run.notebook}/{len(self.runs)}"
+        if ident in self.runs:  # listed by an earlier notebook (or twice by this one)
+            first = self.runs[ident]
+            if run.notebook != first.notebook and run.notebook not in first.shared_with:
+                self.runs[ident] = replace(first, shared_with=first.shared_with + (run.notebook,))
+            return self.runs[ident]
+        cached: tuple[int, ...] = ()
+        if key_payload is not None:
+            cached = tuple(s for s in run.seeds if self.store.path(key_payload, s).is_file())
+        self.runs[ident] = replace(run, key=key, cached=cached)
+        return self.runs[ident]
+
+    # frames with model-based measures
+    def mdl_frames(self, frames: dict[str, pd.DataFrame],
+                   options: mdl.MDLSettings) -> tuple[dict[str, pd.DataFrame], bool]:
+        """(frames with MDL columns, whether they are the real ones): the stored confidences when
+        every part is stored, else stand-in values on the same items (levels of the right size)."""
+        parts, complete = [], True
+        for name in options.hardness_models:
+            identity = self.identity(name, options.dtype, options.quantization)
+            for spec in options.specs(name):
+                memo = (identity, spec)
+                if memo not in self._mdl:
+                    self._mdl[memo] = mdl.stored_confidences(identity, frames[spec.dataset], spec, self.store)
+                stored = self._mdl[memo]
+                if stored is None:
+                    complete = False
+                    scored = mdl.scored_items(frames[spec.dataset], spec)
+                    stored = pd.DataFrame({"item_id": scored["id"].to_numpy(), "seed": 0, "size": 0,
+                                           "p_correct": _stand_in(scored["id"]), "learner": spec.learner,
+                                           "model": name})
+                parts.append(stored.assign(dataset=spec.dataset))
+        if not parts:
+            return frames, True
+        return mdl.frames_with_mdl(frames, pd.concat(parts, ignore_index=True)), complete
+
+
+def _stand_in(ids: Iterable[str]) -> np.ndarray:
+    """Deterministic values in [0, 1) per id: percentile levels of the same sizes as real MDL's."""
+    return np.array([zlib.crc32(str(i).encode()) / 2**32 for i in ids])
+
+
+def plan_experiment(planner: Planner, notebook: str, spec: ExperimentSpec, frame: pd.DataFrame, *,
+                    dtype: str, quantization: str, real: bool = True) -> PlannedRun:
+    """The run ``Runner.run(spec)`` makes: its test items, seeds and storage key."""
+    test_ids = tuple(split.held_out_ids(frame, spec))
+    identity = planner.identity(spec.model, dtype, quantization)
+    source_frame = None
+    if spec.train_source is not None:
+        source = spec.train_source
+        source_frame = frame if source.dataset == spec.dataset else planner.frame(source.dataset)
+    payload = key_payload(spec, identity, frame, source_frame) if real else None
+    run = PlannedRun(notebook=notebook, kind="experiment", model=spec.model, dtype=dtype, quantization=quantization,
+                     dataset=spec.dataset, method=spec.method.kind if spec.method.trains else "zero-shot",
+                     measure=spec.measure, train_level=spec.train_level, n_train=spec.method.size,
+                     seeds=spec.run_seeds, test_items=len(test_ids), spec=spec, item_ids=test_ids, frame=frame)
+    provisional = None if real else f"pending:{spec_key({**spec.canonical(), 'model_identity': identity})}"
+    return planner.add(run, payload, provisional)
+
+
+def _plan_mdl(planner: Planner, notebook: str, frames: dict[str, pd.DataFrame], options: mdl.MDLSettings) -> None:
+    for name in options.hardness_models:
+        identity = planner.identity(name, options.dtype, options.quantization)
+        for spec in options.specs(name):
+            frame = frames[spec.dataset]
+            scored = mdl.scored_items(frame, spec)
+            if spec.learner == "zero_shot":
+                payload = mdl.zero_shot_payload(identity, scored, spec.dataset, spec.prompt_format)
+                seeds: tuple[int, ...] = (0,)
+            else:
+                payload, seeds = mdl.trained_payload(identity, frame, spec), spec.seeds
+            run = PlannedRun(notebook=notebook, kind="mdl", model=name, dtype=options.dtype,
+                             quantization=options.quantization, dataset=spec.dataset, method=f"mdl_{spec.learner}",
+                             measure="-", train_level="-",
+                             n_train=max(spec.subset_sizes) if spec.learner != "zero_shot" else 0, seeds=seeds,
+                             test_items=len(scored), spec=spec, item_ids=tuple(scored["id"]), frame=frame, phase=1)
+            planner.add(run, payload)
+
+
+def _zero_shot_items(planner: Planner, notebook: str, cfg: settings.HardnessMeasures,
+                     frames: dict[str, pd.DataFrame], with_mdl: dict[str, pd.DataFrame], real: bool) -> None:
+    """The hardness notebook's zero-shot scores of the MDL-scored items (accuracy by level)."""
+    identity = planner.identity(cfg.model, cfg.model_dtype, cfg.model_quantization)
+    options = cfg.mdl
+    if not options.hardness_models:
+        return
+    for dataset, _ in options.learners:
+        spec = mdl.specs_for(options.hardness_models[0], {dataset: ["zero_shot"]}, max_items=dict(options.max_items),
+                             subset_sizes=options.subset_sizes, seeds=options.seeds)[0]
+        ids = set(mdl.scored_items(frames[dataset], spec)["id"])
+        items = with_mdl[dataset][with_mdl[dataset]["id"].isin(ids)]
+        payload = mdl.zero_shot_payload(identity, items, dataset) if real else None
+        run = PlannedRun(notebook=notebook, kind="zero_shot_items", model=cfg.model, dtype=cfg.model_dtype,
+                         quantization=cfg.model_quantization, dataset=dataset, method="zero-shot", measure="-",
+                         train_level="none", n_train=0, seeds=(0,), test_items=len(items), spec=None,
+                         item_ids=tuple(sorted(ids)), frame=with_mdl[dataset])
+        planner.add(run, payload, None if real else f"pending:zero_shot_items/{dataset}/{identity}")
+
+
+def _datasets(entries: Iterable[plans.Entry]) -> set[str]:
+    return {spec.dataset for spec in plans.specs(entries)} | {
+        spec.train_source.dataset for spec in plans.specs(entries) if spec.train_source is not None}
+
+
+def plan_notebook(planner: Planner, name: str, values: Mapping[str, Any]) -> None:
+    """Every run notebook ``name`` makes with parameter ``values``: its settings' plan
+    (``experiments.settings``), the very list the notebook runs, plus MDL and zero-shot item scores."""
+    cfg = settings.parse(name, values)
+    dtype, quant = getattr(cfg, "model_dtype", "auto"), getattr(cfg, "model_quantization", "none")
+    frames: dict[str, pd.DataFrame] = {}
+    real = True
+    if isinstance(cfg, settings.HardnessMeasures):
+        frames = {d: planner.frame(d) for d in cfg.datasets}
+        _plan_mdl(planner, name, frames, cfg.mdl)
+        with_mdl, real = planner.mdl_frames(frames, cfg.mdl)
+        _zero_shot_items(planner, name, cfg, frames, with_mdl, real)
+        return
+    entries = cfg.plan({d: planner.frame(d) for d in _needed_datasets(cfg)})
+    frames = {d: planner.frame(d) for d in _datasets(entries)}
+    if isinstance(cfg, settings.EasyToHard) and cfg.uses_mdl:
+        _plan_mdl(planner, name, frames, cfg.mdl)
+        frames, real = planner.mdl_frames(frames, cfg.mdl)
+    for spec in plans.specs(entries):
+        plan_experiment(planner, name, spec, frames[spec.dataset], dtype=dtype, quantization=quant,
+                        real=real or not spec.measure.startswith("mdl"))
+
+
+def _needed_datasets(cfg: Any) -> set[str]:
+    """The datasets whose frames a notebook's plan reads for its levels (the level grid's)."""
+    if isinstance(cfg, settings.TrainTestGap):
+        return {dataset for _, dataset, _ in settings.parse_targets(cfg.grid)}
+    return set()
+
+
+NOTEBOOKS = tuple(settings.NOTEBOOKS)  # the order plans are built in: MDL first
+
+
+def build(profile: str, notebooks: Sequence[str] | None = None, store: ResultStore | None = None,
+          planner: Planner | None = None, dry_run: bool = False) -> list[PlannedRun]:
+    """Every run of ``profile``'s notebooks (those with a YAML), MDL first, each listed once
+    (``dry_run``: with the dry run's caps; its stand-in model comes from the environment)."""
+    from e2h_utils.pipeline.reproduce import _scan
+
+    planner = planner or Planner(store)
+    wanted = [job.name for job in _scan(profile)[0] if job.name in NOTEBOOKS]
+    for name in sorted(wanted, key=NOTEBOOKS.index):
+        if notebooks and name not in notebooks:
+            continue
+        plan_notebook(planner, name, notebook_parameters(profile, name, dry_run))
+    return sorted(planner.runs.values(), key=lambda r: r.phase)
+
+
+# --- what a run costs -------------------------------------------------------------------------
+
+class TokenCounter:
+    """Tokens of each item's prompt, answer choices, solved example and chain-of-thought target,
+    counted with one tokenizer (the embedded model's by default)."""
+
+    def __init__(self, tokenizer: Any = None) -> None:
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            from e2h_utils.engine import embedded
+
+            tokenizer = AutoTokenizer.from_pretrained(str(embedded.ensure_converted()))
+        self.tokenizer = tokenizer
+        self._tables: dict[tuple[str, str | None, bool], pd.DataFrame] = {}
+
+    def _count(self, texts: list[str]) -> np.ndarray:
+        return np.array([len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]])
+
+    def table(self, dataset: str, frame: pd.DataFrame, prompt_format: str | None, cot: bool) -> pd.DataFrame:
+        """Per item id: prompt, choices (all continuations), example and target tokens."""
+        memo = (dataset, prompt_format, cot)
+        if memo not in self._tables:
+            rows = frame.to_dict("records") if cot else frame[frame["label"].notna()].to_dict("records")
+            if not rows:
+                raise ValueError(f"no {dataset} items to count tokens of")
+            if cot:
+                fmt = prompts.get_cot_format(prompt_format, dataset)
+                out = pd.DataFrame({"prompt": self._count([fmt.prompt(r) for r in rows]),
+                                    "choices": 0, "example": self._count([fmt.example(r) for r in rows]),
+                                    "target": self._count([fmt.target(r) for r in rows])}, index=[r["id"] for r in rows])
+            else:
+                fmt = prompts.get_format(prompt_format, dataset)
+                conts = [fmt.continuations(r) for r in rows]
+                flat = self._count([c for cs in conts for c in cs])
+                sums = np.add.reduceat(flat, np.cumsum([0] + [len(c) for c in conts[:-1]])) if len(flat) else []
+                out = pd.DataFrame({"prompt": self._count([fmt.prompt(r) for r in rows]), "choices": sums,
+                                    "example": self._count([fmt.example(r) for r in rows]),
+                                    "n_choices": [len(c) for c in conts]}, index=[r["id"] for r in rows])
+                out["target"] = out["choices"] / out["n_choices"].clip(lower=1)
+            self._tables[memo] = out
+        return self._tables[memo]
+
+
+@dataclass(frozen=True)
+class Work:
+    """A run's work in tokens: forward-only tokens (scoring, features, prefill) with their mean
+    attention context, tokens trained on (forward + backward), and tokens generated one at a time."""
+
+    forward_tokens: float = 0.0
+    forward_context: float = 0.0
+    logits: float = 0.0
+    train_tokens: float = 0.0
+    train_context: float = 0.0
+    generated_tokens: float = 0.0
+    generation_context: float = 0.0
+    decode_steps: float = 0.0  # sequential decoding steps (batches x new tokens)
+
+    def __add__(self, other: "Work") -> "Work":
+        def mean(a, wa, b, wb):
+            return (a * wa + b * wb) / (wa + wb) if wa + wb else 0.0
+        return Work(self.forward_tokens + other.forward_tokens,
+                    mean(self.forward_context, self.forward_tokens, other.forward_context, other.forward_tokens),
+                    self.logits + other.logits, self.train_tokens + other.train_tokens,
+                    mean(self.train_context, self.train_tokens, other.train_context, other.train_tokens),
+                    self.generated_tokens + other.generated_tokens,
+                    mean(self.generation_context, self.generated_tokens, other.generation_context, other.generated_tokens),
+                    self.decode_steps + other.decode_steps)
+
+    def scaled(self, factor: float) -> "Work":
+        return Work(self.forward_tokens * factor, self.forward_context, self.logits * factor, self.train_tokens * factor,
+                    self.train_context, self.generated_tokens * factor, self.generation_context,
+                    self.decode_steps * factor)
+
+    def flops(self, arch: resources.Architecture, checkpointing: bool = False) -> float:
+        """Forward FLOPs, training at 2 (3 with checkpointing) forwards per token, generation."""
+        train = (3.0 if checkpointing else 2.0) * arch.forward_flops(self.train_tokens, self.train_context)
+        return (arch.forward_flops(self.forward_tokens, self.forward_context, self.logits) + train
+                + arch.forward_flops(self.generated_tokens, self.generation_context, self.generated_tokens))
+
+
+def _scoring(tokens: pd.DataFrame, ids: Sequence[str], prefix: float = 0.0) -> Work:
+    part = tokens.loc[list(ids)]
+    prompt, choices = float(part["prompt"].sum()), float(part["choices"].sum())
+    per = len(part) or 1
+    return Work(forward_tokens=prompt + choices + prefix, logits=choices,
+                forward_context=prefix + 0.5 * (prompt + choices) / per)
+
+
+def _new_features(run: PlannedRun, ids: Iterable[str], featurized: dict | None) -> list[str]:
+    """The items whose hidden states are not extracted yet: the features cache holds them per model,
+    dataset and prompt format, whichever run extracted them first."""
+    ids = list(dict.fromkeys(ids))
+    if featurized is None:
+        return ids
+    spec = run.spec
+    seen = featurized.setdefault((run.model, run.quantization, run.dataset, getattr(spec, "prompt_format", None)), set())
+    new = [i for i in ids if i not in seen]
+    seen.update(new)
+    return new
+
+
+def _probe_ids(run: PlannedRun, seeds: Sequence[int]) -> list[str]:
+    """Test items and each seed's training draw (what a probe run extracts features of)."""
+    spec: ExperimentSpec = run.spec
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    roles = split.split_roles(run.frame, measure, spec.test)
+    pool = split.training_pool(run.frame, roles, spec.train_level)
+    drawn = [i for seed in seeds for i in draw(spec, pool, seed)["id"]]
+    return list(run.item_ids) + drawn
+
+
+def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Mapping[str, pd.DataFrame] | None = None,
+            seeds: Sequence[int] | None = None, featurized: dict | None = None) -> Work:
+    """Tokens the run processes for ``seeds`` (default: those not yet stored). ``featurized``:
+    the items already given features by earlier runs (updated), so shared features count once."""
+    seeds = [s for s in run.seeds if s not in run.cached] if seeds is None else list(seeds)
+    if not seeds:
+        return Work()
+    frame = (frames or {}).get(run.dataset)
+    frame = frame if frame is not None else planner.frame(run.dataset)
+    if run.kind == "zero_shot_items":
+        return _scoring(counter.table(run.dataset, frame, None, False), run.item_ids)
+    if run.kind == "mdl":
+        spec: mdl.MDLSpec = run.spec
+        tokens = counter.table(spec.dataset, frame, spec.prompt_format, False)
+        scored = list(run.item_ids)
+        if spec.learner == "zero_shot":
+            return _scoring(tokens, scored)
+        holdout = list(mdl.holdout_items(frame, spec)["id"])
+        if spec.learner == "probe":  # hidden states of every item once (cached across seeds)
+            return _scoring(tokens, _new_features(run, holdout + scored, featurized))
+        total = Work()
+        for n in spec.subset_sizes:  # QLoRA per seed and size: train on the subset, score every item
+            batch, per_epoch, epochs = schedule(n, spec.qlora)
+            per_item = float(tokens.loc[holdout, ["prompt", "target"]].sum(axis=1).mean())
+            total = total + Work(train_tokens=epochs * n * per_item, train_context=per_item / 2) + _scoring(tokens, scored)
+        return total.scaled(len(seeds))
+    spec: ExperimentSpec = run.spec
+    method = spec.method
+    test = pd.DataFrame({"id": list(run.item_ids)})
+    cot = isinstance(method, CoT)
+    tokens = counter.table(spec.dataset, frame, spec.prompt_format, cot)
+    pool = tokens if spec.train_source is None else counter.table(
+        spec.train_source.dataset, planner.frame(spec.train_source.dataset), None, cot)
+    examples = 0.0 if not method.trains else float(method.size * pool["example"].mean())
+    if not cot:
+        if isinstance(method, Probe):  # features of the test items and each seed's draw
+            return _scoring(tokens, _new_features(run, _probe_ids(run, seeds), featurized))
+        if isinstance(method, QLoRA):
+            batch, per_epoch, epochs = schedule(method.n, method.config)
+            per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
+            train = Work(train_tokens=epochs * method.n * per_item, train_context=per_item / 2)
+            return (train + _scoring(tokens, list(test["id"]))).scaled(len(seeds))
+        return _scoring(tokens, list(test["id"]), prefix=examples).scaled(len(seeds))
+    # chain of thought: prefill, then generate about the reference reasoning's length
+    new = float(method.max_new_tokens)
+    lengths = np.minimum(tokens.loc[list(test["id"]), "target"].to_numpy(dtype=float), new)
+    generated = float(lengths.sum())
+    batch = runtime.current().generation_batch
+    # a batch decodes until its longest generation stops (reference reasoning length, capped)
+    steps = float(sum(lengths[i:i + batch].max() for i in range(0, len(lengths), batch)))
+    prompt = float(tokens.loc[list(test["id"]), "prompt"].sum())
+    prefill = Work(forward_tokens=prompt + examples, forward_context=examples + prompt / max(len(test), 1) / 2)
+    decode = Work(generated_tokens=generated, generation_context=examples + prompt / max(len(test), 1) + new / 2,
+                  decode_steps=steps)
+    work = prefill + decode
+    if isinstance(method.inner, QLoRA):
+        _, _, epochs = schedule(method.inner.n, method.inner.config)
+        per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
+        work = work + Work(train_tokens=epochs * method.inner.n * per_item, train_context=per_item / 2)
+    return work.scaled(len(seeds))
+
+
+# --- devices, throughput and memory ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Device:
+    """One accelerator (or the CPU): memory, and the sustained rates a plan assumes."""
+
+    name: str
+    memory: float  # bytes
+    flops: float  # sustained bf16 FLOP/s on large matrix products (forward, backward)
+    bandwidth: float  # sustained bytes/s of weight reads (decoding is bound by it)
+    note: str = ""
+
+
+# Memory as the driver reports it (H100 SXM 81,559 MiB, A100 81,920 MiB, H200 143,771 MiB). Sustained
+# rates are assumptions, not measurements: 40% of the dense bf16 peak (989 TFLOP/s for an H100 or
+# H200 SXM, 312 for an A100) and 60% of the memory bandwidth (3.35 / 4.8 / 2.04 TB/s).
+DEVICES = {
+    "H100": Device("H100-80GB", 81559 * 2**20, 0.40 * 989e12, 0.60 * 3.35e12, "40% of bf16 peak, 60% of HBM bandwidth"),
+    "H200": Device("H200-141GB", 143771 * 2**20, 0.40 * 989e12, 0.60 * 4.8e12, "40% of bf16 peak, 60% of HBM bandwidth"),
+    "A100": Device("A100-80GB", 81920 * 2**20, 0.40 * 312e12, 0.60 * 2.04e12, "40% of bf16 peak, 60% of HBM bandwidth"),
+}
+# bitsandbytes' quantized matrix products are slower than bf16 ones (LLM.int8 decomposes outliers,
+# NF4 dequantizes on the fly): a stated assumption, to be replaced by a measurement on a GPU
+QUANTIZED_SPEED = {"none": 1.0, "8bit": 0.5, "4bit": 0.6}
+
+
+@dataclass(frozen=True)
+class Devices:
+    kind: Device
+    count: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.count} x {self.kind.name}"
+
+
+def parse_devices(text: str) -> Devices:
+    """``"8xH100"``, ``"4xA100"``, ``"1xH200"`` or ``"cpu"`` (this machine, rate measured)."""
+    if text.strip().lower() == "cpu":
+        import os
+
+        memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        return Devices(Device("cpu", memory, cpu_flops(), 0.0,
+                              "sustained FLOP/s of a float32 matrix product measured here"), 1)
+    count, sep, name = text.strip().partition("x")
+    if not sep or not count.isdigit() or name.upper() not in DEVICES:
+        raise ValueError(f"devices {text!r}: write <count>x<kind> with kind one of {', '.join(DEVICES)} "
+                         "(e.g. 8xH100), or 'cpu'")
+    return Devices(DEVICES[name.upper()], int(count))
+
+
+def cpu_flops(size: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of a float32 matrix product on this machine (the best of ``repeats``)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def resolved_quantization(model: str, quantization: str) -> str:
+    return models.as_spec(model, quantization=quantization).resolved_quantization
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    model: str
+    quantization: str
+    weights: float
+    kv: float
+    activations: float
+    training: float
+    need: float
+    devices_used: int
+    available: float
+    budget: resources.Budget
+    fits: bool
+    fix: str = ""
+
+
+def check_memory(model: str, quantization: str, trains: bool, devices: Devices,
+                 settings: runtime.RunSettings | None = None) -> MemoryCheck:
+    """Bytes a model needs at its precision (weights, the KV budget, one pass's activations and,
+    when it trains, LoRA state and a micro-batch's activations) against the devices."""
+    settings = settings or runtime.RunSettings()
+    arch = resources.architecture(model)
+    quant = resolved_quantization(model, quantization)
+    weights = arch.weight_bytes(quant)
+    per_device = devices.kind.memory - (resources.CUDA_CONTEXT_BYTES if devices.kind.name != "cpu" else 0)
+
+    def derive(n: int) -> resources.Budget:
+        if devices.kind.name == "cpu":
+            return resources.CPU_BUDGET
+        free = max(n * per_device - weights, 0.0)
+        return resources.budget_from_free(arch.kv_bytes_per_token(), arch.hidden, arch.intermediate, free / n, n)
+
+    # the fewest devices whose memory left over gives passes of at least half the largest budget
+    # (a job asks for that many; on one node accelerate spreads a model over every visible GPU)
+    used = next((n for n in range(1, devices.count + 1)
+                 if weights < n * per_device and derive(n).batch_tokens >= resources.MAX_BATCH_TOKENS // 2),
+                devices.count)
+    derived = derive(used)
+    budget = resources.Budget(settings.batch_tokens or derived.batch_tokens, settings.kv_tokens or derived.kv_tokens,
+                              "settings" if (settings.batch_tokens or settings.kv_tokens) else derived.source)
+    kv = budget.kv_tokens * arch.kv_bytes_per_token()
+    activations = budget.batch_tokens * (8 * arch.hidden + 4 * arch.intermediate) * 2
+    training = 0.0
+    if trains:
+        config = QLoRAConfig()
+        training = resources.qlora_state_bytes(arch, config.r, config.target_modules, quant == "8bit")
+        training += settings.micro_batch * 512 * arch.activation_bytes_per_token(checkpointing=True)
+    need = weights + kv + activations + training
+    available = devices.count * per_device
+    fits = need <= available
+    fix = ""
+    if not fits:
+        smaller = {q: arch.weight_bytes(q) for q in ("8bit", "4bit") if arch.weight_bytes(q) < weights}
+        options = [f"model_quantization: {q} ({resources.gib(b)} of weights)" for q, b in smaller.items()]
+        more = math.ceil(need / per_device)
+        options.append(f"--devices {more}x{devices.kind.name.split('-')[0]} ({more} devices)")
+        options.append("lower kv_tokens / batch_tokens in parameters/<profile>/_run.yaml")
+        fix = "; or ".join(options)
+    return MemoryCheck(model, quant, weights, kv, activations, training, need, used if fits else math.ceil(need / per_device),
+                       available, budget, fits, fix)
+
+
+def seconds(work: Work, model: str, quantization: str, devices: Devices, checkpointing: bool = False) -> float:
+    """Wall seconds of ``work`` on one model copy. With ``device_map="auto"`` the layers of a split
+    model run one device after another, so one device's rate applies however many hold it."""
+    arch = resources.architecture(model)
+    quant = resolved_quantization(model, quantization)
+    speed = QUANTIZED_SPEED.get(quant, 1.0) if devices.kind.name != "cpu" else 1.0
+    compute = work.flops(arch, checkpointing) / (devices.kind.flops * speed)
+    if devices.kind.bandwidth:  # decoding reads every weight once per step
+        compute = max(compute, work.decode_steps * arch.weight_bytes(quant) / devices.kind.bandwidth)
+    return compute
+
+
+# --- the report -------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    runs: list[PlannedRun]
+    table: pd.DataFrame  # one row per run: notebook, model, kind, label, seeds, cached, tokens, flops, hours
+    memory: list[MemoryCheck]
+    devices: Devices
+
+    @property
+    def fits(self) -> bool:
+        return all(m.fits for m in self.memory)
+
+
+def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = None,
+              counter: TokenCounter | None = None, settings: runtime.RunSettings | None = None,
+              notebooks: Sequence[str] | None = None, include_stored: bool = False) -> Summary:
+    """The plan's cost per run: the seeds still to compute (``include_stored``: every seed, the
+    cost of a run from scratch, for comparing with a measured run)."""
+    planner = Planner()
+    runs = runs if runs is not None else build(profile, notebooks)
+    counter = counter or TokenCounter()
+    settings = settings or runtime.for_profile(profile)
+    rows, featurized = [], {}
+    for run in runs:
+        work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None, featurized=featurized)
+        s = seconds(work, run.model, run.quantization, devices)
+        rows.append({"notebook": run.notebook, "model": run.model, "kind": run.kind, "run": run.label,
+                     "seeds": len(run.seeds), "cached": len(run.cached), "pending": run.pending,
+                     "test_items": run.test_items,
+                     "tokens": work.forward_tokens + work.train_tokens + work.generated_tokens,
+                     "flops": work.flops(resources.architecture(run.model)), "seconds": s})
+    table = pd.DataFrame(rows)
+    trains = defaultdict(bool)
+    for run in runs:
+        key = (run.model, run.quantization)
+        trains[key] |= run.method in ("qlora", "qlora_cot", "mdl_qlora")
+        if run.kind == "experiment" and run.method == "qlora":
+            trains[key] = True
+    memory = [check_memory(model, quant, trained, devices, settings) for (model, quant), trained in trains.items()]
+    gpus = {m.model: m.devices_used for m in memory}
+    if len(table):
+        table["gpu_hours"] = table["seconds"] / 3600 * table["model"].map(gpus).fillna(1)
+    return Summary(runs, table, memory, devices)
+
+
+def report(summary: Summary, profile: str) -> str:
+    """The plan as text: per notebook, per model, memory against the devices, totals."""
+    t, lines = summary.table, []
+    d = summary.devices
+    rate = f"{d.kind.flops / 1e12:,.1f} TFLOP/s" if d.kind.flops >= 1e12 else f"{d.kind.flops / 1e9:,.1f} GFLOP/s"
+    lines.append(f"plan of profile {profile!r} on {d.label}"
+                 f" ({'measured' if d.kind.name == 'cpu' else 'assumed'} sustained {rate}"
+                 + (f", {d.kind.bandwidth / 1e12:.2f} TB/s" if d.kind.bandwidth else "") + f": {d.kind.note})")
+    if t.empty:
+        return "\n".join(lines + ["no runs"])
+    todo = t.seeds - t.cached
+    lines.append(f"{len(t)} runs ({int(t.seeds.sum())} run-seeds), {int(t.cached.sum())} seeds already stored, "
+                 f"{int(todo.sum())} to compute; {int(t.pending.sum())} runs keyed by MDL results not yet stored")
+    lines.append("")
+    lines.append(f"{'notebook':<18}{'runs':>6}{'seeds':>7}{'stored':>8}{'Mtokens':>10}{'PFLOP':>10}{'hours':>9}"
+                 f"{'GPU-h':>9}")
+    for name, part in t.groupby("notebook", sort=False):
+        lines.append(f"{name:<18}{len(part):>6}{int(part.seeds.sum()):>7}{int(part.cached.sum()):>8}"
+                     f"{part.tokens.sum() / 1e6:>10,.1f}{part.flops.sum() / 1e15:>10,.1f}"
+                     f"{part.seconds.sum() / 3600:>9,.2f}{part.gpu_hours.sum():>9,.1f}")
+    lines.append(f"{'total':<18}{len(t):>6}{int(t.seeds.sum()):>7}{int(t.cached.sum()):>8}"
+                 f"{t.tokens.sum() / 1e6:>10,.1f}{t.flops.sum() / 1e15:>10,.1f}{t.seconds.sum() / 3600:>9,.2f}"
+                 f"{t.gpu_hours.sum():>9,.1f}")
+    lines.append("")
+    lines.append(f"{'model':<32}{'precision':>10}{'weights':>11}{'KV':>10}{'train':>10}{'need':>11}{'devices':>9}"
+                 f"{'hours':>9}")
+    for m in summary.memory:
+        hours = t[t.model == m.model].seconds.sum() / 3600
+        lines.append(f"{m.model:<32}{m.quantization:>10}{resources.gib(m.weights):>11}{resources.gib(m.kv):>10}"
+                     f"{resources.gib(m.training):>10}{resources.gib(m.need):>11}{m.devices_used:>9}{hours:>9,.2f}")
+        lines.append(f"{'':<32}budget: {m.budget.batch_tokens:,} tokens per pass, {m.budget.kv_tokens:,} cached "
+                     f"({m.budget.source})")
+    lines.append("")
+    lines.append("hours: wall-clock on these devices, one model after another (a model split by device_map='auto' "
+                 "runs its layers one device after another, so one device's rate applies); GPU-h: hours x the "
+                 "devices the model needs (what a Slurm job of that model asks for). FLOPs: 2 x active parameters "
+                 "per token plus attention, training = 2 forwards per token, decoding = max(FLOPs, one read of the "
+                 "weights per step / bandwidth); bitsandbytes 8-bit at 0.5x and 4-bit at 0.6x the bf16 rate (assumed); "
+                 "tokens counted with the embedded model's tokenizer.")
+    refused = [m for m in summary.memory if not m.fits]
+    for m in refused:
+        lines.append(f"REFUSED: {m.model} at {m.quantization} needs {resources.gib(m.need)}, "
+                     f"{d.label} have {resources.gib(m.available)}. Fix: {m.fix}")
+    return "\n".join(lines)
+
+
+def preflight(profile: str, devices: str | None = None, notebooks: Sequence[str] | None = None) -> Summary:
+    """From a notebook: print the plan of ``profile`` on ``devices`` (e.g. ``"8xH100"``; default
+    8 x H100 for the paper profile, this CPU otherwise) and return it (``.table`` has one row per run)."""
+    summary = summarize(profile, parse_devices(devices or ("8xH100" if profile == "paper" else "cpu")),
+                        notebooks=notebooks)
+    print(report(summary, profile))
+    return summary
+
+
+def measured_seconds(profile: str) -> dict[str, float]:
+    """Wall seconds of each notebook's last successful run (``outputs/<profile>/<name>/fingerprint.json``)."""
+    import json
+
+    out = {}
+    for path in sorted(paths.outputs_dir(profile).glob("*/fingerprint.json")):
+        out[path.parent.name] = float(json.loads(path.read_text())["seconds"])
+    return out
+
+
+def against_measured(summary: Summary, measured: Mapping[str, float]) -> pd.DataFrame:
+    """Estimated (every seed, from scratch) against measured seconds per notebook. A run two
+    notebooks share counts for the first; the second measured only reading it back."""
+    estimated = summary.table.groupby("notebook", sort=False)["seconds"].sum()
+    rows = [{"notebook": name, "estimated_s": float(estimated.get(name, 0.0)), "measured_s": seconds_}
+            for name, seconds_ in measured.items()]
+    table = pd.DataFrame(rows)
+    if len(table):
+        total = {"notebook": "total", "estimated_s": table.estimated_s.sum(), "measured_s": table.measured_s.sum()}
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+        table["measured / estimated"] = table.measured_s / table.estimated_s.where(table.estimated_s > 0)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m e2h_utils.pipeline.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--devices", default=None, help="e.g. 8xH100, 4xA100, cpu (default: paper 8xH100, else cpu)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="plan only these notebooks")
+    parser.add_argument("--runs", action="store_true", help="also list every run")
+    parser.add_argument("--measured", action="store_true",
+                        help="estimate every run from scratch and compare with the last measured run per notebook")
+    args = parser.parse_args(argv)
+    try:
+        devices = parse_devices(args.devices or ("cpu" if args.profile != "paper" else "8xH100"))
+        summary = summarize(args.profile, devices, notebooks=args.only, include_stored=args.measured)
+    except (ValueError, OSError) as error:  # a bad YAML or _run.yaml, an unknown model or profile
+        print(f"error: {error}")
+        return 2
+    print(report(summary, args.profile))
+    if args.measured:
+        print("\nestimated from scratch against the last measured run (outputs/<profile>/*/fingerprint.json):")
+        print(against_measured(summary, measured_seconds(args.profile)).round(2).to_string(index=False))
+    if args.runs:
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(summary.table.drop(columns=["flops"]).round(2).to_string(index=False))
+    return 0 if summary.fits else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

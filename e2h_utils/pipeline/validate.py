@@ -1,0 +1,305 @@
+"""Checking a profile's parameter values before any notebook starts.
+
+``check_values(name, values, source)`` returns the problems of one notebook's YAML values: a
+wrong type (``k_shot: two``, ``n_test: "3"``), an out-of-range number (``seeds: []``,
+``test_fraction: 1.5``), an unknown name (dataset, measure, method, learner, prompt format,
+quantization, dtype, model), method options a method does not take, and settings that a later
+cell would miss (a method with no seeds, ICL on a dataset with no ``k_shot``). Each problem names
+the file, the key and what is valid, so it can be fixed before minutes of computing are spent.
+``reproduce.run`` calls it for every notebook of a profile and stops if any has a problem.
+
+Rules are by parameter name (the notebooks share their vocabulary); a key with no rule is
+accepted as the notebook's own business.
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from e2h_utils.data import datasets
+from e2h_utils.data import hardness, prompts
+from e2h_utils.engine import models
+from e2h_utils.experiments import mdl, settings
+from e2h_utils.experiments.spec import POOLS, SpecError
+from e2h_utils.methods import base as methods
+
+Problem = str
+
+
+class Invalid(ValueError):
+    """A parameter value that a notebook cannot use."""
+
+
+# --- small type rules ----------------------------------------------------------------------------
+
+
+def _int(value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise Invalid(f"expected an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise Invalid(f"expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _number(value: Any, low: float | None = None, high: float | None = None, *, open_low: bool = False,
+            open_high: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Invalid(f"expected a number, got {value!r} ({type(value).__name__})")
+    if low is not None and (value < low or (open_low and value == low)):
+        raise Invalid(f"expected a number {'>' if open_low else '>='} {low}, got {value}")
+    if high is not None and (value > high or (open_high and value == high)):
+        raise Invalid(f"expected a number {'<' if open_high else '<='} {high}, got {value}")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {value!r}")
+    return value
+
+
+def _optional_int(value: Any, minimum: int = 1) -> None:
+    if value is not None:
+        _int(value, minimum)
+
+
+def _list(value: Any, item: Callable[[Any], Any], *, non_empty: bool = True) -> list:
+    if not isinstance(value, list):
+        raise Invalid(f"expected a list, got {value!r} ({type(value).__name__})")
+    if non_empty and not value:
+        raise Invalid("expected a non-empty list")
+    for element in value:
+        item(element)
+    return value
+
+
+def _mapping(value: Any, key: Callable[[Any], Any], item: Callable[[Any], Any]) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping (key: value), got {value!r} ({type(value).__name__})")
+    for k, v in value.items():
+        key(k)
+        try:
+            item(v)
+        except Invalid as error:
+            raise Invalid(f"{k}: {error}") from None
+    return value
+
+
+def _one_of(valid: Iterable[str], what: str) -> Callable[[Any], str]:
+    valid = tuple(valid)
+
+    def check(value: Any) -> str:
+        if value not in valid:
+            raise Invalid(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+        return value
+
+    return check
+
+
+_dataset = _one_of(datasets.DATASETS, "dataset")
+_method = _one_of(methods.KINDS, "method")
+_seed_list = lambda value: _list(value, lambda s: _int(s, 0))  # noqa: E731
+
+
+def _model(value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"expected a model name (embedded, a local folder or a Hub id), got {value!r}")
+    try:
+        models.resolve_source(models.ModelSpec(name=value))
+    except models.ModelSpecError as error:
+        raise Invalid(str(error)) from None
+
+
+def _measures(value: Any, datasets: Iterable[str] = datasets.DATASETS) -> None:
+    def names(dataset):
+        def check(measures):
+            _list(measures, lambda m: None)
+            for measure in measures:
+                try:
+                    hardness.get_measure(dataset, measure)
+                except KeyError as error:
+                    raise Invalid(str(error.args[0])) from None
+        return check
+
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping dataset -> [measures], got {value!r}")
+    for dataset, measures in value.items():
+        _one_of(datasets, "dataset")(dataset)
+        try:
+            names(dataset)(measures)
+        except Invalid as error:
+            raise Invalid(f"{dataset}: {error}") from None
+
+
+def _targets(value: Any) -> None:
+    try:
+        settings.parse_targets(value)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+
+
+def _sources(value: Any) -> None:
+    if not isinstance(value, Mapping) or not value:
+        raise Invalid(f"expected a non-empty mapping name -> source, got {value!r}")
+    try:
+        settings.parse_sources(value)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+
+
+def _k_shot(value: Any) -> None:
+    if isinstance(value, Mapping):
+        _mapping(value, _dataset, lambda k: _int(k, 1))
+    else:
+        _int(value, 1)
+
+
+def _seeds(value: Any) -> None:
+    if isinstance(value, Mapping):
+        _mapping(value, _method, _seed_list)
+    else:
+        _seed_list(value)
+
+
+def _method_options() -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not isinstance(value, Mapping):
+            raise Invalid(f"expected a mapping method -> {{option: value}}, got {value!r}")
+        for method, options in value.items():
+            _method(method)
+            if not isinstance(options, Mapping):
+                raise Invalid(f"{method}: expected a mapping of options, got {options!r}")
+            try:
+                methods.build(method, 1, dict(options))
+            except (methods.MethodError, SpecError, ValueError, TypeError) as error:
+                raise Invalid(f"{method}: {error}") from None
+    return check
+
+
+def _mdl_learners(value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping dataset -> [learners], got {value!r}")
+    for dataset, learners in value.items():
+        _list(learners, _one_of(mdl.LEARNERS, "MDL learner"))
+        for learner in learners:
+            try:
+                mdl.MDLSpec(dataset=dataset, learner=learner)
+            except SpecError as error:
+                raise Invalid(f"{dataset}: {error}") from None
+
+
+RULES: dict[str, Callable[[Any], Any]] = {
+    "model": _model,
+    "models_to_compare": lambda v: _list(v, _model),
+    "robustness_models": lambda v: _list(v, _model, non_empty=False),
+    "college_models": lambda v: _list(v, _model),
+    "mdl_hardness_models": lambda v: _list(v, _model, non_empty=False),
+    "model_dtype": _one_of(models.DTYPES, "dtype"),
+    "model_quantization": _one_of(models.QUANTIZATIONS, "quantization"),
+    "mdl_model_quantization": _one_of(models.QUANTIZATIONS, "quantization"),
+    "dataset": _dataset,
+    "datasets": lambda v: _list(v, _dataset),
+    "measures": _measures,
+    "cot_measures": lambda v: _measures(v, tuple(prompts.DEFAULT_COT_FORMAT)),
+    "methods": lambda v: _list(v, _one_of(("icl", "probe", "qlora"), "answer-scoring method")),
+    "cot_methods": lambda v: _list(v, _one_of(methods.CHAIN_OF_THOUGHT, "chain-of-thought method"), non_empty=False),
+    "runs": _targets, "curves": _targets, "grid": _targets, "sweeps_to_run": _targets, "robustness_runs": _targets,
+    "k_shot": _k_shot,
+    "cot_k_shot": lambda v: _mapping(v, _dataset, lambda k: _int(k, 1)),
+    "n_train": lambda v: _mapping(v, _method, lambda n: _int(n, 1)),
+    "cot_n_train": lambda v: _mapping(v, _method, lambda n: _int(n, 1)),
+    "seeds": _seeds,
+    "cot_seeds": lambda v: _mapping(v, _method, _seed_list),
+    "college_seeds": _seed_list, "robustness_seeds": _seed_list, "mdl_seeds": _seed_list,
+    "method_options": _method_options(),
+    "cot_method_options": _method_options(),
+    "test_fraction": lambda v: _number(v, 0.0, 1.0, open_low=True, open_high=True),
+    "max_test_per_level": _optional_int, "all_to_all_max_test_per_level": _optional_int,
+    "cot_max_test_per_level": _optional_int, "grid_max_test_per_level": _optional_int,
+    "college_max_test": _optional_int, "robustness_max_test_per_level": _optional_int,
+    "test_levels": lambda v: _list(v, _one_of(hardness.LEVELS, "test level")),
+    "grid_train_levels": lambda v: _list(v, _one_of(("none", *POOLS), "training level")),
+    "split_seed": lambda v: _int(v, 0), "bootstrap_seed": lambda v: _int(v, 0),
+    "n_boot": lambda v: _int(v, 1),
+    "all_to_all": _bool,
+    "sanity_check_items": lambda v: _int(v, 0),
+    "sanity_check_formats": lambda v: _list(v, _one_of(prompts.FORMATS, "prompt format"), non_empty=False),
+    "rates": lambda v: _list(v, lambda p: _number(p, 0.0, 1.0)),
+    "hard_multiplier": lambda v: _number(v, 0.0),
+    "sizes": lambda v: _mapping(v, _method, lambda s: _list(s, lambda n: _int(n, 0))),
+    "label_costs": lambda v: _mapping(v, _one_of(("easy", "medium", "hard", "all"), "training level"),
+                                      lambda c: _number(c, 0.0, open_low=True)),
+    "few_easy": lambda v: _int(v, 1),
+    "college_sources": _sources,
+    "college_k": lambda v: _int(v, 1),
+    "mdl_learners": _mdl_learners,
+    "mdl_max_items": lambda v: _mapping(v, _one_of(mdl.MC_DATASETS, "MDL dataset"), lambda n: _optional_int(n, 2)),
+    "mdl_subset_sizes": lambda v: _list(v, lambda n: _int(n, 1)),
+    "mdl_max_holdout": lambda v: _optional_int(v, 1),
+    "n_test": lambda v: _int(v, 1),
+}
+
+
+# --- settings one cell needs from another -------------------------------------------------------------
+
+
+def _needed(values: Mapping[str, Any]) -> list[Problem]:
+    """Settings a later cell would look up and not find (a late ``KeyError`` otherwise)."""
+    problems = []
+    runs: list[tuple[str, str]] = []  # (method, dataset)
+    if isinstance(values.get("methods"), list) and isinstance(values.get("measures"), Mapping):
+        runs += [(m, d) for m in values["methods"] for d in values["measures"]]
+    for key in ("runs", "curves", "grid", "sweeps_to_run"):
+        if isinstance(values.get(key), Mapping):
+            try:
+                runs += [(m, d) for m, d, _ in settings.parse_targets(values[key])]
+            except ValueError:
+                pass  # reported by its own rule
+    seeds, k_shot, n_train = values.get("seeds"), values.get("k_shot"), values.get("n_train")
+    for method, dataset in runs:
+        if isinstance(seeds, Mapping) and method not in seeds:
+            problems.append(f"seeds: no seeds for method {method!r} (add `{method}: [0, 1, 2]`)")
+        if method in ("icl", "icl_cot") and isinstance(k_shot, Mapping) and dataset not in k_shot:
+            problems.append(f"k_shot: no k for dataset {dataset!r}, which {method} runs on")
+        if method in ("probe", "qlora") and isinstance(n_train, Mapping) and method not in n_train:
+            problems.append(f"n_train: no n for method {method!r}")
+        if "sizes" in values and isinstance(values["sizes"], Mapping) and method not in values["sizes"]:
+            problems.append(f"sizes: no sizes for method {method!r}")
+    if isinstance(values.get("cot_methods"), list) and isinstance(values.get("cot_measures"), Mapping):
+        for method in values["cot_methods"]:
+            if isinstance(values.get("cot_seeds"), Mapping) and method not in values["cot_seeds"]:
+                problems.append(f"cot_seeds: no seeds for method {method!r}")
+            for dataset in values["cot_measures"]:
+                if method == "icl_cot" and isinstance(values.get("cot_k_shot"), Mapping) \
+                        and dataset not in values["cot_k_shot"]:
+                    problems.append(f"cot_k_shot: no k for dataset {dataset!r}")
+                if method == "qlora_cot" and isinstance(values.get("cot_n_train"), Mapping) \
+                        and method not in values["cot_n_train"]:
+                    problems.append("cot_n_train: no n for method 'qlora_cot'")
+    if "measure" in values and "dataset" in values and values["dataset"] in datasets.DATASETS:
+        try:
+            hardness.get_measure(values["dataset"], values["measure"])
+        except KeyError as error:
+            problems.append(f"measure: {error.args[0]}")
+    measures = values.get("measures") if isinstance(values.get("measures"), Mapping) else {}
+    if any(m.startswith("mdl") for names in measures.values() if isinstance(names, list) for m in names):
+        if not values.get("mdl_hardness_models"):
+            problems.append("mdl_hardness_models: the MDL measures in `measures` need at least one hardness model")
+    return sorted(set(problems))
+
+
+def check_values(values: Mapping[str, Any], source: Path | str) -> list[Problem]:
+    """Every problem of one notebook's parameter values, each as ``"<source>: <key>: ..."``."""
+    problems = []
+    for key, value in values.items():
+        rule = RULES.get(str(key))
+        if rule is None:
+            continue
+        try:
+            rule(value)
+        except Invalid as error:
+            problems.append(f"{key}: {error}")
+    problems += _needed(values)
+    return [f"{source}: {problem}" for problem in problems]
