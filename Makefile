@@ -11,7 +11,7 @@ EXECUTOR    ?=
 DEVICES     ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lab reproduce plan dry-run clean clean-all
+.PHONY: help setup test test-fast lab reproduce report plan dry-run clean clean-all
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -48,6 +48,9 @@ lab: setup  ## open JupyterLab on the notebooks
 
 reproduce: setup  ## execute every notebook with papermill under PROFILE into outputs/PROFILE (EXECUTOR=slurm: jobs first)
 	$(BIN)/python -m e2h_utils.pipeline.reproduce --profile $(PROFILE) $(if $(EXECUTOR),--executor $(EXECUTOR))
+
+report: setup  ## render PROFILE's executed notebooks (outputs/PROFILE) as a static site: embedded -> docs/report (committed)
+	$(BIN)/python -m e2h_utils.pipeline.report --profile $(PROFILE)
 
 plan: setup  ## list every run of PROFILE with its memory and compute estimate (DEVICES=8xH100), run nothing
 	$(BIN)/python -m e2h_utils.pipeline.plan --profile $(PROFILE) $(if $(DEVICES),--devices $(DEVICES))

@@ -61,6 +61,17 @@ def network_available(host: str = "huggingface.co", port: int = 443, timeout: fl
 @pytest.fixture
 def mirror(monkeypatch: pytest.MonkeyPatch) -> Path | None:
     """The offline mirror (``E2H_MIRROR`` set for the test), or None to load online."""
+    return use_mirror(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def mirror_module() -> Path | None:
+    """``mirror`` for a whole test module (its fixtures share one project)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield use_mirror(monkeypatch)
+
+
+def use_mirror(monkeypatch: pytest.MonkeyPatch) -> Path | None:
     value = os.environ.get(paths.MIRROR_ENV)
     if value:
         root = Path(value).expanduser().resolve()

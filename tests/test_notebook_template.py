@@ -5,8 +5,9 @@
   JupyterLab reads what ``make reproduce`` stored;
 - it parses its parameters into typed settings once (``settings.parse``) and builds its runs from
   the package's plans: no loop of its own over datasets, measures and methods;
-- it states the paper's claim it checks, links the fidelity ledger, ends with a takeaway computed by
-  ``analysis.takeaways`` and keeps its provenance in a last, collapsed cell;
+- it states the paper's claim it checks, links the fidelity ledger, has a takeaway computed by
+  ``analysis.takeaways``, ends with the claims table of ``analysis.claims`` and keeps its
+  provenance in a last, collapsed cell;
 - source notebooks are committed without outputs.
 """
 
@@ -48,6 +49,8 @@ def test_notebook_follows_the_template(name):
     if name != "walkthrough":
         assert "**The paper's claim" in cells[0].source
         assert any("takeaways." in c.source for c in code), "a takeaway computed by analysis.takeaways"
+    claims_cell = next(i for i, c in enumerate(code) if f'claims.table("{name}"' in c.source)
+    assert claims_cell == len(code) - 2, "the claims table is the last cell before the provenance"
     last = code[-1]
     assert "provenance" in last.metadata.get("tags", []) and last.metadata.get("jupyter", {}).get("source_hidden")
     assert "log.write(" in last.source

@@ -139,6 +139,26 @@ def learning_curve(dataset: str, measure: str, method: Method, sizes: Sequence[i
     return out
 
 
+def few_vs_most(curve: Iterable[Reading], few: int) -> list[Comparison]:
+    """For each learning curve of ``curve`` (readings of ``learning_curve``): zero-shot, the first
+    easy size at or above ``few`` and the largest hard size as one comparison (same test items)."""
+    out = []
+    by_curve: dict[tuple, list[Reading]] = {}
+    for reading in curve:
+        labels = reading.labels
+        by_curve.setdefault(tuple(labels[k] for k in ("model", "dataset", "measure", "method")), []).append(reading)
+    for key, readings in by_curve.items():
+        zero = [r for r in readings if r.labels["train_level"] == "none"]
+        easy = sorted((r for r in readings if r.labels["train_level"] == "easy" and r.labels["n"] >= few),
+                      key=lambda r: r.labels["n"])
+        hard = sorted((r for r in readings if r.labels["train_level"] == "hard"), key=lambda r: r.labels["n"])
+        if zero and easy and hard:
+            out.append(Comparison(zero[0].spec, easy[0].spec, hard[-1].spec,
+                                  keys(**dict(zip(("model", "dataset", "measure", "method"), key)),
+                                       n=easy[0].labels["n"], n_hard=hard[-1].labels["n"])))
+    return out
+
+
 def label_noise(dataset: str, measure: str, method: Method, rates: Sequence[float], *, seeds: Sequence[int],
                 model: str, test: TestSelection, hard_multiplier: float = 2.0) -> list[Comparison]:
     """For each base rate p: easy data at noise p and hard data at ``hard_multiplier`` x p (capped at 1),

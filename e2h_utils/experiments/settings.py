@@ -290,6 +290,11 @@ class SampleCount(_Methods):
                 for entry in plans.learning_curve(dataset, measure, method, self.sizes[method.kind],
                                                   seeds=self.seeds[method.kind], model=self.model, test=test)]
 
+    def few_plan(self) -> list[plans.Comparison]:
+        """Per curve: zero-shot, the first easy size >= ``few_easy`` and the largest hard size, as a
+        comparison (its SGR: how much of the best hard data's gap a few easy examples recover)."""
+        return plans.few_vs_most(self.plan(), self.few_easy)
+
 
 @dataclass(frozen=True)
 class ModelScale(_Methods):
@@ -362,6 +367,21 @@ class TrainTestGap(_Methods):
         return plans.prompt_sources("mmlu_stem5", "school_level", build("icl", self.college_k),
                                     parse_sources(self.college_sources), seeds=self.college_seeds, model=model,
                                     test=test)
+
+    def college_comparison(self, model: str) -> list[plans.Comparison]:
+        """MMLU college prompts against prompts of the easiest ARC questions (the first ARC source with
+        an upper bound), with zero-shot as the baseline: a paired comparison on the same items."""
+        sources = parse_sources(self.college_sources)
+        easiest = next((name for name, s in sources.items() if isinstance(s, TrainSource) and s.dataset == "arc"
+                        and s.max_value is not None), None)
+        zero = next((name for name, s in sources.items() if s == "none"), None)
+        college = next((name for name, s in sources.items() if s == "hard"), None)
+        if None in (easiest, zero, college):
+            return []
+        readings = {reading.labels["source"]: reading.spec for reading in self.college_plan(model)}
+        return [plans.Comparison(readings[zero], readings[easiest], readings[college],
+                                 plans.keys(model=model, dataset="mmlu_stem5", measure="school_level", method="icl",
+                                            easy_source=easiest, hard_source=college))]
 
     def plan(self, frames: Frames | None = None) -> list[plans.Reading]:
         return [*self.grid_plan(frames), *(e for name in self.college_models for e in self.college_plan(name))]

@@ -1,0 +1,330 @@
+"""The papers' claims, each with where it comes from and how a run's results test it.
+
+``CLAIMS`` is the one registry. A claim names the notebook that tests it, quotes what the paper
+says and where, and has a check that reads that notebook's result tables (``analysis.estimates``
+rows: ``point``, ``lo``, ``hi`` with 95% paired-bootstrap CIs) and returns a ``Verdict``:
+
+- **consistent**: the CIs agree with the claim;
+- **inconsistent**: the CIs contradict it;
+- **inconclusive**: the CIs are too wide to tell (e.g. no oracle gap clearly above zero, so no SGR
+  is readable), or the profile did not run what the claim needs (e.g. one model for a claim about
+  scale).
+
+Verdicts come from the CIs by the rule each check states; none is written by hand. Every notebook
+ends with ``table(notebook, tables)`` ("the paper says / this run / verdict"), writes it as
+``tables/claims.csv``, and the report (``pipeline.report``) and the README read those files.
+
+Thresholds that turn a claim's words into a test ("mostly", "nearly as well", "no difference")
+are stated in each claim's ``rule`` and are the project's reading of the paper, not the authors'.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+CONSISTENT, INCONSISTENT, INCONCLUSIVE = "consistent", "inconsistent", "inconclusive"
+EQUIVALENCE = 0.10  # "no difference" / "as good": the difference's CI lies within +-10 points
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # consistent | inconsistent | inconclusive
+    this_run: str  # the numbers the verdict rests on
+    why: str = ""  # for inconclusive: CI too wide / not run in this profile
+
+    @property
+    def label(self) -> str:
+        return self.verdict if not self.why else f"{self.verdict} ({self.why})"
+
+
+Tables = Mapping[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    notebooks: tuple[str, ...]  # the notebooks whose result tables test it
+    paper: str  # what the paper says
+    source: str  # where the paper says it
+    rule: str  # how the CIs decide the verdict
+    check: Callable[[Tables], Verdict]
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _ci(row: pd.Series) -> str:
+    return f"{_pct(row['point'])} [{_pct(row['lo'])}, {_pct(row['hi'])}]"
+
+
+def _rows(table: pd.DataFrame | None, quantity: str, **where: object) -> pd.DataFrame:
+    if table is None or table.empty or "quantity" not in table.columns:
+        return pd.DataFrame()
+    rows = table[table["quantity"] == quantity]
+    for column, value in where.items():
+        if column not in rows.columns:
+            return rows.iloc[:0]
+        rows = rows[rows[column].isin(value if isinstance(value, (list, tuple, set)) else [value])]
+    return rows
+
+
+def _label(row: pd.Series) -> str:
+    return "/".join(str(row[c]) for c in ("model", "dataset", "measure", "method") if c in row and pd.notna(row[c])
+                    and not (c == "model" and row[c] == "embedded"))
+
+
+NOT_RUN = Verdict(INCONCLUSIVE, "not run in this profile", "not run in this profile")
+
+
+# --- the checks ---------------------------------------------------------------------------------------
+
+def _sgr_mostly_high(tables: Tables) -> Verdict:
+    sgr = _rows(tables.get("results"), "sgr")
+    if sgr.empty:
+        return NOT_RUN
+    readable = sgr[sgr["sgr_stable"].astype(bool)]
+    if readable.empty:
+        return Verdict(INCONCLUSIVE, f"no oracle gap clearly above zero in {len(sgr)} comparisons: no SGR is readable",
+                       "CI too wide")
+    high = readable[(readable["lo"] >= 0.5) & (readable["hi"] >= 0.7)]
+    low = readable[readable["hi"] < 0.7]
+    text = "; ".join(f"{_label(r)} {_ci(r)}" for _, r in readable.iterrows())
+    text = f"readable SGR (%) in {len(readable)} of {len(sgr)} comparisons: {text}"
+    if len(high) > len(readable) / 2:
+        return Verdict(CONSISTENT, text)
+    if len(low) > len(readable) / 2:
+        return Verdict(INCONSISTENT, text)
+    return Verdict(INCONCLUSIVE, text, "CI too wide")
+
+
+def _icl_no_easy_hard_difference(tables: Tables) -> Verdict:
+    rows = _rows(tables.get("results"), "hard_minus_easy", method="icl", dataset=["arc", "mmlu_stem5"])
+    if rows.empty:
+        return NOT_RUN
+    # "no difference": inconsistent when a CI excludes zero on either side
+    if any((rows["lo"] > 0) | (rows["hi"] < 0)):
+        verdict, why = INCONSISTENT, ""
+    elif all((rows["lo"] >= -EQUIVALENCE) & (rows["hi"] <= EQUIVALENCE)):
+        verdict, why = CONSISTENT, ""
+    else:
+        verdict, why = INCONCLUSIVE, "CI too wide"
+    text = "; ".join(f"{r['dataset']}/{r['measure']} hard − easy {_ci(r)} points" for _, r in rows.iterrows())
+    return Verdict(verdict, text, why)
+
+
+def _third_grade_nearly_college(tables: Tables) -> Verdict:
+    rows = _rows(tables.get("college"), "hard_minus_easy")
+    if rows.empty:
+        return NOT_RUN
+    row = rows.iloc[0]
+    lo, hi = float(row["lo"]), float(row["hi"])
+    text = f"{_label(row)}: MMLU college prompts − ARC grade ≤ 3 prompts {_ci(row)} points on MMLU college items"
+    if hi <= EQUIVALENCE:
+        return Verdict(CONSISTENT, text)
+    if lo > EQUIVALENCE:
+        return Verdict(INCONSISTENT, text)
+    return Verdict(INCONCLUSIVE, text, "CI too wide")
+
+
+def _sgr_does_not_fall_with_scale(tables: Tables) -> Verdict:
+    sgr = _rows(tables.get("results"), "sgr")
+    if sgr.empty or sgr["model"].nunique() < 2:
+        models = ", ".join(sorted(sgr["model"].unique())) if not sgr.empty else "none"
+        return Verdict(INCONCLUSIVE, f"one model ({models}): no trend across scale can be read",
+                       "not run in this profile")
+    order = list(dict.fromkeys(sgr["model"]))
+    states, parts = [], []
+    for key, part in sgr.groupby(["dataset", "measure", "method"], sort=False):
+        part = part.set_index("model").reindex(order)
+        small, large = part.iloc[0], part.iloc[-1]
+        if not (bool(small["sgr_stable"]) and bool(large["sgr_stable"])):
+            states.append(INCONCLUSIVE)
+            continue
+        parts.append(f"{'/'.join(key)}: {order[0]} {_ci(small)} → {order[-1]} {_ci(large)}")
+        states.append(INCONSISTENT if large["hi"] < small["lo"] else CONSISTENT)
+    if not parts:
+        return Verdict(INCONCLUSIVE, "no comparison has a readable SGR at both ends of the scale", "CI too wide")
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
+def _unpaired(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
+    """a − b with a normal-approximation 95% CI from the two runs' own CIs (unpaired runs)."""
+    se = math.hypot((a["hi"] - a["lo"]) / 3.92, (b["hi"] - b["lo"]) / 3.92)
+    d = float(a["point"] - b["point"])
+    return d, d - 1.96 * se, d + 1.96 * se
+
+
+def _fall_only_when_gap_large(tables: Tables) -> Verdict:
+    grid = _rows(tables.get("level_grid"), "accuracy", test_level="hard")
+    if grid.empty:
+        return NOT_RUN
+    parts, states = [], []
+    for key, part in grid.groupby(["dataset", "measure", "method"], sort=False):
+        cells = part.set_index("train_level")
+        if not {"easy", "hard"} <= set(cells.index):
+            continue
+        d, lo, hi = _unpaired(cells.loc["hard"], cells.loc["easy"])  # hard-trained − easy-trained on hard items
+        parts.append(f"{'/'.join(key)}: hard-trained − easy-trained on hard items {_pct(d)} [{_pct(lo)}, {_pct(hi)}] points")
+        if lo > 0:  # a fall when the gap is largest (easy → hard)
+            medium_fall = "medium" in cells.index and _unpaired(cells.loc["hard"], cells.loc["medium"])[1] > 0
+            states.append(INCONSISTENT if medium_fall else CONSISTENT)
+        elif hi < 0:
+            states.append(INCONSISTENT)  # easy data clearly better on hard items: no fall at all
+        else:
+            states.append(INCONCLUSIVE)
+    if not parts:
+        return NOT_RUN
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
+def _noisy_hard_labels(tables: Tables) -> Verdict:
+    rows = _rows(tables.get("results"), "hard_minus_easy")
+    if rows.empty or "p" not in rows.columns:
+        return NOT_RUN
+    top = rows[rows["p"] == rows["p"].max()]
+    if float(top["p"].iloc[0]) <= 0:
+        return NOT_RUN
+    text = "; ".join(f"{_label(r)} at p = {r['p']:g} (hard labels {r['noise_hard_rate']:g}): hard − easy {_ci(r)} points"
+                     for _, r in top.iterrows())
+    if any(top["lo"] > 0):
+        return Verdict(INCONSISTENT, text)
+    if all(top["hi"] <= EQUIVALENCE):
+        return Verdict(CONSISTENT, text)
+    return Verdict(INCONCLUSIVE, text, "CI too wide")
+
+
+def _costly_hard_labels(tables: Tables) -> Verdict:
+    curve = _rows(tables.get("curves"), "accuracy")
+    if curve.empty or "cost" not in curve.columns:
+        return NOT_RUN
+    parts, states = [], []
+    for key, part in curve.groupby(["dataset", "measure", "method"], sort=False):
+        easy = part[part["train_level"] == "easy"].set_index("cost")
+        hard = part[part["train_level"] == "hard"].set_index("cost")
+        shared = sorted(set(easy.index) & set(hard.index))
+        if not shared:
+            continue
+        cost = shared[-1]  # the largest budget both buy
+        d, lo, hi = _unpaired(hard.loc[cost], easy.loc[cost])
+        parts.append(f"{'/'.join(key)} at cost {cost:g}: hard − easy {_pct(d)} [{_pct(lo)}, {_pct(hi)}] points")
+        states.append(INCONSISTENT if lo > 0 else CONSISTENT if hi <= EQUIVALENCE else INCONCLUSIVE)
+    if not parts:
+        return NOT_RUN
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
+def _ten_easy_examples(tables: Tables) -> Verdict:
+    rows = _rows(tables.get("few"), "sgr")
+    if rows.empty:
+        return NOT_RUN
+    states, parts = [], []
+    for _, row in rows.iterrows():
+        parts.append(f"{_label(row)}: {int(row['n'])} easy examples vs the largest hard n, SGR {_ci(row)}"
+                     + ("" if bool(row["sgr_stable"]) else " (gap n.s.)"))
+        if not bool(row["sgr_stable"]):
+            states.append(INCONCLUSIVE)
+        else:
+            states.append(CONSISTENT if row["lo"] >= 0.5 else INCONSISTENT if row["hi"] < 0.5 else INCONCLUSIVE)
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
+def _weak_correlations(tables: Tables) -> Verdict:
+    medians = tables.get("correlations")
+    if medians is None or medians.empty:
+        return NOT_RUN
+    text = "; ".join(f"{r['dataset']} median |ρ| {r['median_abs_rho']:.2f} over {int(r['pairs'])} pairs"
+                     for _, r in medians.iterrows())
+    return Verdict(CONSISTENT if (medians["median_abs_rho"] < 0.5).all() else INCONSISTENT, text)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("H1", ("hardness_measures",),
+          "The hardness measures are only weakly correlated with one another: \"hard\" means different things "
+          "under different measures.",
+          "Hase et al. 2024, §4 (RQ1), Fig. 2",
+          "consistent when the median |Spearman ρ| over each dataset's pairs of measures is below 0.5 (points on "
+          "every item, no CI)", _weak_correlations),
+    Claim("E1", ("easy_to_hard", "walkthrough"),
+          "Easy data recovers most of the supervision gap: SGR is mostly between 70% and 100%.",
+          "Hase et al. 2024, §5.1 (RQ2), Fig. 3",
+          "among comparisons whose gap CI lies above zero: consistent when most have an SGR CI with lower bound >= 50% "
+          "and upper bound >= 70%, inconsistent when most lie wholly below 70%; no readable SGR is inconclusive",
+          _sgr_mostly_high),
+    Claim("E2", ("easy_to_hard",),
+          "In-context learning shows no difference between easy and hard prompts on ARC and MMLU.",
+          "Hase et al. 2024, §5.1, Fig. 3 (ICL)",
+          "consistent when every ICL hard − easy CI on ARC and MMLU lies within ±10 points, inconsistent when one "
+          "excludes zero", _icl_no_easy_hard_difference),
+    Claim("S1", ("sample_count",),
+          "A handful of easy examples (as few as ten) already recovers most of the gap.",
+          "Hase et al. 2024, §5.2 (RQ3), Fig. 4",
+          "SGR of ~10 easy examples against the largest hard n: consistent when its CI lower bound is >= 50%, "
+          "inconsistent when its upper bound is below 50%; a gap not above zero is inconclusive", _ten_easy_examples),
+    Claim("S2", ("sample_count",),
+          "When hard labels cost twice as much, easy data is as good as or better than hard data at the same cost.",
+          "Hase et al. 2024, §5.2 (RQ3), Fig. 5",
+          "hard − easy at the largest cost both reach (unpaired, normal approximation from the two CIs): consistent "
+          "when the CI's upper bound is <= 10 points, inconsistent when it lies above zero", _costly_hard_labels),
+    Claim("N1", ("label_noise",),
+          "When hard labels are twice as noisy as easy ones, easy data is as good as or better than hard data.",
+          "Hase et al. 2024, §5.2 (RQ3), Fig. 6",
+          "hard (2p) − easy (p) at the largest p: consistent when the CI's upper bound is <= 10 points, inconsistent "
+          "when it lies above zero", _noisy_hard_labels),
+    Claim("M1", ("model_scale",),
+          "SGR does not fall as models grow (Llama-2 7b, 13b, 70b).",
+          "Hase et al. 2024, §5.3 (RQ4), Fig. 7",
+          "needs two or more models; consistent when, per comparison, the largest model's SGR CI does not lie wholly "
+          "below the smallest's", _sgr_does_not_fall_with_scale),
+    Claim("T1", ("train_test_gap",),
+          "Hard-test accuracy begins to fall only when the train-test hardness gap grows large.",
+          "Hase et al. 2024, §5.3 (RQ4), Fig. 8",
+          "on hard test items, hard-trained − easy-trained (unpaired, from the two CIs): consistent when it lies above "
+          "zero and hard-trained − medium-trained does not; inconsistent when easy is clearly better, or medium already "
+          "falls", _fall_only_when_gap_large),
+    Claim("T2", ("train_test_gap",),
+          "Prompts of ARC grade ≤ 3 questions do nearly as well on MMLU college questions as MMLU college prompts "
+          "(\"third grade to college\").",
+          "Hase et al. 2024, §1, Fig. 1",
+          "paired MMLU college − ARC grade ≤ 3 accuracy on the same items: consistent when its CI's upper bound is "
+          "<= 10 points, inconsistent when its lower bound is above 10 points", _third_grade_nearly_college),
+)
+
+
+def for_notebook(notebook: str) -> list[Claim]:
+    return [claim for claim in CLAIMS if notebook in claim.notebooks]
+
+
+def table(notebook: str, tables: Tables) -> pd.DataFrame:
+    """"The paper says / this run / verdict" for every claim the notebook tests."""
+    rows = []
+    for claim in for_notebook(notebook):
+        verdict = claim.check(tables)
+        rows.append({"claim": claim.id, "the paper says": claim.paper, "where": claim.source,
+                     "this run": verdict.this_run, "verdict": verdict.label, "rule": claim.rule})
+    return pd.DataFrame(rows, columns=["claim", "the paper says", "where", "this run", "verdict", "rule"])
+
+
+def correlation_summary(matrices: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
+    """Per dataset: the median |ρ| over the pairs of its measures and how many pairs (claim H1)."""
+    rows = []
+    for dataset, (rho, _) in matrices.items():
+        values = rho.to_numpy(dtype=float)
+        upper = np.abs(values[np.triu_indices(len(values), k=1)])
+        upper = upper[np.isfinite(upper)]
+        rows.append({"dataset": dataset, "median_abs_rho": float(np.median(upper)) if upper.size else float("nan"),
+                     "pairs": int(upper.size)})
+    return pd.DataFrame(rows, columns=["dataset", "median_abs_rho", "pairs"])

@@ -1,0 +1,94 @@
+"""The claims registry: every claim has its source, rule and notebook, and each check turns CIs into
+the verdict its rule says (synthetic result tables; no model)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from e2h_utils.analysis import claims
+from e2h_utils.analysis.claims import CONSISTENT, INCONCLUSIVE, INCONSISTENT
+from e2h_utils.experiments import settings
+
+
+def rows(quantity, items, **common):
+    """Result-table rows: items are (keys dict, point, lo, hi[, stable])."""
+    out = []
+    for keys, point, lo, hi, *stable in items:
+        row = {"model": "embedded", "dataset": "arc", "measure": "grade", "method": "icl", **common, **keys,
+               "quantity": quantity, "point": point, "lo": lo, "hi": hi}
+        if stable:
+            row["sgr_stable"] = stable[0]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def verdict(claim_id, **tables):
+    claim = next(c for c in claims.CLAIMS if c.id == claim_id)
+    return claim.check(tables).verdict
+
+
+def test_registry_is_complete_and_every_notebook_checks_a_claim():
+    ids = [c.id for c in claims.CLAIMS]
+    assert len(ids) == len(set(ids)) >= 9
+    for claim in claims.CLAIMS:
+        assert claim.paper and claim.source.startswith("Hase et al.") and claim.rule
+        assert set(claim.notebooks) <= set(settings.NOTEBOOKS)
+    assert {n for c in claims.CLAIMS for n in c.notebooks} == set(settings.NOTEBOOKS)
+
+
+def test_sgr_mostly_high():
+    high = rows("sgr", [({"measure": "grade"}, 0.9, 0.6, 1.2, True), ({"measure": "bloom"}, 0.8, 0.55, 1.0, True)])
+    assert verdict("E1", results=high) == CONSISTENT
+    low = rows("sgr", [({"measure": "grade"}, 0.2, 0.0, 0.4, True), ({"measure": "bloom"}, 0.3, 0.1, 0.5, True)])
+    assert verdict("E1", results=low) == INCONSISTENT
+    wide = rows("sgr", [({}, 0.9, 0.29, 2.3, True)])
+    assert verdict("E1", results=wide) == INCONCLUSIVE
+    unreadable = rows("sgr", [({}, 0.9, -3, 5, False)])  # gap n.s.: the ratio is not read
+    out = next(c for c in claims.CLAIMS if c.id == "E1").check({"results": unreadable})
+    assert out.verdict == INCONCLUSIVE and "no SGR is readable" in out.this_run and out.why == "CI too wide"
+    assert verdict("E1", results=pd.DataFrame()) == INCONCLUSIVE  # not run
+
+
+def test_icl_no_difference_on_arc_and_mmlu():
+    tight = rows("hard_minus_easy", [({}, 0.01, -0.05, 0.06), ({"dataset": "mmlu_stem5"}, 0.0, -0.08, 0.08)])
+    assert verdict("E2", results=tight) == CONSISTENT
+    excludes = rows("hard_minus_easy", [({}, 0.12, 0.03, 0.2)])
+    assert verdict("E2", results=excludes) == INCONSISTENT
+    wide = rows("hard_minus_easy", [({}, 0.0, -0.15, 0.14)])
+    assert verdict("E2", results=wide) == INCONCLUSIVE
+    other = rows("hard_minus_easy", [({"method": "probe"}, 0.2, 0.1, 0.3)])  # not ICL: not this claim's
+    assert verdict("E2", results=other) == INCONCLUSIVE
+
+
+def test_noise_cost_few_scale_grid_college_and_correlations():
+    noise = rows("hard_minus_easy", [({"p": 0.0, "noise_hard_rate": 0.0}, 0.2, 0.1, 0.3),
+                                     ({"p": 0.3, "noise_hard_rate": 0.6}, -0.05, -0.12, 0.02)])
+    assert verdict("N1", results=noise) == CONSISTENT  # the largest p decides
+    curve = pd.concat([rows("accuracy", [({"train_level": "easy", "cost": 40.0}, 0.6, 0.55, 0.65)]),
+                       rows("accuracy", [({"train_level": "hard", "cost": 40.0}, 0.5, 0.45, 0.55)])])
+    assert verdict("S2", curves=curve) == CONSISTENT
+    few = rows("sgr", [({"n": 10}, 0.8, 0.6, 1.0, True)])
+    assert verdict("S1", few=few) == CONSISTENT
+    assert verdict("S1", few=rows("sgr", [({"n": 10}, 0.1, -0.2, 0.4, True)])) == INCONSISTENT
+    one_model = rows("sgr", [({}, 0.9, 0.6, 1.2, True)])
+    out = next(c for c in claims.CLAIMS if c.id == "M1").check({"results": one_model})
+    assert out.verdict == INCONCLUSIVE and out.why == "not run in this profile"
+    scale = pd.concat([rows("sgr", [({"model": "7b"}, 0.9, 0.7, 1.1, True)]),
+                       rows("sgr", [({"model": "70b"}, 0.2, 0.05, 0.4, True)])])
+    assert verdict("M1", results=scale) == INCONSISTENT
+    grid = rows("accuracy", [({"train_level": t, "test_level": "hard"}, p, p - 0.03, p + 0.03)
+                             for t, p in (("easy", 0.50), ("medium", 0.58), ("hard", 0.60))])
+    assert verdict("T1", level_grid=grid) == CONSISTENT
+    college = rows("hard_minus_easy", [({"dataset": "mmlu_stem5"}, 0.02, -0.04, 0.08)])
+    assert verdict("T2", college=college) == CONSISTENT
+    assert verdict("T2", college=rows("hard_minus_easy", [({}, 0.3, 0.2, 0.4)])) == INCONSISTENT
+    weak = pd.DataFrame({"dataset": ["arc"], "median_abs_rho": [0.1], "pairs": [10]})
+    assert verdict("H1", correlations=weak) == CONSISTENT
+
+
+def test_table_has_the_three_columns_the_notebooks_show():
+    table = claims.table("easy_to_hard", {"results": rows("sgr", [({}, 0.9, 0.6, 1.2, True)])})
+    assert list(table["claim"]) == ["E1", "E2"]
+    assert {"the paper says", "this run", "verdict"} <= set(table.columns)
+    assert table.loc[1, "verdict"] == "inconclusive (not run in this profile)"  # no hard − easy rows given

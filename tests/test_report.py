@@ -1,0 +1,85 @@
+"""The committed report of the embedded profile (docs/report): present, within its size budget,
+linked from the top of the README with its main figure, and not stale: built from the notebooks,
+parameters and code versions that are in the checkout now (``report.stale``). Building a report
+from the smoke profile and opening it in a browser is in ``test_notebooks.py`` (it needs the smoke
+notebooks' outputs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from e2h_utils.pipeline import report
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "docs" / "report"
+BUDGET_MB = 6.0
+
+
+def test_the_committed_report_exists_and_is_not_stale():
+    assert (SITE / "index.html").is_file() and (SITE / report.REPORT_FILE).is_file(), \
+        "docs/report is missing: run `make reproduce` then `make report` (PROFILE=embedded) and commit docs/report"
+    recorded = json.loads((SITE / report.REPORT_FILE).read_text())
+    assert recorded["profile"] == "embedded"
+    problems = report.stale(SITE, "embedded")
+    assert not problems, ("the committed report is older than its sources: " + "; ".join(problems)
+                          + ". Run `make reproduce` and `make report` (PROFILE=embedded) and commit docs/report")
+
+
+def test_the_committed_report_fits_its_size_budget_and_links_only_inside_itself():
+    files = [p for p in SITE.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files) / 1e6
+    assert size < BUDGET_MB, f"docs/report is {size:.1f} MB (budget {BUDGET_MB} MB)"
+    for page in SITE.rglob("*.html"):
+        text = page.read_text()
+        assert "<script src=" not in text, f"{page}: a script from outside the site"
+        for href in __import__("re").findall(r'(?:href|src)="([^"#:]+)"', text):
+            if href.startswith(("data", "mailto")):
+                continue
+            assert (page.parent / href).resolve().is_file(), f"{page.relative_to(SITE)}: broken link {href}"
+
+
+def test_the_readme_links_the_report_and_shows_its_main_figure():
+    readme = (ROOT / "README.md").read_text()
+    top = readme[:2500]
+    assert "docs/report/index.html" in top, "link the report near the top of the README"
+    figure = "docs/report/figures/easy_to_hard/sgr.png"
+    assert f"]({figure})" in top and (ROOT / figure).is_file()
+
+
+def test_no_outputs_is_a_clear_error(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "parameters", tmp_path / "parameters")
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    with pytest.raises(report.ReportError, match="make reproduce PROFILE=smoke"):
+        report.build("smoke", tmp_path / "site")
+    assert report.main(["--profile", "smoke", "--out", str(tmp_path / "site")]) == 2
+    assert not (tmp_path / "site").exists()
+
+
+def test_sources_digest_follows_the_notebook_parameters_and_code_versions(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "parameters", tmp_path / "parameters")
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    before = report.sources_digest("embedded", "label_noise")
+    shared = tmp_path / "parameters" / "embedded" / "_shared.yaml"
+    shared.write_text(shared.read_text() + "\n# a comment\n")
+    after_shared = report.sources_digest("embedded", "label_noise")
+    assert after_shared != before  # an included file counts
+    monkeypatch.setattr(report, "code_versions", lambda: {"scorer": 99})
+    assert report.sources_digest("embedded", "label_noise") != after_shared
+
+
+def test_the_readme_claims_are_the_reports():
+    """The README's results table is generated from the committed report's claims tables."""
+    readme = (ROOT / "README.md").read_text()
+    assert report.README_BEGIN in readme, "the README needs its generated claims block"
+    start, end = readme.index(report.README_BEGIN), readme.index(report.README_END) + len(report.README_END)
+    assert readme[start:end] == report.claims_block(SITE), \
+        "the README's claims table differs from docs/report: run `make report` (PROFILE=embedded)"
