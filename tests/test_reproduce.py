@@ -446,7 +446,7 @@ def test_executed_notebook_names_its_final_folder(project: Path) -> None:
 def test_a_profiles_run_settings_reach_the_kernel_and_are_not_a_notebook(project: Path) -> None:
     """parameters/<profile>/_run.yaml is not a notebook's YAML; the kernels get it through
     E2H_RUN_SETTINGS, so models.load_model places models as it says."""
-    body = ("import os\nfrom pathlib import Path\nfrom e2h_utils import runtime\n"
+    body = ("import os\nfrom pathlib import Path\nfrom e2h_utils.engine import runtime\n"
             "Path(output_dir, 'value.txt').write_text(str(runtime.current().batch_tokens))\n")
     write_notebook(project / "notebooks" / "demo.ipynb", body)
     set_yaml(project, "demo", "value: 2\n")

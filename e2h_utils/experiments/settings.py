@@ -99,7 +99,47 @@ def parse_sources(sources: Mapping[str, str | Mapping[str, Any]]) -> dict[str, s
 
 # --- pieces several notebooks share ---------------------------------------------------------------
 
-class _Methods:
+@dataclass(frozen=True)
+class _Model:
+    """The model a notebook runs, and its precision."""
+
+    model: str
+    model_dtype: str
+    model_quantization: str
+
+
+@dataclass(frozen=True)
+class _Bootstrap:
+    n_boot: int
+    bootstrap_seed: int
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The project's paired split of each level (``experiments.split``)."""
+
+    test_fraction: float
+    split_seed: int
+
+
+@dataclass(frozen=True)
+class _MDL:
+    """The ``mdl_*`` parameters (``experiments.mdl``)."""
+
+    mdl_hardness_models: Sequence[str]
+    mdl_learners: Mapping[str, Sequence[str]]
+    mdl_max_items: Mapping[str, int | None]
+    mdl_subset_sizes: Sequence[int]
+    mdl_seeds: Sequence[int]
+    mdl_max_holdout: int | None
+    mdl_model_quantization: str
+
+    @property
+    def mdl(self) -> mdl.MDLSettings:
+        return mdl_settings(self)
+
+
+class _MethodTable:
     """How a notebook's ``k_shot``, ``n_train`` and ``method_options`` make typed methods."""
 
     k_shot: Mapping[str, int]
@@ -113,6 +153,14 @@ class _Methods:
     def targets(self, targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, Method]]:
         """``{method: [dataset/measure]}`` -> (dataset, measure, typed method)."""
         return [(dataset, measure, self.method(kind, dataset)) for kind, dataset, measure in parse_targets(targets)]
+
+
+@dataclass(frozen=True)
+class _Methods(_MethodTable):
+    k_shot: Mapping[str, int]
+    n_train: Mapping[str, int]
+    seeds: Mapping[str, Sequence[int]]
+    method_options: Mapping[str, Mapping[str, Any]]
 
 
 def _test(values: Any, cap: int | None, levels: Sequence[str] = ("hard",)) -> TestSelection:
@@ -132,24 +180,14 @@ def mdl_settings(values: Any) -> mdl.MDLSettings:
 # --- one class per notebook -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class EasyToHard(_Methods):
-    model: str
-    model_dtype: str
-    model_quantization: str
+class EasyToHard(_Model, _Methods, _Split, _Bootstrap, _MDL):
     measures: Mapping[str, Sequence[str]]
     methods: Sequence[str]
-    k_shot: Mapping[str, int]
-    n_train: Mapping[str, int]
-    seeds: Mapping[str, Sequence[int]]
-    method_options: Mapping[str, Mapping[str, Any]]
-    test_fraction: float
+    method_measures: Mapping[str, Mapping[str, Sequence[str]]]  # a method on fewer measures than `measures`
     max_test_per_level: int | None
     test_levels: Sequence[str]
-    split_seed: int
     all_to_all: bool
     all_to_all_max_test_per_level: int | None
-    n_boot: int
-    bootstrap_seed: int
     sanity_check_items: int
     sanity_check_formats: Sequence[str]
     cot_measures: Mapping[str, Sequence[str]]
@@ -159,17 +197,6 @@ class EasyToHard(_Methods):
     cot_seeds: Mapping[str, Sequence[int]]
     cot_method_options: Mapping[str, Mapping[str, Any]]
     cot_max_test_per_level: int | None
-    mdl_hardness_models: Sequence[str]
-    mdl_learners: Mapping[str, Sequence[str]]
-    mdl_max_items: Mapping[str, int | None]
-    mdl_subset_sizes: Sequence[int]
-    mdl_seeds: Sequence[int]
-    mdl_max_holdout: int | None
-    mdl_model_quantization: str
-
-    @property
-    def mdl(self) -> mdl.MDLSettings:
-        return mdl_settings(self)
 
     @property
     def uses_mdl(self) -> bool:
@@ -190,9 +217,13 @@ class EasyToHard(_Methods):
         return plans.zero_shot_checks("arc", "arc_split", list(self.sanity_check_formats), model=self.model, test=test,
                                       method=self.method("icl", "arc"))
 
+    def measures_of(self, kind: str) -> Mapping[str, Sequence[str]]:
+        """The measures method ``kind`` runs on: ``method_measures[kind]`` when given, else ``measures``."""
+        return self.method_measures.get(kind, self.measures)
+
     def e2h_plan(self) -> list[plans.Comparison]:
         targets = [(d, m, self.method(kind, d)) for d, names in self.measures.items() for m in names
-                   for kind in self.methods]
+                   for kind in self.methods if m in self.measures_of(kind).get(d, ())]
         return plans.comparisons(targets, seeds=self.seeds, model=self.model, test=self.test)
 
     def cot_plan(self) -> list[plans.Comparison]:
@@ -215,46 +246,19 @@ class EasyToHard(_Methods):
 
 
 @dataclass(frozen=True)
-class HardnessMeasures:
-    model: str
-    model_dtype: str
-    model_quantization: str
+class HardnessMeasures(_Model, _Bootstrap, _MDL):
     datasets: Sequence[str]
-    mdl_hardness_models: Sequence[str]
-    mdl_learners: Mapping[str, Sequence[str]]
-    mdl_subset_sizes: Sequence[int]
-    mdl_seeds: Sequence[int]
-    mdl_max_holdout: int | None
-    mdl_max_items: Mapping[str, int | None]
-    mdl_model_quantization: str
-    n_boot: int
-    bootstrap_seed: int
-
-    @property
-    def mdl(self) -> mdl.MDLSettings:
-        return mdl_settings(self)
 
     def plan(self, frames: Frames | None = None) -> list[plans.Entry]:
         return []  # MDL and zero-shot item scores, not experiments: experiments.mdl
 
 
 @dataclass(frozen=True)
-class LabelNoise(_Methods):
-    model: str
-    model_dtype: str
-    model_quantization: str
+class LabelNoise(_Model, _Methods, _Split, _Bootstrap):
     sweeps_to_run: Mapping[str, Sequence[str]]
     rates: Sequence[float]
     hard_multiplier: float
-    k_shot: Mapping[str, int]
-    n_train: Mapping[str, int]
-    seeds: Mapping[str, Sequence[int]]
-    method_options: Mapping[str, Mapping[str, Any]]
-    test_fraction: float
     max_test_per_level: int | None
-    split_seed: int
-    n_boot: int
-    bootstrap_seed: int
 
     def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
         test = _test(self, self.max_test_per_level)
@@ -264,21 +268,14 @@ class LabelNoise(_Methods):
 
 
 @dataclass(frozen=True)
-class SampleCount(_Methods):
-    model: str
-    model_dtype: str
-    model_quantization: str
+class SampleCount(_Model, _Split, _Bootstrap, _MethodTable):
     curves: Mapping[str, Sequence[str]]
     sizes: Mapping[str, Sequence[int]]
     seeds: Mapping[str, Sequence[int]]
     method_options: Mapping[str, Mapping[str, Any]]
     label_costs: Mapping[str, float]
     few_easy: int
-    test_fraction: float
     max_test_per_level: int | None
-    split_seed: int
-    n_boot: int
-    bootstrap_seed: int
 
     def method(self, kind: str, dataset: str) -> Method:  # sizes vary along the curve: start from the first
         first = max(1, int(max(self.sizes[kind])))
@@ -297,24 +294,16 @@ class SampleCount(_Methods):
 
 
 @dataclass(frozen=True)
-class ModelScale(_Methods):
+class ModelScale(_Methods, _Split, _Bootstrap):
     models_to_compare: Sequence[str]
     model_dtype: str
     model_quantization: str
     runs: Mapping[str, Sequence[str]]
-    k_shot: Mapping[str, int]
-    n_train: Mapping[str, int]
-    seeds: Mapping[str, Sequence[int]]
-    method_options: Mapping[str, Mapping[str, Any]]
-    test_fraction: float
     max_test_per_level: int | None
-    split_seed: int
     robustness_models: Sequence[str]
     robustness_runs: Mapping[str, Sequence[str]]
     robustness_seeds: Sequence[int]
     robustness_max_test_per_level: int | None
-    n_boot: int
-    bootstrap_seed: int
 
     def scale_plan(self, model: str) -> list[plans.Comparison]:
         return plans.comparisons(self.targets(self.runs), seeds=self.seeds, model=model,
@@ -333,26 +322,15 @@ class ModelScale(_Methods):
 
 
 @dataclass(frozen=True)
-class TrainTestGap(_Methods):
-    model: str
-    model_dtype: str
-    model_quantization: str
+class TrainTestGap(_Model, _Methods, _Split, _Bootstrap):
     grid: Mapping[str, Sequence[str]]
     grid_train_levels: Sequence[str]
-    k_shot: Mapping[str, int]
-    n_train: Mapping[str, int]
-    seeds: Mapping[str, Sequence[int]]
-    method_options: Mapping[str, Mapping[str, Any]]
     grid_max_test_per_level: int | None
-    test_fraction: float
-    split_seed: int
     college_models: Sequence[str]
     college_sources: Mapping[str, Any]
     college_k: int
     college_seeds: Sequence[int]
     college_max_test: int | None
-    n_boot: int
-    bootstrap_seed: int
 
     def grid_plan(self, frames: Frames | None = None) -> list[plans.Reading]:
         test = TestSelection(test_fraction=self.test_fraction, max_per_level=self.grid_max_test_per_level,
@@ -421,6 +399,12 @@ def parse(notebook: str, values: Mapping[str, Any]) -> Any:
     missing = [name for name in names if name not in values]
     if missing:
         raise SettingsError(f"{notebook}: missing parameter(s) {', '.join(missing)}")
+    import types
+
+    shadowed = [name for name in names if isinstance(values[name], (types.ModuleType, types.FunctionType, type))]
+    if shadowed:
+        raise SettingsError(f"{notebook}: parameter(s) {', '.join(shadowed)} are shadowed by an import or definition "
+                            "of the same name: parse the settings before importing it, or import it under another name")
     converted = {name: _freeze(values[name]) for name in names}
     return cls(**converted)
 

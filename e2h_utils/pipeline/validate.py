@@ -202,6 +202,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "dataset": _dataset,
     "datasets": lambda v: _list(v, _dataset),
     "measures": _measures,
+    "method_measures": lambda v: _mapping(v, _one_of(methods.ANSWER_SCORING, "answer-scoring method"), _measures),
     "cot_measures": lambda v: _measures(v, tuple(prompts.DEFAULT_COT_FORMAT)),
     "methods": lambda v: _list(v, _one_of(("icl", "probe", "qlora"), "answer-scoring method")),
     "cot_methods": lambda v: _list(v, _one_of(methods.CHAIN_OF_THOUGHT, "chain-of-thought method"), non_empty=False),
