@@ -49,6 +49,43 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
                     desc: str = "generating") -> list[str]:
     """The greedy continuation of every prompt (after the shared prefix), cut at the first stop
     string or stop pattern. Rows that finish leave the batch, so the others decode alone."""
+    return _decode(model, tokenizer, prefix_ids, prompts, lambda logits, rows: logits.argmax(-1),
+                   max_new_tokens=max_new_tokens, stop=stop, stop_patterns=stop_patterns, batch_size=batch_size,
+                   progress=progress, desc=desc)
+
+
+@torch.no_grad()
+def sample_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], prompts: Sequence[Sequence[int]], *,
+                    n: int, temperature: float, seed: int, max_new_tokens: int, stop: Sequence[str] = ("\n\n",),
+                    stop_patterns: Sequence[Pattern[str]] = (), batch_size: int = 8, top_p: float = 1.0,
+                    progress: bool = False, desc: str = "sampling") -> list[list[str]]:
+    """``n`` sampled continuations of every prompt (temperature ``temperature``, nucleus ``top_p``),
+    as ``[prompt][sample]``. Each (prompt, sample) row draws from its own generator, seeded by
+    ``seed``, the prompt's index and the sample's index, so a sample is the same whatever the batch
+    it is decoded in (and the first k of n samples are the samples of a run with n = k)."""
+    if n < 1 or temperature <= 0 or not 0 < top_p <= 1:
+        raise ValueError(f"sampling needs n >= 1, temperature > 0 and top_p in (0, 1], not {n}, {temperature}, {top_p}")
+    rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
+    generators = [torch.Generator().manual_seed(int(seed) * 1_000_003 + i * 10_007 + j) for i, j in rows]
+
+    def pick(logits: torch.Tensor, row_ids: Sequence[int]) -> torch.Tensor:
+        probs = torch.softmax(logits.float() / temperature, dim=-1).cpu()
+        if top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
+        picked = [torch.multinomial(probs[k], 1, generator=generators[r]) for k, r in enumerate(row_ids)]
+        return torch.cat(picked).to(logits.device)
+
+    texts = _decode(model, tokenizer, prefix_ids, [prompts[i] for i, _ in rows], pick, max_new_tokens=max_new_tokens,
+                    stop=stop, stop_patterns=stop_patterns, batch_size=batch_size, progress=progress, desc=desc)
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def _decode(model: Any, tokenizer: Any, prefix_ids: Sequence[int], prompts: Sequence[Sequence[int]], pick, *,
+            max_new_tokens: int, stop: Sequence[str], stop_patterns: Sequence[Pattern[str]], batch_size: int,
+            progress: bool, desc: str) -> list[str]:
+    """The decoding loop: ``pick(last logits, prompt indices of the rows) -> next tokens``."""
     device = input_device(model)
     prefix = list(prefix_ids)
     P = len(prefix)
@@ -72,7 +109,7 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
         generated: list[list[int]] = [[] for _ in rows]
         active = list(range(n))  # batch rows still generating, in the order of the model's rows
         for step in range(max_new_tokens):
-            tokens = out.logits[:, -1].argmax(-1)
+            tokens = pick(out.logits[:, -1], [rows[r] for r in active])
             still = []
             for j, r in enumerate(active):
                 token = int(tokens[j])

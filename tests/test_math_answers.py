@@ -1,0 +1,52 @@
+"""MATH answer reading and checking on tricky answers (fractions, intervals, units, text)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("math_verify")
+
+from e2h_utils.data.math_answers import equivalent, last_boxed  # noqa: E402
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("so the answer is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+    ("first \\boxed{3}, then corrected: \\boxed{4}", "4"),  # the last box
+    ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),  # escaped set braces balance too
+    ("nested \\boxed{\\sqrt{\\frac{a}{b}}} end", "\\sqrt{\\frac{a}{b}}"),
+    ("\\fbox{7}", "7"),
+    ("no box here: 12", None),
+    ("\\boxed{never closed", None),
+    ("", None),
+    (None, None),
+])
+def test_last_boxed(text, expected):
+    assert last_boxed(text) == expected
+
+
+@pytest.mark.parametrize("pred, gold", [
+    ("0.5", "\\frac{1}{2}"),
+    ("1/2", "\\frac12"),
+    ("\\dfrac{3}{4}", "\\frac{3}{4}"),
+    ("(0,1]", "(0, 1]"),
+    ("10", "10\\text{ cm}"),
+    ("B", "\\text{(B)}"),
+    ("\\sqrt{18}", "3\\sqrt{2}"),
+    ("5", "x=5"),
+    ("1000", "1,000"),
+    ("\\{2,1\\}", "\\{1,2\\}"),
+])
+def test_equivalent_answers(pred, gold):
+    assert equivalent(pred, gold)
+
+
+@pytest.mark.parametrize("pred, gold", [
+    ("3", "2"),
+    ("(0,1)", "(0, 1]"),  # an open and a half-open interval differ
+    ("\\frac{1}{3}", "0.3"),
+    (None, "1"),
+    ("1", None),
+    ("\\frac{", "1"),  # unparseable: not equivalent, no exception
+])
+def test_different_answers(pred, gold):
+    assert not equivalent(pred, gold)

@@ -1,0 +1,59 @@
+"""The selection rules on hand-made problems (every tie rule and edge case), and AUROC."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from e2h_utils.analysis import rerank
+
+
+def test_majority_takes_the_most_frequent_answer():
+    keys = ["7", "5", "7", "5", "7"]
+    correct = [False, True, False, True, False]
+    assert rerank.majority(keys, correct) is False  # "7" three times: wrong
+    assert rerank.majority(["5", "7", "5"], [True, False, True]) is True
+
+
+def test_ties_go_to_the_answer_seen_first_and_unanswered_never_win():
+    assert rerank.majority(["5", "7", "7", "5"], [True, False, False, True]) is True  # 2-2: "5" came first
+    assert rerank.majority([None, None, "3"], [False, False, True]) is True
+    assert rerank.majority([None, None], [False, False]) is False  # no answer at all: wrong
+
+
+def test_best_of_n_takes_the_top_scored_sample():
+    keys, correct = ["7", "5", "7"], [False, True, False]
+    assert rerank.best_of_n(keys, correct, [0.2, 0.9, 0.4]) is True
+    assert rerank.best_of_n(keys, correct, [0.95, 0.9, 0.4]) is False
+    assert rerank.best_of_n(keys, correct, [0.5, 0.5, 0.1]) is False  # tie: the earliest sample
+    assert rerank.best_of_n([None, "5"], [False, True], [0.99, 0.1]) is True  # an unanswered sample cannot win
+
+
+def test_weighted_voting_sums_the_scores_of_each_answer():
+    keys = ["7", "7", "7", "5"]
+    correct = [False, False, False, True]
+    assert rerank.weighted(keys, correct, [0.1, 0.1, 0.1, 0.9]) is True  # 0.9 > 0.3
+    assert rerank.weighted(keys, correct, [0.4, 0.4, 0.4, 0.9]) is False  # 1.2 > 0.9
+    assert rerank.majority(keys, correct) is False  # majority ignores the scores
+    # weighted voting differs from best-of-N: many good-but-not-top samples outvote one top sample
+    keys, correct, scores = ["5", "5", "7"], [True, True, False], [0.6, 0.6, 0.9]
+    assert rerank.weighted(keys, correct, scores) is True and rerank.best_of_n(keys, correct, scores) is False
+
+
+def test_pass_at_n_and_apply_and_by_n():
+    keys, correct, scores = ["1", "2", "3"], [False, False, True], [0.3, 0.2, 0.1]
+    assert rerank.pass_at_n(keys, correct) is True
+    assert rerank.by_n("pass_at_n", keys, correct) == [False, False, True]
+    assert rerank.by_n("best_of_n", keys, correct, scores) == [False, False, False]
+    assert rerank.apply("majority", keys, correct) is False
+    with pytest.raises(ValueError, match="valid: majority"):
+        rerank.apply("borda", keys, correct)
+
+
+def test_auroc():
+    assert rerank.auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert rerank.auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    assert rerank.auroc([0.5, 0.5, 0.5, 0.5], [True, False, True, False]) == 0.5  # ties count half
+    assert rerank.auroc([0.3, 0.6, 0.6, 0.1], [False, True, False, True]) == pytest.approx(0.375)
+    assert math.isnan(rerank.auroc([0.1, 0.2], [True, True]))
