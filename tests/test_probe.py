@@ -183,3 +183,20 @@ def test_safe_fit_refits_with_a_smaller_clip_and_a_larger_penalty(monkeypatch):
     fitted = train_probe(features, labels, ProbeConfig(epochs=2), seed=0)
     assert calls == [(1.0, 1.0), (4.0, 0.25), (16.0, 0.0625)] and fitted.refits == 2
     assert np.isfinite(fitted.weight).all()
+
+
+def test_binary_probe_learns_a_separable_yes_no_target():
+    import numpy as np
+
+    from e2h_utils.methods.probe import train_binary_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    y = x[:, 0] + 0.5 * x[:, 1] > 0
+    probe = train_binary_probe(x, y, ProbeConfig(epochs=200, l2=0.01), seed=0)
+    scores = probe.scores(x)
+    assert ((scores > 0.5) == y).mean() > 0.9 and probe.losses[-1] < probe.losses[0]
+    assert np.allclose(train_binary_probe(x, y, ProbeConfig(epochs=20), seed=0).weight,
+                       train_binary_probe(x, y, ProbeConfig(epochs=20), seed=0).weight)  # reproducible
+    one_class = train_binary_probe(x, np.ones(200, dtype=bool), ProbeConfig(epochs=50), seed=0)
+    assert (one_class.scores(x) > 0.5).all()  # the bias learns a single class

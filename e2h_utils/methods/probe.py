@@ -117,3 +117,53 @@ def train_probe(features: Sequence[np.ndarray], labels: Sequence[int], config: P
             break
         clip, l2 = clip / 4, l2 * 4  # safe_fit: cut the clip, raise the penalty
     return LinearProbe(weight.numpy(), mean, std, losses, refits=refit)
+
+
+# --- a binary probe: is this (problem, solution) correct? (the easy-to-hard evaluators) -------------
+
+@dataclass
+class BinaryProbe:
+    """A logistic probe: P(correct) = sigmoid(w . z + b) on z-normalised features."""
+
+    weight: np.ndarray
+    bias: float
+    mean: np.ndarray
+    std: np.ndarray
+    losses: list[float]
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """P(correct) of every row of ``features`` (samples x features)."""
+        z = (np.asarray(features, dtype=np.float32) - self.mean) / self.std
+        return 1.0 / (1.0 + np.exp(-(z @ self.weight + self.bias)))
+
+
+def train_binary_probe(features: np.ndarray, labels: Sequence[bool], config: ProbeConfig = ProbeConfig(),
+                       seed: int = 0) -> BinaryProbe:
+    """The probe recipe above (SGD, ``lr`` decaying to ``lr_floor``, ``epochs`` full-batch steps,
+    ``l2 * ||w||_2``, gradient clipped) for a yes/no target, with an unpenalised bias: an outcome
+    reward model on hidden states. Labels of one class only still give a probe (its bias learns it)."""
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError("a binary probe needs a (samples x features) array with at least one sample")
+    mean = x.mean(0)
+    std = x.std(0, ddof=1) if len(x) > 1 else np.ones_like(mean)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    z = torch.from_numpy((x - mean) / std)
+    y = torch.tensor([float(bool(v)) for v in labels])
+    generator = torch.Generator().manual_seed(int(seed))
+    bound = 1.0 / np.sqrt(z.shape[1])
+    weight = ((torch.rand(z.shape[1], generator=generator) * 2 - 1) * bound).requires_grad_()
+    bias = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight, bias], lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config.epochs, config.lr_floor))
+    losses = []
+    for _ in range(config.epochs):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z @ weight + bias, y) \
+            + config.l2 * torch.linalg.vector_norm(weight)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([weight, bias], config.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    return BinaryProbe(weight.detach().numpy(), float(bias.item()), mean.astype(np.float32), std, losses)
