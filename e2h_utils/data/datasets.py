@@ -30,7 +30,7 @@ import pandas as pd
 
 from e2h_utils.data import hardness, sources
 
-DATASETS = ("arc", "mmlu_stem5", "strategyqa", "gsm8k")
+DATASETS = ("arc", "mmlu_stem5", "strategyqa", "gsm8k", "math")
 
 ARC_CONFIGS = ("ARC-Easy", "ARC-Challenge")
 ARC_SPLITS = ("train", "validation", "test")
@@ -42,6 +42,8 @@ MMLU_STEM5_SUBJECTS = tuple(
 MMLU_SPLITS = ("validation", "test")
 GSM8K_SPLITS = ("train", "test")
 GSM8K_MAX_STEPS = 10
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus")
 
 DIFFICULTY = {"Low": 1, "Medium": 2, "High": 3}
 BLOOM = {"Remembering": 1, "Understanding": 2, "Applying": 3, "Analyzing": 4, "Evaluating": 5}
@@ -261,6 +263,55 @@ def _load_gsm8k() -> pd.DataFrame:
     return parse_gsm8k(pd.concat(parts, ignore_index=True))
 
 
+# --- MATH -----------------------------------------------------------------------------------
+
+def _math_level(value: Any) -> float:
+    match = re.fullmatch(r"Level (\d)", str(value).strip())
+    return float(match.group(1)) if match else np.nan  # a few upstream rows say "Level ?"
+
+
+def parse_math(raw: pd.DataFrame, math500: list[dict[str, Any]]) -> pd.DataFrame:
+    """MATH test problems (``raw``: problem, level "Level N", type, solution, and ``subject``, the
+    upstream config) with the MATH-500 subset marked (``math500``: Sun et al.'s test set, matched
+    by problem text). ``answer``: MATH-500's answer where it has one, else the last ``\\boxed{}`` of
+    the solution; ``reasoning``: the solution as written (it ends in its boxed answer)."""
+    from e2h_utils.data.math_answers import last_boxed
+
+    subset = {str(rec["problem"]).strip(): rec for rec in math500}
+    rows = []
+    counters: dict[str, int] = {}
+    for rec in raw.to_dict("records"):
+        n = counters.get(rec["subject"], 0)
+        counters[rec["subject"]] = n + 1
+        problem = str(rec["problem"]).strip()
+        chosen = subset.get(problem)
+        rows.append({
+            "id": f"math/{rec['subject']}/{n}",
+            "split": "test",
+            "question": rec["problem"],
+            "choices": [],
+            "label": pd.NA,
+            "answer": str(chosen["answer"]) if chosen is not None else last_boxed(rec["solution"]),
+            "reasoning": rec["solution"],
+            "solution": rec["solution"],
+            "subject": rec["subject"],
+            "level": _math_level(rec["level"]),
+            "math500": chosen is not None,
+        })
+    frame = pd.DataFrame(rows)
+    missing = set(subset) - set(frame["question"].str.strip())
+    if missing:
+        raise ValueError(f"{len(missing)} MATH-500 problems are not among the MATH test problems (e.g. "
+                         f"{sorted(missing)[0][:60]!r}): the two sources do not match")
+    return frame
+
+
+def _load_math() -> pd.DataFrame:
+    parts = [sources.load_hub_split(sources.MATH, subject, "test").assign(subject=subject) for subject in MATH_SUBJECTS]
+    records = sources.read_jsonl(sources.hub_file(sources.MATH500, "test.jsonl"))
+    return parse_math(pd.concat(parts, ignore_index=True), records)
+
+
 # --- what decides reuse -------------------------------------------------------------------
 
 
@@ -274,6 +325,8 @@ def mirror_files() -> list:
     mirror = sources.paths.mirror_root()
     files += [mirror / "github" / f.repo / f.path
               for f in (sources.STRATEGYQA_TRAIN, sources.STRATEGYQA_DEV, sources.ARC_ANNOTATIONS)]
+    files += [sources.hub_split_path(sources.MATH, subject, "test") for subject in MATH_SUBJECTS]
+    files += [mirror / "hf" / sources.MATH500.repo / "test.jsonl"]
     return files
 
 
@@ -299,6 +352,7 @@ _LOADERS = {
     "mmlu_stem5": _load_mmlu_stem5,
     "strategyqa": _load_strategyqa,
     "gsm8k": _load_gsm8k,
+    "math": _load_math,
 }
 
 

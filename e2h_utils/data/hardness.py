@@ -88,7 +88,7 @@ def _length_measures(dataset: str, columns: tuple[str, ...], population: str | N
         "question_words": "words in the question",
         "answer_words": "words in the correct answer",
         "answer_chars": "characters in the final answer",
-        "reasoning_words": "words in the reasoning (StrategyQA facts, GSM8K solution)",
+        "reasoning_words": "words in the reasoning (StrategyQA facts, GSM8K / MATH solution)",
     }
     return [
         Measure(dataset, col, col, text[col], percentiles=_PCT, kind="length", population=population)
@@ -139,6 +139,10 @@ REGISTRY: tuple[Measure, ...] = (
     Measure("gsm8k", "num_steps", "num_steps", "solution lines before '####', capped at 10",
             easy_max=4, hard_min=7, kind="structure"),
     *_length_measures("gsm8k", ("question_words", "answer_chars", "reasoning_words")),
+    # MATH (Sun et al. 2024's easy-to-hard evaluators): levels 1-3 easy, 4-5 hard, as theirs
+    Measure("math", "level", "level", "MATH difficulty level 1-5 (Hendrycks et al.)", easy_max=3, hard_min=4,
+            in_paper=False),
+    *_length_measures("math", ("question_words", "reasoning_words")),
 )
 
 

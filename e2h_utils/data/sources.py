@@ -50,6 +50,10 @@ class GitHubFile:
 ARC = HubDataset("allenai/ai2_arc", "210d026faf9955653af8916fad021475a3f00453")
 MMLU = HubDataset("cais/mmlu", "c30699e8356da336a370243923dbaf21066bb9fe")
 GSM8K = HubDataset("openai/gsm8k", "cc7b047b6e5bb11b4f1af84efc572db110a51b3c")
+# MATH (Hendrycks et al. 2021) and the MATH-500 subset of Lightman et al. (Sun et al.'s test set):
+# revisions seen in public material; the Hub cannot be reached from the project's machines to check them
+MATH = HubDataset("EleutherAI/hendrycks_math", "21a5633873b6a120296cce3e2df9d5550074f4a3")
+MATH500 = HubDataset("HuggingFaceH4/MATH-500", "6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be")
 
 _STRATEGYQA_COMMIT = "1ba1e97452e189569357876f2854b01357ffbe37"
 STRATEGYQA_TRAIN = GitHubFile("eladsegal/strategyqa", _STRATEGYQA_COMMIT, "data/strategyqa/train.json")
@@ -149,6 +153,42 @@ def mirror_digest(files: Iterable[Path]) -> str:
         digest.update(str(name).encode() + b"\x00")
         digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
     return digest.hexdigest()[:16]
+
+
+def hub_file(source: HubDataset, filename: str) -> Path:
+    """A file of a Hub dataset repo that is not a parquet split (MATH-500's ``test.jsonl``): in
+    the mirror, or downloaded once at the pinned revision into the cache."""
+    mirror = paths.mirror_root()
+    if mirror is not None:
+        path = mirror / "hf" / source.repo / filename
+        if not path.is_file():
+            raise _missing(path, f"{source.repo}/{filename}")
+        return path
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(source.repo, filename, repo_type="dataset", revision=source.revision,
+                                    cache_dir=str(paths.downloads_cache_dir() / "hub")))
+    except Exception as error:  # noqa: BLE001 - offline, renamed: all need the same hint
+        raise ConnectionError(
+            f"could not download {source.repo}/{filename} from the Hugging Face Hub ({type(error).__name__}). "
+            f"Without network access, set {paths.MIRROR_ENV} to the offline mirror.") from error
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file; a damaged line is an error naming the file and line."""
+    import json
+
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError as error:
+                    raise CorruptSource(f"{path} line {number} is not valid JSON ({error}); restore the file, or "
+                                        f"unset {paths.MIRROR_ENV} to load from the network.") from error
+    return records
 
 
 def read_json(source: GitHubFile):
