@@ -32,7 +32,7 @@ def test_registry_is_complete_and_every_notebook_checks_a_claim():
     ids = [c.id for c in claims.CLAIMS]
     assert len(ids) == len(set(ids)) >= 9
     for claim in claims.CLAIMS:
-        assert claim.paper and claim.source.startswith("Hase et al.") and claim.rule
+        assert claim.paper and claim.source.startswith(("Hase et al.", "Sun et al.")) and claim.rule
         assert set(claim.notebooks) <= set(settings.NOTEBOOKS)
     assert {n for c in claims.CLAIMS for n in c.notebooks} == set(settings.NOTEBOOKS)
 
@@ -92,3 +92,30 @@ def test_table_has_the_three_columns_the_notebooks_show():
     assert list(table["claim"]) == ["E1", "E2"]
     assert {"the paper says", "this run", "verdict"} <= set(table.columns)
     assert table.loc[1, "verdict"] == "inconclusive (not run in this profile)"  # no hard − easy rows given
+
+
+def test_evaluator_claims_read_the_largest_n_and_leave_out_what_cannot_be_reranked():
+    common = {"method": "probe", "measure": "level"}
+
+    def results(gain, weighted_minus_best, ceiling=0.6):
+        frames = []
+        for dataset in ("math", "gsm8k"):
+            frames.append(rows("easy_gain", [({"n_samples": 1}, -0.5, -0.6, -0.4),
+                                             ({"n_samples": 8}, *gain)],
+                               dataset=dataset, rule="weighted", train_level="comparison", **common))
+            frames.append(rows("weighted_minus_best", [({"n_samples": 8}, *weighted_minus_best)],
+                               dataset=dataset, rule="weighted_vs_best_of_n", train_level="easy", **common))
+            frames.append(rows("accuracy", [({"n_samples": 8}, ceiling if dataset == "gsm8k" else 0.0, 0.0, 0.1)],
+                               dataset=dataset, rule="pass_at_n", train_level="none", **{**common, "method": "none"}))
+        return pd.concat(frames, ignore_index=True)
+
+    assert verdict("V1", results=results((0.1, 0.05, 0.15), (0.0, -0.1, 0.1))) == CONSISTENT  # n = 1 is not read
+    assert verdict("V1", results=results((-0.1, -0.15, -0.05), (0.0, -0.1, 0.1))) == INCONSISTENT
+    assert verdict("V2", results=results((0.1, 0.05, 0.15), (0.05, 0.01, 0.1))) == CONSISTENT
+    assert verdict("V2", results=results((0.1, 0.05, 0.15), (0.0, -0.1, 0.1))) == INCONCLUSIVE
+    check = next(c for c in claims.CLAIMS if c.id == "V1").check
+    found = check({"results": results((0.1, 0.05, 0.15), (0.0, -0.1, 0.1))})
+    assert "nothing to re-rank): math" in found.this_run and "gsm8k probe" in found.this_run
+    nothing = check({"results": results((0.1, 0.05, 0.15), (0.0, -0.1, 0.1), ceiling=0.0)})
+    assert nothing.verdict == INCONCLUSIVE and nothing.why == "nothing to re-rank"
+    assert verdict("V1") == INCONCLUSIVE  # not run

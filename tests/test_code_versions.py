@@ -50,6 +50,11 @@ GUARDED = {
     "e2h_utils/experiments/mdl.py": "e2h_utils.engine.scoring.SCORER_VERSION",
     "e2h_utils/engine/generation.py": "e2h_utils.engine.generation.COT_VERSION",
     "e2h_utils/data/answers.py": "e2h_utils.engine.generation.COT_VERSION",
+    # the easy-to-hard evaluators: candidates (their problems, sampling, answers) and evaluators
+    "e2h_utils/methods/sampling.py": "e2h_utils.methods.sampling.SAMPLING_VERSION",
+    "e2h_utils/data/math_answers.py": "e2h_utils.methods.sampling.SAMPLING_VERSION",
+    "e2h_utils/experiments/evaluation.py": "e2h_utils.methods.sampling.SAMPLING_VERSION",
+    "e2h_utils/methods/evaluators.py": "e2h_utils.methods.evaluators.EVALUATOR_VERSION",
 }
 
 

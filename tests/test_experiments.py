@@ -547,3 +547,21 @@ def test_runs_stored_under_the_earlier_keys_are_moved_not_recomputed(tiny_lm, fr
         [list(pair) for pair in spec.method.options()]
     assert (tmp_path / "arc" / "probe" / results.spec_key(stale)).is_dir()  # left alone
     assert store.rekey() == 0  # once per results folder
+
+
+def test_a_fixed_test_set(frame, measure):
+    """``TestSelection(fixed=column)``: the rows marked by the column are the test items (a cap takes
+    a seeded prefix of them), every other row of a level is its pool; the keys of the paired split
+    do not change."""
+    marked = frame.assign(fixed_test=frame["id"].isin(frame["id"].iloc[::3]))
+    selection = Selection(fixed="fixed_test", levels=("easy", "hard"))
+    roles = split_roles(marked, measure, selection)
+    test = select_test_items(marked, roles, selection)
+    assert set(test["id"]) == set(marked.loc[marked["fixed_test"] & marked["grade_level"].isin(["easy", "hard"]), "id"])
+    assert not set(training_pool(marked, roles, "all")["id"]) & set(marked.loc[marked["fixed_test"], "id"])
+    capped = select_test_items(marked, roles, Selection(fixed="fixed_test", max_per_level=2, levels=("hard",)))
+    assert len(capped) == 2 and set(capped["id"]) <= set(test["id"])
+    assert "fixed" not in ExperimentSpec("arc", "grade", ICL(3), Training("easy")).canonical()["test"]
+    assert ExperimentSpec("arc", "grade", ICL(3), Training("easy"), test=selection).canonical()["test"]["fixed"] == "fixed_test"
+    with pytest.raises(KeyError, match="nope"):
+        split_roles(marked, measure, Selection(fixed="nope"))

@@ -31,7 +31,7 @@ from e2h_utils.methods.qlora import QLoRAConfig
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ROOT / "docs" / "fidelity.md"
 PAPER = ROOT / "parameters" / "paper"
-ROW = re.compile(r"^\|\s*([FE]\d\d)\s*\|")
+ROW = re.compile(r"^\|\s*([FES]\d\d)\s*\|")
 KEY = re.compile(r"`([a-z_]+)\.([a-z_]+)`")
 
 
@@ -46,7 +46,8 @@ def ledger_rows() -> dict[str, list[str]]:
 
 
 ROWS = ledger_rows()
-PAPER_ROWS = {key: cells for key, cells in ROWS.items() if key.startswith("F")}
+# the paper profile against the authors: Hase et al.'s code (F) and Sun et al.'s evaluators (S)
+PAPER_ROWS = {key: cells for key, cells in ROWS.items() if key.startswith(("F", "S"))}
 
 
 def paper_profile_cell(cells: list[str]) -> str:
@@ -58,7 +59,7 @@ def yaml_ledger_comments() -> dict[tuple[str, str], str]:
     found = {}
     for path in sorted(PAPER.glob("*.yaml")):
         for line in path.read_text().splitlines():
-            match = re.match(r"^([a-z_]+):.*#\s*ledger\s+(F\d\d)\b", line)
+            match = re.match(r"^([a-z_]+):.*#\s*ledger\s+([FS]\d\d)\b", line)
             if match:
                 found[(path.stem, match.group(1))] = match.group(2)
     return found

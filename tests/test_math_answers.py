@@ -50,3 +50,17 @@ def test_equivalent_answers(pred, gold):
 ])
 def test_different_answers(pred, gold):
     assert not equivalent(pred, gold)
+
+
+def test_math_answers_through_the_shared_answer_rules():
+    """``data.answers`` reads MATH (kind "math") by its last box under both rule names, and groups
+    equivalent answers into one vote."""
+    from e2h_utils.data import answers
+
+    text = "So $x = \\frac{1}{2}$, and the answer is $\\boxed{\\frac12}$.\n"
+    for rule in answers.RULES:
+        assert answers.extract(text, "math", rule) == "\\frac12"
+    assert answers.is_correct("\\frac12", "0.5", "math")
+    assert not answers.is_correct(None, "0.5", "math")
+    assert answers.vote_keys(["\\frac12", "1/2", None, "3", "0.5", "\\text{3}"], "math") == [0, 0, None, 1, 0, 1]
+    assert answers.vote_keys(["yes", "no", None, "yes"], "yes_no") == [0, 1, None, 0]

@@ -60,8 +60,12 @@ def test_the_paper_plan_covers_every_notebook_and_fits_one_8_gpu_node(mirror):
     assert notebooks == set(plan.NOTEBOOKS)
     assert summary.fits
     table = summary.table
-    # every run costs tokens, except probe runs whose items' features an earlier run extracted
-    probe = table["run"].str.contains("/probe ")
+    # every run costs tokens, except probe runs (and probe evaluators) whose features an earlier run extracted
+    probe = table["run"].str.contains("/probe ") | table["run"].str.contains("/evaluator_probe ")
+    kinds = set(table["kind"])
+    assert {"samples", "evaluator"} <= kinds  # the easy-to-hard evaluators: candidates, then evaluators
+    sampled = table[(table["kind"] == "samples") & table["run"].str.startswith("math/level")]
+    assert len(sampled) == 3 and sampled["tokens"].min() > 0
     assert (table.loc[~probe, "tokens"] > 0).all() and (table.loc[~probe, "seconds"] > 0).all()
     assert (table["tokens"] >= 0).all() and table.loc[probe, "tokens"].sum() > 0
     # every model the paper names, at the authors' precision

@@ -57,3 +57,57 @@ def test_auroc():
     assert rerank.auroc([0.5, 0.5, 0.5, 0.5], [True, False, True, False]) == 0.5  # ties count half
     assert rerank.auroc([0.3, 0.6, 0.6, 0.1], [False, True, False, True]) == pytest.approx(0.375)
     assert math.isnan(rerank.auroc([0.1, 0.2], [True, True]))
+
+
+# --- frames: sample tables and evaluator scores -> outcome matrices -----------------------------
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _samples():
+    """Two problems, three samples each. p1: answers 7, 5, 7 (5 right); p2: 3, 3, none (3 right)."""
+    return pd.DataFrame({"item_id": ["p1"] * 3 + ["p2"] * 3, "sample": [0, 1, 2] * 2, "level": "hard",
+                         "vote_key": [0, 1, 0, 0, 0, -1], "correct": [0, 1, 0, 1, 1, 0]})
+
+
+def test_outcomes_apply_a_rule_to_every_problem_and_seed():
+    samples = _samples()
+    majority = rerank.outcomes(samples, "majority", [1, 2, 3])
+    assert majority[3].tolist() == [[0.0, 1.0]] and majority[1].tolist() == [[0.0, 1.0]]
+    assert majority[2].tolist() == [[0.0, 1.0]]  # p1: 7, 5 tie -> the first (7, wrong)
+    assert rerank.outcomes(samples, "pass_at_n", [1, 2])[2].tolist() == [[1.0, 1.0]]
+    scores = pd.DataFrame({"item_id": ["p1"] * 3 + ["p2"] * 3, "sample": [0, 1, 2] * 2, "score":
+                           [0.1, 0.9, 0.2, 0.5, 0.5, 0.99]})
+    scores = pd.concat([scores.assign(seed=0), scores.assign(seed=1, score=[0.9, 0.1, 0.9, 0.5, 0.5, 0.99])])
+    best = rerank.outcomes(samples, "best_of_n", [3], scores)[3]
+    assert best.tolist() == [[1.0, 1.0], [0.0, 1.0]]  # seed 0 picks the 5; seed 1 a 7; p2's unanswered never wins
+    weighted = rerank.outcomes(samples, "weighted", [3], scores)[3]
+    assert weighted.tolist() == [[1.0, 1.0], [0.0, 1.0]]  # seed 0: 5 (0.9) > 7 (0.3)
+    with pytest.raises(ValueError, match="do not cover"):
+        rerank.outcomes(samples, "best_of_n", [3], scores[scores["item_id"] == "p1"])
+    with pytest.raises(ValueError, match="only 3 samples"):
+        rerank.outcomes(samples, "majority", [4])
+
+
+def test_weighted_auroc_counts_a_sample_as_often_as_its_weight():
+    scores, labels = [0.3, 0.6, 0.6, 0.1, 0.8], [False, True, False, True, True]
+    weights = [2, 1, 3, 1, 0]
+    expanded = [(s, lab) for s, lab, w in zip(scores, labels, weights) for _ in range(w)]
+    assert rerank.auroc(scores, labels, weights) == pytest.approx(rerank.auroc(*zip(*expanded)))
+
+
+def test_auroc_bootstrap_over_problems_and_seeds():
+    samples = _samples()
+    scores = pd.DataFrame({"item_id": ["p1"] * 3 + ["p2"] * 3, "sample": [0, 1, 2] * 2, "seed": 0,
+                           "score": [0.1, 0.9, 0.2, 0.7, 0.8, 0.05]})
+    point, replicates = rerank.auroc_replicates(samples, scores, n_boot=200, seed=0)
+    assert point == 1.0  # every correct sample outscores every wrong one
+    finite = replicates[~np.isnan(replicates)]
+    assert len(finite) > 100 and set(np.round(finite, 6)) == {1.0}
+
+
+def test_sample_ns():
+    assert rerank.sample_ns(4) == [1, 2, 3, 4]
+    assert rerank.sample_ns(64) == [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64]
+    assert rerank.sample_ns(100)[-3:] == [32, 64, 100]

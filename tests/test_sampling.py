@@ -45,3 +45,46 @@ def test_bad_arguments(sample):
     for bad in ({"n": 0}, {"temperature": 0.0}, {"top_p": 0.0}):
         with pytest.raises(ValueError):
             sample(**bad)
+
+
+def test_top_k_one_is_greedy_and_keys_make_samples_independent_of_the_other_prompts(tiny_lm, sample):
+    greedy = greedy_generate(tiny_lm.model, tiny_lm.tokenizer, [3, 4], PROMPTS, max_new_tokens=6, stop=())
+    assert all(all(s == g for s in samples) for samples, g in zip(sample(top_k=1), greedy))
+    keyed = sample(prompt_keys=[11, 22, 33])
+    alone = sample_generate(tiny_lm.model, tiny_lm.tokenizer, [3, 4], [PROMPTS[2], PROMPTS[0]], n=3, temperature=1.0,
+                            seed=0, max_new_tokens=6, stop=(), prompt_keys=[33, 11])
+    assert alone == [keyed[2], keyed[0]]  # a prompt's samples do not depend on which prompts it is sampled with
+    with pytest.raises(ValueError, match="top_k"):
+        sample(top_k=0)
+
+
+def test_candidates_are_read_and_grouped_per_problem():
+    """``methods.sampling.candidate_frame``: the answer of each sample (strict rule; MATH: the last
+    box), its vote group and correctness, per (problem, sample)."""
+    from e2h_utils.data import prompts
+    from e2h_utils.methods.sampling import candidate_frame
+
+    fmt = prompts.get_cot_format(None, "strategyqa")
+    rows = [{"id": "q1", "level": "hard", "answer": "yes"}, {"id": "q2", "level": "hard", "answer": "no"}]
+    texts = [[" Facts. So the answer is yes.\n", " So the answer is no.", " no answer here"],
+             [" So the answer is no.", " So the answer is no.", " So the answer is yes."]]
+    frame = candidate_frame(fmt, rows, texts, n_shots=2)
+    assert frame["correct"].tolist() == [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    assert frame["vote_key"].tolist() == [0, 1, -1, 0, 0, 1]
+    assert frame["extracted"].tolist()[:2] == ["yes", "no"] and frame["extracted"].isna().tolist()[2]
+    math_fmt = prompts.get_cot_format(None, "math")
+    math = candidate_frame(math_fmt, [{"id": "m", "level": "hard", "answer": "\\frac{1}{2}"}],
+                           [["$\\boxed{0.5}$\n", "so \\boxed{1/2}", "\\boxed{2}"]], n_shots=0)
+    assert math["correct"].tolist() == [1.0, 1.0, 0.0] and math["vote_key"].tolist() == [0, 0, 1]
+    assert math_fmt.prompt({"question": "What is 1+1?"}) == "Problem: What is 1+1?\nSolution:"
+
+
+def test_sampling_settings_are_checked():
+    from e2h_utils.methods.sampling import Sampling, SamplingError
+
+    assert Sampling(n=4).with_length("math").options()["max_new_tokens"] == 512
+    for bad in ({"n": 0}, {"n": 2, "temperature": 0}, {"n": 2, "top_k": 0}, {"n": 2, "top_p": 1.5}, {"n": 2, "k": -1}):
+        with pytest.raises(SamplingError):
+            Sampling(**bad)
+    with pytest.raises(SamplingError, match="resolve"):
+        Sampling(n=2).options()

@@ -251,6 +251,59 @@ def _weak_correlations(tables: Tables) -> Verdict:
     return Verdict(CONSISTENT if (medians["median_abs_rho"] < 0.5).all() else INCONSISTENT, text)
 
 
+def _largest_n(rows: pd.DataFrame) -> pd.DataFrame:
+    if rows.empty:
+        return rows
+    largest = rows.groupby(["dataset", "method"])["n_samples"].transform("max")
+    return rows[rows["n_samples"] == largest]
+
+
+def _mostly(states: list[str]) -> str:
+    if sum(s == CONSISTENT for s in states) > len(states) / 2:
+        return CONSISTENT
+    if sum(s == INCONSISTENT for s in states) > len(states) / 2:
+        return INCONSISTENT
+    return INCONCLUSIVE
+
+
+def _rerankable(tables: Tables, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(rows of datasets where some hard test problem has a correct sample, the datasets without
+    one): with no correct sample there is nothing for an evaluator to pick."""
+    results = tables.get("results")
+    ceiling = _rows(results, "accuracy", rule="pass_at_n")
+    empty = []
+    for dataset in dict.fromkeys(rows["dataset"]):
+        part = ceiling[ceiling["dataset"] == dataset]
+        if len(part) and float(part.loc[part["n_samples"].idxmax(), "point"]) == 0.0:
+            empty.append(dataset)
+    return rows[~rows["dataset"].isin(empty)], empty
+
+
+def _rerank_verdict(tables: Tables, rows: pd.DataFrame, describe: Callable[[pd.Series], str]) -> Verdict:
+    if rows.empty:
+        return NOT_RUN
+    rows, empty = _rerankable(tables, rows)
+    note = f"no hard test problem with a correct sample (nothing to re-rank): {', '.join(empty)}" if empty else ""
+    if rows.empty:
+        return Verdict(INCONCLUSIVE, note, "nothing to re-rank")
+    states = [CONSISTENT if r["lo"] > 0 else INCONSISTENT if r["hi"] < 0 else INCONCLUSIVE for _, r in rows.iterrows()]
+    text = "; ".join(describe(r) for _, r in rows.iterrows()) + (f"; {note}" if note else "")
+    verdict = _mostly(states)
+    return Verdict(verdict, text, "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
+def _easy_evaluators_beat_majority(tables: Tables) -> Verdict:
+    rows = _largest_n(_rows(tables.get("results"), "easy_gain", rule="weighted", train_level="comparison"))
+    return _rerank_verdict(tables, rows, lambda r: f"{r['dataset']} {r['method']} evaluator, N = {int(r['n_samples'])}: "
+                                                   f"weighted voting − majority {_ci(r)} points")
+
+
+def _weighted_beats_best_of_n(tables: Tables) -> Verdict:
+    rows = _largest_n(_rows(tables.get("results"), "weighted_minus_best", train_level="easy"))
+    return _rerank_verdict(tables, rows, lambda r: f"{r['dataset']} {r['method']} evaluator (easy-trained), "
+                                                   f"N = {int(r['n_samples'])}: weighted − best-of-N {_ci(r)} points")
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim("H1", ("hardness_measures",),
           "The hardness measures are only weakly correlated with one another: \"hard\" means different things "
@@ -301,6 +354,20 @@ CLAIMS: tuple[Claim, ...] = (
           "Hase et al. 2024, §1, Fig. 1",
           "paired MMLU college − ARC grade ≤ 3 accuracy on the same items: consistent when its CI's upper bound is "
           "<= 10 points, inconsistent when its lower bound is above 10 points", _third_grade_nearly_college),
+    Claim("V1", ("easy_to_hard_evaluators",),
+          "Evaluators (reward models) trained only on easy problems (MATH levels 1-3) re-rank a generator's samples "
+          "of hard problems (levels 4-5) better than majority voting.",
+          "Sun et al. 2024, §4.2.1, Fig. 4 (weighted voting with level 1-3 reward models vs majority voting)",
+          "weighted voting with the easy-trained evaluator − majority voting on the same hard problems and samples, at "
+          "the largest N, per dataset and evaluator: consistent when most CIs lie above zero, inconsistent when most "
+          "lie below; a dataset without a correct sample on any hard test problem is left out (nothing to re-rank)",
+          _easy_evaluators_beat_majority),
+    Claim("V2", ("easy_to_hard_evaluators",),
+          "Weighted voting beats best-of-N with the same (easy-trained) evaluator.",
+          "Sun et al. 2024, §4.2.1 (\"Weighted voting outshines Best-of-n\")",
+          "weighted voting − best-of-N with the easy-trained evaluator on the same hard problems, at the largest N, per "
+          "dataset and evaluator: consistent when most CIs lie above zero, inconsistent when most lie below; a dataset "
+          "without a correct sample on any hard test problem is left out (nothing to re-rank)", _weighted_beats_best_of_n),
 )
 
 

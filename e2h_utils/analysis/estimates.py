@@ -31,10 +31,10 @@ from e2h_utils.experiments.plans import Comparison, Entry, Reading
 from e2h_utils.experiments.spec import ExperimentSpec
 
 KEY_COLUMNS = ("model", "dataset", "measure", "method", "train_level", "n", "test_level", "p", "noise_easy_rate",
-               "noise_hard_rate", "source", "pool", "rule", "prompt_format")
+               "noise_hard_rate", "source", "pool", "rule", "prompt_format", "n_samples")
 CONDITIONS = ("unsupervised", "easy", "hard")
 DERIVED = ("gap", "easy_gain", "hard_minus_easy", "sgr", "sgr_clipped")
-QUANTITIES = ("accuracy", *CONDITIONS, *DERIVED)
+QUANTITIES = ("accuracy", *CONDITIONS, *DERIVED, "weighted_minus_best", "auroc")  # the last two: evaluator_table
 FIELDS = ("point", "lo", "hi")
 
 

@@ -32,7 +32,7 @@ class Log:
     def add(self, runner: Any) -> None:
         """A runner's model and timings (call it before the runner and its model are freed)."""
         self.add_model(runner.lm)
-        self.runs += [{"model": runner.lm.spec.name, "run": t.spec.describe(), "seconds": round(t.seconds, 2),
+        self.runs += [{"model": runner.lm.spec.name, "run": t.label, "seconds": round(t.seconds, 2),
                        "seeds computed": t.computed} for t in runner.timings]
         runner.timings.clear()
 

@@ -13,6 +13,11 @@ Ties go to the earliest sample (for votes: the answer that appeared first), so a
 function of the samples in their order. Samples without an answer never win a vote; a problem
 where no sample has an answer counts as wrong. ``by_n`` applies a rule to the first n samples for
 every n (accuracy as N grows).
+
+``outcomes`` applies a rule to every problem of a sample table (``methods.sampling``) and, for the
+evaluator rules, every seed of an evaluator's scores: ``{n: correct[seed, problem]}``, the matrices
+the paired bootstrap reads (``analysis.evaluator_table``). ``auroc_replicates``: the evaluator's
+AUROC and its bootstrap over problems and seeds.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
+import pandas as pd
 
 RULES = ("majority", "best_of_n", "weighted", "pass_at_n")
 Rule = Callable[[Sequence[Hashable | None], Sequence[bool], Sequence[float]], bool]
@@ -76,22 +82,96 @@ def by_n(rule: str, keys: Sequence[Hashable | None], correct: Sequence[bool], sc
     return [apply(rule, keys[:n], correct[:n], scores[:n]) for n in range(1, len(keys) + 1)]
 
 
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+def auroc(scores: Sequence[float], labels: Sequence[bool], weights: Sequence[float] | None = None) -> float:
     """Area under the ROC curve of ``scores`` for ``labels`` (the probability that a random correct
-    sample outscores a random incorrect one; ties count half); nan without both classes."""
+    sample outscores a random incorrect one; ties count half), each sample counted ``weights`` times
+    (a bootstrap's draw counts); nan without both classes."""
     scores = np.asarray(scores, dtype=float)
     labels = np.asarray(labels, dtype=bool)
-    positives, negatives = int(labels.sum()), int((~labels).sum())
-    if positives == 0 or negatives == 0:
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=float)
+    values, group = np.unique(scores, return_inverse=True)
+    return _grouped_auroc(group, len(values), labels, w)
+
+
+def _grouped_auroc(group: np.ndarray, n_groups: int, labels: np.ndarray, weights: np.ndarray) -> float:
+    """AUROC from each sample's score rank group (ascending, ties shared), label and weight."""
+    pos = np.bincount(group, weights=weights * labels, minlength=n_groups)
+    neg = np.bincount(group, weights=weights * ~labels, minlength=n_groups)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos == 0 or total_neg == 0:
         return float("nan")
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores), dtype=float)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks of ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])  # negatives scored strictly lower
+    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+
+
+# --- from sample and score tables to outcome matrices -------------------------------------------
+
+def sample_ns(n_max: int) -> list[int]:
+    """The numbers of samples a by-N curve reads: every n up to 16, then powers of two, and N."""
+    if n_max <= 16:
+        return list(range(1, n_max + 1))
+    ns = list(range(1, 9)) + [2 ** p for p in range(4, 20) if 2 ** p < n_max]
+    return sorted(set(ns + [n_max]))
+
+
+def _problems(samples: pd.DataFrame) -> tuple[list[str], list[tuple[list[Hashable | None], list[bool], np.ndarray]]]:
+    """Problems (sorted ids) and, per problem in sample order: vote keys (None: no answer),
+    correctness, and the row positions of its samples in ``samples``."""
+    ordered = samples.reset_index(drop=True)
+    out, ids = [], []
+    for item_id, part in ordered.sort_values(["item_id", "sample"]).groupby("item_id", sort=True):
+        ids.append(str(item_id))
+        keys = [None if int(k) < 0 else int(k) for k in part["vote_key"]]
+        out.append((keys, [bool(c) for c in part["correct"]], part.index.to_numpy()))
+    return ids, out
+
+
+def outcomes(samples: pd.DataFrame, rule: str, ns: Sequence[int],
+             scores: pd.DataFrame | None = None) -> dict[int, np.ndarray]:
+    """``{n: correct[seed, problem]}``: whether ``rule`` picks a correct answer from the first n
+    samples of each problem (problems sorted by id). Rules without an evaluator (majority,
+    pass@N) have one row; evaluator rules one row per seed of ``scores`` (``item_id``, ``sample``,
+    ``score``, ``seed``), which must score every sample."""
+    if rule not in RULE_FUNCTIONS:
+        raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(RULES)}")
+    ids, problems = _problems(samples)
+    n_max = int(samples.groupby("item_id")["sample"].count().min())
+    if max(ns) > n_max:
+        raise ValueError(f"a problem has only {n_max} samples; cannot read n = {max(ns)}")
+    if scores is None or rule in ("majority", "pass_at_n"):
+        per_seed = [np.zeros(len(samples))]
+    else:
+        indexed = samples.reset_index(drop=True)[["item_id", "sample"]]
+        per_seed = []
+        for _, part in scores.groupby("seed", sort=True):
+            merged = indexed.merge(part[["item_id", "sample", "score"]], on=["item_id", "sample"], how="left")
+            if merged["score"].isna().any():
+                raise ValueError("the evaluator's scores do not cover every sample")
+            per_seed.append(merged["score"].to_numpy(dtype=float))
+    function = RULE_FUNCTIONS[rule]
+    out = {int(n): np.zeros((len(per_seed), len(ids))) for n in ns}
+    for s, values in enumerate(per_seed):
+        for p, (keys, correct, rows) in enumerate(problems):
+            sample_scores = values[rows]
+            for n in ns:
+                out[int(n)][s, p] = float(function(keys[:n], correct[:n], sample_scores[:n]))
+    return out
+
+
+def auroc_replicates(samples: pd.DataFrame, scores: pd.DataFrame, n_boot: int, seed: int = 0) -> tuple[float, np.ndarray]:
+    """(AUROC of the evaluator over every sample and seed, its bootstrap replicates): problems are
+    resampled with all their samples, seeds independently, as the accuracies' bootstrap."""
+    merged = samples[["item_id", "sample", "correct"]].merge(scores[["item_id", "sample", "score", "seed"]],
+                                                             on=["item_id", "sample"])
+    problem_ids, problem = np.unique(merged["item_id"].astype(str), return_inverse=True)
+    seed_ids, seed_of = np.unique(merged["seed"], return_inverse=True)
+    values, group = np.unique(merged["score"].to_numpy(dtype=float), return_inverse=True)
+    labels = merged["correct"].to_numpy(dtype=float) > 0.5
+    point = _grouped_auroc(group, len(values), labels, np.ones(len(merged)))
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(n_boot)
+    for b in range(n_boot):
+        problem_w = np.bincount(rng.integers(0, len(problem_ids), len(problem_ids)), minlength=len(problem_ids))
+        seed_w = np.bincount(rng.integers(0, len(seed_ids), len(seed_ids)), minlength=len(seed_ids))
+        replicates[b] = _grouped_auroc(group, len(values), labels, (problem_w[problem] * seed_w[seed_of]).astype(float))
+    return point, replicates

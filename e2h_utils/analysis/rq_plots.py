@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from e2h_utils.analysis.plots import CONDITION_COLORS, OKABE_ITO, color_for, style
+from e2h_utils.analysis.plots import CONDITION_COLORS, NOT_SIGNIFICANT_COLOR, OKABE_ITO, color_for, style
 
 LEVEL_ORDER = ("none", "easy", "medium", "hard", "all")
 
@@ -307,4 +307,72 @@ def plot_mdl_curves(confidences: pd.DataFrame) -> Figure:
             ax.set_ylabel("mean P(correct answer) (%)")
             ax.set_title(dataset)
         _shared_legend(fig, axes, title="learner")
+    return fig
+
+
+# --- easy-to-hard evaluators (Sun et al. 2024) ---------------------------------------------------
+
+_RULE_STYLE = {"majority": ("majority voting", "unsupervised", "--"), "pass_at_n": ("pass@N (ceiling)", None, ":")}
+
+
+def plot_rerank_by_n(result: pd.DataFrame, evaluator: str = "probe") -> Figure:
+    """Hard-test accuracy as the number of samples N grows, per dataset: majority voting (the
+    unsupervised baseline, dashed), pass@N (the ceiling, dotted), and weighted voting / best-of-N
+    with the ``evaluator`` trained on easy and on hard samples (95% CI bands). ``result``: the
+    evaluator result table (``analysis.evaluator_table``)."""
+    acc = result[result["quantity"] == "accuracy"]
+    datasets = list(dict.fromkeys(acc["dataset"]))
+    with style():
+        fig, axes = _grid(len(datasets))
+        for ax, dataset in zip(axes, datasets):
+            part = acc[acc["dataset"] == dataset]
+            for rule, (label, color, line) in _RULE_STYLE.items():
+                rows = part[part["rule"] == rule].sort_values("n_samples")
+                ax.plot(rows["n_samples"], 100 * rows["point"], linestyle=line, linewidth=1.2, label=label,
+                        color=color_for(color) if color else "#000000")
+            for rule, marker in (("weighted", "o"), ("best_of_n", "^")):
+                for level in ("easy", "hard"):
+                    rows = part[(part["method"] == evaluator) & (part["rule"] == rule)
+                                & (part["train_level"] == level)].sort_values("n_samples")
+                    if rows.empty:
+                        continue
+                    name = "weighted voting" if rule == "weighted" else "best-of-N"
+                    ax.plot(rows["n_samples"], 100 * rows["point"], color=color_for(level), marker=marker,
+                            markersize=4, markerfacecolor="white" if rule == "best_of_n" else color_for(level),
+                            label=f"{name}, {level}-trained {evaluator}")
+                    ax.fill_between(rows["n_samples"], 100 * rows["lo"], 100 * rows["hi"], color=color_for(level),
+                                    alpha=0.10, linewidth=0)
+            _size_axis(ax, part["n_samples"])
+            ax.set_ylim(-3, 103)
+            ax.set_xlabel("samples per problem (N)")
+            ax.set_ylabel("hard-test accuracy (%)")
+            ax.set_title(f"{dataset} / {part['measure'].iloc[0]}", fontsize=9)
+        _shared_legend(fig, axes)
+    return fig
+
+
+def plot_evaluator_sgr(result: pd.DataFrame) -> Figure:
+    """Evaluator SGR at the largest N, one bar per dataset / evaluator / rule with its 95% CI;
+    grey bars where the gap (hard-trained rerank − majority) is not clearly above zero (n.s.)."""
+    from e2h_utils.analysis.evaluator_table import sgr_rows
+
+    rows = sgr_rows(result)
+    rows = rows[rows["quantity"] == "sgr"].reset_index(drop=True)
+    with style():
+        fig = Figure(figsize=(max(4.0, 0.9 * len(rows) + 1.5), 3.0), layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        labels = [f"{r.dataset}\n{r.method} {r.rule.replace('_', '-')}" for r in rows.itertuples()]
+        for i, r in enumerate(rows.itertuples()):
+            stable = bool(r.sgr_stable)
+            color = color_for(r.method) if stable else NOT_SIGNIFICANT_COLOR
+            point = 100 * float(np.clip(r.point, -1, 2)) if np.isfinite(r.point) else 0.0
+            ax.bar(i, point, color=color, alpha=0.85 if stable else 0.4)
+            if stable and np.isfinite(r.lo):
+                ax.errorbar(i, point, yerr=[[point - 100 * r.lo], [100 * r.hi - point]], color="#000000", linewidth=1)
+            if not stable:
+                ax.text(i, 2, "gap n.s.", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.axhline(100, color="#000000", linewidth=0.8, linestyle=":")
+        ax.axhline(0, color="#000000", linewidth=0.8)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_ylabel("evaluator SGR (%)")
     return fig

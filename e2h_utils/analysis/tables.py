@@ -146,6 +146,14 @@ def _latex(table: pd.DataFrame) -> str:
     return tex.replace("\u2212", "-").replace("\u2013", "--")
 
 
+def write_parquet(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Write ``stem.parquet`` atomically (creating folders): item-level tables too large for CSV."""
+    path = Path(stem).with_name(Path(stem).name + ".parquet")
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+    return [path]
+
+
 def write_table(table: pd.DataFrame, stem: Path) -> list[Path]:
     """Write ``stem.csv`` and ``stem.tex`` atomically (creating folders); return both paths.
 

@@ -85,3 +85,51 @@ def train_test_gap(grid: pd.DataFrame, college: pd.DataFrame, train_levels: Sequ
         lines.append(f"- MMLU college with prompts from {row['source']}: {100 * row['point']:.1f}% "
                      f"[{100 * row['lo']:.1f}, {100 * row['hi']:.1f}].")
     return "\n".join(lines)
+
+
+def easy_to_hard_evaluators(result: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """Per dataset: what the generator can do at all (pass@N, per-sample accuracy on hard test
+    problems), and per evaluator at the largest N: weighted voting and best-of-N with the
+    easy-trained evaluator against majority voting, the evaluator SGR (or "gap n.s."), AUROC."""
+    from e2h_utils.analysis.evaluator_table import sgr_rows
+
+    def ci(row: pd.Series, scale: float = 100.0, signed: bool = False) -> str:
+        fmt = "+.1f" if signed else ".1f"
+        return f"{scale * row['point']:{fmt}} [{scale * row['lo']:{fmt}}, {scale * row['hi']:{fmt}}]"
+
+    lines = []
+    acc = result[result["quantity"] == "accuracy"]
+    for dataset in dict.fromkeys(result["dataset"]):
+        part = acc[acc["dataset"] == dataset]
+        n = int(part["n_samples"].max())
+        pass_n = part[(part["rule"] == "pass_at_n") & (part["n_samples"] == n)].iloc[0]
+        majority = part[(part["rule"] == "majority") & (part["n_samples"] == n)].iloc[0]
+        hard = summary[(summary["dataset"] == dataset) & (summary["problems"] == "test")]
+        per_sample = f"{100 * hard['sample_accuracy'].mean():.1f}%" if len(hard) else "n/a"
+        lines.append(f"- **{dataset}** (N = {n}, {int(majority['n_items'])} hard test problems): a single sample is "
+                     f"right {per_sample} of the time; pass@{n} {ci(pass_n)}%, majority voting {ci(majority)}%.")
+        if float(pass_n["hi"]) < 0.05:
+            lines.append("  The generator (almost) never writes a correct solution here, so no selection rule can "
+                         "do better than majority voting: the samples are shown, not re-ranked into a result.")
+        comparisons = sgr_rows(result[result["dataset"] == dataset])
+        for kind in dict.fromkeys(comparisons["method"]):
+            for rule in ("weighted", "best_of_n"):
+                rows = comparisons[(comparisons["method"] == kind) & (comparisons["rule"] == rule)]
+                if rows.empty:
+                    continue
+                gain = rows[rows["quantity"] == "easy_gain"].iloc[0]
+                sgr = rows[rows["quantity"] == "sgr"].iloc[0]
+                readable = (f"evaluator SGR {ci(sgr, signed=False)}%" if bool(sgr["sgr_stable"])
+                            else "evaluator SGR not readable (gap n.s.: the hard-trained evaluator does not beat "
+                                 "majority voting clearly)")
+                name = "weighted voting" if rule == "weighted" else "best-of-N"
+                lines.append(f"  - {kind}, {name} with the easy-trained evaluator − majority: "
+                             f"{ci(gain, signed=True)} points; {readable}.")
+            auroc = result[(result["dataset"] == dataset) & (result["quantity"] == "auroc")
+                           & (result["method"] == kind)]
+            if len(auroc):
+                parts = ", ".join(f"{r['train_level']}-trained {r['point']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+                                  if r["point"] == r["point"] else f"{r['train_level']}-trained n/a"
+                                  for _, r in auroc.iterrows())
+                lines.append(f"  - {kind} AUROC on hard test samples: {parts}.")
+    return "\n".join(lines)

@@ -10,7 +10,11 @@
   numbers normalised (commas, $, decimals, signs), falling back to the last number (GSM8K) or
   the last yes/no (StrategyQA) anywhere in the text.
 
-``extract`` and ``is_correct`` take the rule by name; both are pure.
+MATH (``kind`` "math", free-form LaTeX) has one rule under both names: the last ``\\boxed{}`` of
+the text, checked by ``math-verify`` (``data.math_answers``).
+
+``extract`` and ``is_correct`` take the rule by name; both are pure. ``vote_keys`` groups the
+answers of one problem's samples for voting (``analysis.rerank``).
 """
 
 from __future__ import annotations
@@ -114,7 +118,13 @@ def extract_strict(text: str, kind: str, cut_at_newline: bool = True) -> str | N
 
 
 def extract(text: str, kind: str, rule: str = "strict", cut_at_newline: bool = True) -> str | None:
-    """The answer in generated ``text`` under ``rule`` (``kind``: "number" or "yes_no")."""
+    """The answer in generated ``text`` under ``rule`` (``kind``: "number", "yes_no" or "math")."""
+    if rule not in RULES:
+        raise ValueError(f"unknown extraction rule {rule!r}; valid: {', '.join(RULES)}")
+    if kind == "math":
+        from e2h_utils.data.math_answers import last_boxed
+
+        return last_boxed(text)
     if rule == "strict":
         return extract_strict(text, kind, cut_at_newline)
     if rule == "lenient":
@@ -126,8 +136,43 @@ def is_correct(extracted: str | None, gold: str, kind: str, rule: str = "strict"
     """Whether an extracted answer counts as the gold one under ``rule``."""
     if extracted is None:
         return False
+    if kind == "math":
+        from e2h_utils.data.math_answers import equivalent
+
+        return equivalent(extracted, str(gold))
     if rule == "strict":
         return extracted == _standardize(gold)
     if rule == "lenient":
         return numbers_match(extracted, gold) if kind == "number" else extracted == str(gold).strip().lower()
     raise ValueError(f"unknown extraction rule {rule!r}; valid: {', '.join(RULES)}")
+
+
+def vote_keys(extracted: list[str | None], kind: str) -> list[int | None]:
+    """One problem's sampled answers as vote groups: equal keys are the same answer (None: no
+    answer). Numbers and yes/no group by the answer as the rule reads it (the string compared with
+    the gold answer; the lenient rule's numbers are normalised already), so a group is all correct
+    or all wrong; MATH answers by ``math-verify`` equivalence, each answer joining the group of the
+    first earlier answer it is equivalent to (a group takes its first answer's correctness)."""
+    if kind == "math":
+        from e2h_utils.data.math_answers import equivalent
+
+        representatives: list[str] = []
+        keys: list[int | None] = []
+        for answer in extracted:
+            if not answer:
+                keys.append(None)
+                continue
+            match = next((g for g, r in enumerate(representatives) if equivalent(answer, r)), None)
+            if match is None:
+                representatives.append(answer)
+                match = len(representatives) - 1
+            keys.append(match)
+        return keys
+    seen: dict[str, int] = {}
+    keys = []
+    for answer in extracted:
+        if answer is None:
+            keys.append(None)
+            continue
+        keys.append(seen.setdefault(answer, len(seen)))
+    return keys

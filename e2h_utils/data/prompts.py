@@ -130,13 +130,16 @@ class CoTFormat:
 
     name: str
     description: str
-    kind: str  # "number" (GSM8K) or "yes_no" (StrategyQA)
+    kind: str  # "number" (GSM8K), "yes_no" (StrategyQA) or "math" (MATH: a boxed LaTeX answer)
     oneline: bool = False
     instruction: str = ""  # the zero-shot prompt's instruction (authors' recipe)
     separator: str = "\n\n"
 
+    question_label: str = "Q:"
+    answer_label: str = "A:"
+
     def prompt(self, row: Row) -> str:
-        return f"Q: {row['question']}\nA:"
+        return f"{self.question_label} {row['question']}\n{self.answer_label}"
 
     def zero_shot_prompt(self, row: Row, cue: str = "authors") -> str:
         """The zero-shot prompt: the authors' (GSM8K: the worksheet instruction, then the
@@ -154,7 +157,10 @@ class CoTFormat:
         return " ".join(strip_calculator_annotations(text).split())
 
     def target(self, row: Row) -> str:
-        """The worked answer that follows the prompt."""
+        """The worked answer that follows the prompt (MATH: the solution, which ends in its boxed
+        answer)."""
+        if self.kind == "math":
+            return f" {self.reasoning(row)}"
         return f" {self.reasoning(row)} So the answer is {row['answer']}" + ("." if self.oneline else "")
 
     def example(self, row: Row) -> str:
@@ -172,8 +178,12 @@ COT_FORMATS: dict[str, CoTFormat] = {
     "strategyqa_cot_oneline": CoTFormat("strategyqa_cot_oneline", "StrategyQA facts + yes/no, final period (the "
                                         "project's earlier format)", "yes_no", oneline=True),
 }
-DEFAULT_COT_FORMAT = {"gsm8k": "gsm8k_cot", "strategyqa": "strategyqa_cot"}
-MAX_NEW_TOKENS = {"gsm8k": 300, "strategyqa": 100}  # the paper's generation lengths (run_jobs.py -mgl)
+COT_FORMATS["math_cot"] = CoTFormat(
+    "math_cot", "MATH problem + its reference solution, which ends in \\boxed{answer} (the easy-to-hard "
+    "evaluators' generator prompt; ledger S03)", "math", question_label="Problem:", answer_label="Solution:")
+DEFAULT_COT_FORMAT = {"gsm8k": "gsm8k_cot", "strategyqa": "strategyqa_cot", "math": "math_cot"}
+# the paper's generation lengths (run_jobs.py -mgl); MATH (not in the paper): ledger S03
+MAX_NEW_TOKENS = {"gsm8k": 300, "strategyqa": 100, "math": 512}
 
 
 def get_cot_format(name: str | None, dataset: str | None = None) -> CoTFormat:

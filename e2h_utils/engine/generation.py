@@ -58,24 +58,37 @@ def greedy_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], promp
 def sample_generate(model: Any, tokenizer: Any, prefix_ids: Sequence[int], prompts: Sequence[Sequence[int]], *,
                     n: int, temperature: float, seed: int, max_new_tokens: int, stop: Sequence[str] = ("\n\n",),
                     stop_patterns: Sequence[Pattern[str]] = (), batch_size: int = 8, top_p: float = 1.0,
-                    progress: bool = False, desc: str = "sampling") -> list[list[str]]:
-    """``n`` sampled continuations of every prompt (temperature ``temperature``, nucleus ``top_p``),
-    as ``[prompt][sample]``. Each (prompt, sample) row draws from its own generator, seeded by
-    ``seed``, the prompt's index and the sample's index, so a sample is the same whatever the batch
-    it is decoded in (and the first k of n samples are the samples of a run with n = k)."""
-    if n < 1 or temperature <= 0 or not 0 < top_p <= 1:
-        raise ValueError(f"sampling needs n >= 1, temperature > 0 and top_p in (0, 1], not {n}, {temperature}, {top_p}")
+                    top_k: int | None = None, prompt_keys: Sequence[int] | None = None, progress: bool = False,
+                    desc: str = "sampling") -> list[list[str]]:
+    """``n`` sampled continuations of every prompt (temperature ``temperature``, the ``top_k`` most
+    likely tokens when set, then nucleus ``top_p``), as ``[prompt][sample]``. Each (prompt, sample)
+    row draws from its own generator, seeded by ``seed``, the prompt's key (``prompt_keys``, e.g. a
+    digest of the problem's id; default: its index) and the sample's index, so a sample is the same
+    whatever the batch it is decoded in and whatever other prompts it is sampled with (and the first
+    k of n samples are the samples of a run with n = k)."""
+    if n < 1 or temperature <= 0 or not 0 < top_p <= 1 or (top_k is not None and top_k < 1):
+        raise ValueError(f"sampling needs n >= 1, temperature > 0, top_p in (0, 1] and top_k >= 1 (or None), not "
+                         f"{n}, {temperature}, {top_p}, {top_k}")
+    keys = list(range(len(prompts))) if prompt_keys is None else [int(k) for k in prompt_keys]
+    if len(keys) != len(prompts):
+        raise ValueError(f"{len(keys)} prompt keys for {len(prompts)} prompts")
     rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
-    generators = [torch.Generator().manual_seed(int(seed) * 1_000_003 + i * 10_007 + j) for i, j in rows]
+    generators = [torch.Generator().manual_seed((int(seed) * 1_000_003 + keys[i] * 10_007 + j) % 2**63)
+                  for i, j in rows]
+    device = input_device(model)
 
     def pick(logits: torch.Tensor, row_ids: Sequence[int]) -> torch.Tensor:
-        probs = torch.softmax(logits.float() / temperature, dim=-1).cpu()
+        logits = logits.float().cpu() / temperature
+        if top_k is not None and top_k < logits.shape[-1]:
+            kth = logits.topk(top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
         if top_p < 1.0:
             sorted_probs, order = probs.sort(dim=-1, descending=True)
             keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs * keep)
         picked = [torch.multinomial(probs[k], 1, generator=generators[r]) for k, r in enumerate(row_ids)]
-        return torch.cat(picked).to(logits.device)
+        return torch.cat(picked).to(device)
 
     texts = _decode(model, tokenizer, prefix_ids, [prompts[i] for i, _ in rows], pick, max_new_tokens=max_new_tokens,
                     stop=stop, stop_patterns=stop_patterns, batch_size=batch_size, progress=progress, desc=desc)

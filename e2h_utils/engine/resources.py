@@ -63,6 +63,10 @@ KNOWN_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
                                     max_position_embeddings=32768, tie_word_embeddings=False)),
 }
 KNOWN_CONFIGS["meta-llama/Llama-2-70b-chat-hf"] = KNOWN_CONFIGS["meta-llama/Llama-2-70b-hf"]
+# Sun et al.'s generator (easy-to-hard evaluators): Code Llama 7b's architecture, its 32,016-token vocabulary
+KNOWN_CONFIGS["EleutherAI/llemma_7b"] = ("llama", dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                                        num_attention_heads=32, num_key_value_heads=32, vocab_size=32016,
+                                                        max_position_embeddings=4096))
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 4.127 / 8}  # per quantized weight

@@ -60,6 +60,10 @@ class Timing:
     seconds: float
     computed: int  # seeds computed now (0: every seed was stored)
 
+    @property
+    def label(self) -> str:
+        return self.spec.describe()
+
 
 class Runner:
     """Runs experiment specs on one loaded model.

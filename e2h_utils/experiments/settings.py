@@ -23,7 +23,10 @@ import pandas as pd
 from e2h_utils.data import hardness
 from e2h_utils.experiments import mdl, plans
 from e2h_utils.experiments.spec import TestSelection, TrainSource
+from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, EvaluatorSpec
 from e2h_utils.methods.base import Method, build
+from e2h_utils.methods.evaluators import EVALUATOR_KINDS
+from e2h_utils.methods.sampling import Sampling
 
 Frames = Mapping[str, pd.DataFrame]
 
@@ -381,10 +384,83 @@ class Walkthrough:
                                  model=self.model, test=test)]
 
 
+@dataclass(frozen=True)
+class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
+    """Sun et al.'s easy-to-hard evaluators: the generator's candidates per dataset, and the
+    evaluators trained on easy / hard / all samples that re-rank them."""
+
+    evaluator_datasets: Mapping[str, str]  # dataset -> hardness measure (MATH: level)
+    fixed_test: Mapping[str, str]  # dataset -> a fixed test-set column (MATH: math500)
+    n_samples: Mapping[str, int]  # N candidates per test problem
+    n_train_samples: Mapping[str, int | None]  # candidates per training problem (None / absent: N)
+    temperature: float
+    top_k: int | None
+    top_p: float
+    generator_k: Mapping[str, int]  # worked examples in the generator's prompt
+    max_new_tokens: Mapping[str, int | None]
+    sampling_seed: int
+    test_problems: Mapping[str, int | None]  # hard test problems per dataset (None: all)
+    train_problems: Mapping[str, int]  # problems per training level whose samples train evaluators
+    evaluators: Mapping[str, Sequence[str]]  # evaluator kind -> the datasets it runs on
+    evaluator_n: Mapping[str, int]  # training samples per evaluator kind
+    evaluator_seeds: Mapping[str, Sequence[int]]
+    evaluator_options: Mapping[str, Mapping[str, Any]]
+    train_levels: Sequence[str]
+
+    def __post_init__(self) -> None:
+        from e2h_utils.data.datasets import DATASETS
+
+        for dataset, measure in self.evaluator_datasets.items():
+            if dataset not in DATASETS:
+                raise SettingsError(f"easy_to_hard_evaluators: unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+            try:
+                hardness.get_measure(dataset, measure)
+            except KeyError as error:
+                raise SettingsError(f"easy_to_hard_evaluators: {dataset}/{measure}: {error}") from None
+            for name in ("n_samples", "generator_k", "test_problems", "train_problems"):
+                if dataset not in getattr(self, name):
+                    raise SettingsError(f"easy_to_hard_evaluators: {name} has no value for dataset {dataset!r}")
+        for kind, names in self.evaluators.items():
+            if kind not in EVALUATOR_KINDS:
+                raise SettingsError(f"easy_to_hard_evaluators: unknown evaluator {kind!r}; valid: "
+                                    f"{', '.join(EVALUATOR_KINDS)}")
+            unknown = sorted(set(names) - set(self.evaluator_datasets))
+            if unknown:
+                raise SettingsError(f"easy_to_hard_evaluators: evaluator {kind!r} names dataset(s) {unknown} that "
+                                    f"evaluator_datasets does not sample ({', '.join(self.evaluator_datasets)})")
+            for name in ("evaluator_n", "evaluator_seeds"):
+                if kind not in getattr(self, name):
+                    raise SettingsError(f"easy_to_hard_evaluators: {name} has no value for evaluator {kind!r}")
+        bad = sorted(set(self.train_levels) - set(TRAIN_LEVELS))
+        if bad:
+            raise SettingsError(f"easy_to_hard_evaluators: unknown train level(s) {bad}; valid: {', '.join(TRAIN_LEVELS)}")
+
+    def candidates(self, dataset: str) -> Candidates:
+        sampling = Sampling(n=self.n_samples[dataset], temperature=self.temperature, top_k=self.top_k,
+                            top_p=self.top_p, k=self.generator_k[dataset],
+                            max_new_tokens=self.max_new_tokens.get(dataset), seed=self.sampling_seed)
+        test = TestSelection(test_fraction=self.test_fraction, max_per_level=self.test_problems[dataset],
+                             split_seed=self.split_seed, levels=("hard",), fixed=self.fixed_test.get(dataset))
+        return Candidates(dataset, self.evaluator_datasets[dataset], sampling, test=test,
+                          train_problems=self.train_problems[dataset], train_n=self.n_train_samples.get(dataset),
+                          model=self.model)
+
+    def evaluator(self, kind: str) -> Method:
+        return build(kind, self.evaluator_n[kind], self.evaluator_options.get(kind))
+
+    def evaluator_plan(self) -> list[EvaluatorSpec]:
+        return [EvaluatorSpec(self.candidates(dataset), self.evaluator(kind), level, tuple(self.evaluator_seeds[kind]))
+                for dataset in self.evaluator_datasets for kind, names in self.evaluators.items() if dataset in names
+                for level in self.train_levels]
+
+    def plan(self, frames: Frames | None = None) -> list[plans.Entry]:
+        return []  # candidates and evaluators, not experiments: evaluator_plan (experiments.evaluation)
+
+
 NOTEBOOKS: dict[str, type] = {
     "hardness_measures": HardnessMeasures, "easy_to_hard": EasyToHard, "label_noise": LabelNoise,
     "sample_count": SampleCount, "model_scale": ModelScale, "train_test_gap": TrainTestGap,
-    "walkthrough": Walkthrough,
+    "walkthrough": Walkthrough, "easy_to_hard_evaluators": EasyToHardEvaluators,
 }
 
 
@@ -417,5 +493,5 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-__all__ = ["EasyToHard", "HardnessMeasures", "LabelNoise", "ModelScale", "NOTEBOOKS", "SampleCount", "SettingsError",
+__all__ = ["EasyToHard", "EasyToHardEvaluators", "HardnessMeasures", "LabelNoise", "ModelScale", "NOTEBOOKS", "SampleCount", "SettingsError",
            "TrainTestGap", "Walkthrough", "parse", "parse_sources", "parse_targets"]

@@ -117,6 +117,9 @@ class TestSelection:
     max_per_level: int | None = None  # cap on test items per level (None: all)
     split_seed: int = 0
     levels: tuple[str, ...] = hardness.LEVELS  # test levels to score (hard alone saves time)
+    # a boolean column marking a fixed test set (MATH-500 in MATH: ``math500``); the other rows of
+    # each level are the training pool and ``test_fraction`` is not used (None: the paired split)
+    fixed: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
@@ -199,7 +202,7 @@ class ExperimentSpec:
         method = self.method
         out: dict[str, Any] = {
             "dataset": self.dataset, "measure": self.measure, "train_level": self.train_level,
-            "method": method.kind, "n_train": method.size, "model": self.model, "test": asdict(self.test),
+            "method": method.kind, "n_train": method.size, "model": self.model, "test": test_form(self.test),
             "prompt_format": self.prompt_format, "max_length": self.max_length, "options": method.options(),
         }
         if self.label_noise:
@@ -221,6 +224,15 @@ class ExperimentSpec:
         pool = self.train_level if self.train_source is None else self.train_source.label
         noise = f" noise {self.label_noise:g}" if self.label_noise else ""
         return f"{self.dataset}/{self.measure} {self.method.kind} {pool}{noise}"
+
+
+def test_form(test: TestSelection) -> dict[str, Any]:
+    """A test selection as results are keyed by it (``fixed`` only when set, so the paired split's
+    keys are those of the first layout)."""
+    form = asdict(test)
+    if form["fixed"] is None:
+        form.pop("fixed")
+    return form
 
 
 def baseline_of(method: Method, dataset: str, prompt_format: str | None) -> tuple[Method, str | None]:

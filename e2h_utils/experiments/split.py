@@ -32,13 +32,22 @@ def split_roles(frame: pd.DataFrame, measure: hardness.Measure, test: TestSelect
     out = pd.DataFrame({"level": levels, "role": pd.Series(pd.NA, index=frame.index, dtype=object),
                         "order": -1}, index=frame.index)
     rng = np.random.default_rng([test.split_seed, zlib.crc32(measure.key.encode())])
+    if test.fixed is not None and test.fixed not in frame.columns:
+        raise KeyError(f"the fixed test set column {test.fixed!r} is not in the frame")
     for level in hardness.LEVELS:
         index = frame.index[levels == level]
         shuffled = index[rng.permutation(len(index))]
-        n_test = int(round(test.test_fraction * len(index)))
         out.loc[shuffled, "order"] = np.arange(len(index))
-        out.loc[shuffled[:n_test], "role"] = "test"
-        out.loc[shuffled[n_test:], "role"] = "train"
+        if test.fixed is not None:  # a fixed test set: its rows (in the shuffled order), the rest the pool
+            fixed = frame.loc[shuffled, test.fixed].astype(bool).to_numpy()
+            test_rows, pool_rows = shuffled[fixed], shuffled[~fixed]
+            out.loc[test_rows, "order"] = np.arange(len(test_rows))  # caps take a prefix of the test rows
+            out.loc[pool_rows, "order"] = len(test_rows) + np.arange(len(pool_rows))
+        else:
+            n_test = int(round(test.test_fraction * len(index)))
+            test_rows, pool_rows = shuffled[:n_test], shuffled[n_test:]
+        out.loc[test_rows, "role"] = "test"
+        out.loc[pool_rows, "role"] = "train"
     return out
 
 

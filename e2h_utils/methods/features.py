@@ -80,18 +80,30 @@ def features_for(lm: Any, rows: pd.DataFrame, dataset: str, *, prompt_format: st
     """Features (choices x features) of every row, by id; extracts only what is not cached."""
     fmt = prompts.get_format(prompt_format, dataset)
     layers = tuple(int(x) for x in (layers or default_layers(lm.model)))
-    cache = cache or FeatureCache()
     payload = {"kind": "hidden_states", "dataset": dataset, "prompt_format": fmt.name, "layers": list(layers),
                "model_identity": lm.identity, "version": FEATURE_VERSION}
-    have = cache.load(payload)
     records = rows.drop_duplicates("id").to_dict("records")
-    digests = {r["id"]: text_digest(fmt.prompt(r), fmt.continuations(r)) for r in records}
-    missing = [r for r in records if r["id"] not in have or have[r["id"]][0] != digests[r["id"]]]
+    texts = {r["id"]: (fmt.prompt(r), fmt.continuations(r)) for r in records}
+    have = cached_states(lm, payload, texts, layers, cache=cache, progress=progress, desc=f"{dataset} hidden states")
+    return {i: have[i] for i in rows["id"]}
+
+
+def cached_states(lm: Any, payload: dict[str, Any], texts: dict[str, tuple[str, Sequence[str]]],
+                  layers: Sequence[int], *, cache: FeatureCache | None = None, progress: bool = True,
+                  desc: str = "hidden states") -> dict[str, np.ndarray]:
+    """Hidden states (choices x features) of ``texts`` (``{id: (prompt, choices)}``) at the last
+    token of prompt + each choice, from ``layers``, cached under ``payload`` (which must hold the
+    dataset, the model identity and the layers); only ids missing from the cache, or whose text
+    changed, are extracted."""
+    cache = cache or FeatureCache()
+    have = cache.load(payload)
+    digests = {i: text_digest(prompt, choices) for i, (prompt, choices) in texts.items()}
+    missing = [i for i in texts if i not in have or have[i][0] != digests[i]]
     if missing:
-        items = [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in missing]
-        extracted = scoring.choice_hidden_states(lm.model, items, layers, pad_id=lm.tokenizer.pad_token_id,
-                                                 prefix_ids=lm.bos_ids(), progress=progress,
-                                                 desc=f"{dataset} hidden states", **lm.budget.kwargs())
-        have.update({r["id"]: (digests[r["id"]], f) for r, f in zip(missing, extracted)})
+        items = [scoring.make_item(lm.tokenizer, texts[i][0], texts[i][1]) for i in missing]
+        extracted = scoring.choice_hidden_states(lm.model, items, tuple(layers), pad_id=lm.tokenizer.pad_token_id,
+                                                 prefix_ids=lm.bos_ids(), progress=progress, desc=desc,
+                                                 **lm.budget.kwargs())
+        have.update({i: (digests[i], f) for i, f in zip(missing, extracted)})
         cache.save(payload, have)
-    return {i: have[i][1] for i in rows["id"]}
+    return {i: have[i][1] for i in texts}

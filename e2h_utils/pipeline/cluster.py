@@ -10,6 +10,7 @@ run of the profile's plan (``e2h_utils.pipeline.plan``) before the notebooks exe
    Slurm parameters of ``parameters/<profile>/_run.yaml`` (``runtime.SlurmSettings``);
 3. phase 1 (MDL confidences) runs first: the levels of MDL measures, and so the keys of the runs
    that use them, exist only once it is stored; then the plan is built again and phase 2 runs;
+   phase 3 (the easy-to-hard evaluators, which read the candidates phase 2 sampled) runs last;
 4. the notebooks then execute as usual and find every result in the store.
 
 A job re-builds the plan itself (it is pure and deterministic) and runs the keys it was given,
@@ -85,6 +86,14 @@ def execute(run: plan.PlannedRun, lm: Any, planner: plan.Planner, store: ResultS
         Runner(lm, store=store, frames=frames, progress=progress).run(run.spec)
     elif run.kind == "mdl":
         mdl.run_mdl(lm, run.frame, run.spec, store=store, progress=progress)
+    elif run.kind in ("samples", "evaluator"):
+        from e2h_utils.experiments.evaluation import EvaluatorRunner
+
+        runner = EvaluatorRunner(lm, store=store, frames={run.dataset: run.frame}, progress=progress)
+        if run.kind == "samples":
+            runner.samples(run.spec[0])  # every problem set of the candidates (the others are stored already)
+        else:
+            runner.run(run.spec)
     else:
         items = run.frame[run.frame["id"].isin(set(run.item_ids))]
         mdl.zero_shot_items(lm, items, run.dataset, store=store, progress=progress)
@@ -197,13 +206,13 @@ def wait(jobs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def run_plan(profile: str, kind: str, notebooks: Sequence[str] | None = None, dry_run: bool = False,
              settings: runtime.RunSettings | None = None) -> list[dict[str, Any]]:
-    """Compute every run of the plan as jobs (phase 1, then phase 2 re-planned); returns each
+    """Compute every run of the plan as jobs (phase 1, then 2 and 3 re-planned); returns each
     job's summary. ``kind``: ``local`` (processes on this machine) or ``slurm``."""
     if kind not in ("local", "slurm"):
         raise ValueError(f"executor {kind!r}: use local or slurm (inprocess runs inside the notebooks)")
     settings = settings or runtime.for_profile(profile)
     summaries: list[dict[str, Any]] = []
-    for phase in (1, 2):
+    for phase in plan.PHASES:
         runs = plan.build(profile, notebooks)
         work = shards(runs, settings.executor.runs_per_job, phase)
         pending = [r for r in runs if r.pending and r.phase == phase]
@@ -221,7 +230,7 @@ def run_inprocess(profile: str, notebooks: Sequence[str] | None = None) -> list[
     """The same shards, run one after another in this process (the reference the jobs match)."""
     environment = job_environment()
     summaries = []
-    for phase in (1, 2):
+    for phase in plan.PHASES:
         settings = runtime.for_profile(profile)
         for shard in shards(plan.build(profile, notebooks), settings.executor.runs_per_job, phase):
             summaries.append(run_shard(profile, shard, environment))

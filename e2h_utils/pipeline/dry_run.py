@@ -12,7 +12,8 @@ with papermill and the paper YAML, except that:
   stand-in for a model spread over several GPUs; bitsandbytes cannot offload quantized weights,
   so quantized loads stay on one device;
 - sizes are capped (``CAPS``): test items per level, seeds, in-context examples and training
-  items, QLoRA updates, generated tokens, MDL items and hold-out, bootstrap draws. Every dataset, measure, method, option and
+  items, QLoRA updates, generated tokens, MDL items and hold-out, bootstrap draws, the evaluators'
+  candidates per problem and problems. Every dataset, measure, method, option and
   model the YAML names is still run.
 
 Results go to ``results/dry-run/`` and outputs to ``outputs/<profile>-dry-run/``: nothing of a
@@ -40,6 +41,8 @@ MDL_SIZES = (5, 20)
 N_BOOT = 50
 UPDATES = 2  # QLoRA: gradient updates (the paper: at least 10, 150 for chain of thought)
 NEW_TOKENS = 24  # chain of thought: tokens generated (a random model never writes "the answer is")
+SAMPLES = 2  # easy-to-hard evaluators: candidates per problem
+PROBLEMS = 3  # easy-to-hard evaluators: test problems, and problems per training level
 STAND_IN_CONFIG = {  # a 4-layer Llama-2-shaped model: grouped KV heads, context of Llama-2
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
     "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
@@ -118,6 +121,11 @@ CAPS: dict[str, Callable[[Any], Any]] = {
     "k_shot": _per_dataset(SHOTS), "cot_k_shot": _per_dataset(SHOTS), "college_k": _cap(SHOTS),
     "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
     "method_options": _options, "cot_method_options": _options,
+    # the easy-to-hard evaluators
+    "n_samples": _per_dataset(SAMPLES), "n_train_samples": _per_dataset(SAMPLES), "test_problems": _per_dataset(PROBLEMS),
+    "train_problems": _per_dataset(PROBLEMS), "generator_k": _per_dataset(SHOTS),
+    "max_new_tokens": _per_dataset(NEW_TOKENS), "evaluator_n": _per_dataset(PROBLEMS * SAMPLES), "evaluator_seeds": _seeds,
+    "evaluator_options": _options,
 }
 
 

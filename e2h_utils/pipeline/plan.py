@@ -42,7 +42,8 @@ from e2h_utils.experiments.store import ResultStore, spec_key
 from e2h_utils.methods.base import CoT, Probe, QLoRA
 from e2h_utils.methods.qlora import QLoRAConfig, schedule
 
-KINDS = ("experiment", "mdl", "zero_shot_items")
+KINDS = ("experiment", "mdl", "zero_shot_items", "samples", "evaluator")
+PHASES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class PlannedRun:
     """One unit of work: a spec of ``kind`` for ``model``, the seeds it computes and its key."""
 
     notebook: str
-    kind: str  # experiment | mdl | zero_shot_items
+    kind: str  # experiment | mdl | zero_shot_items | samples | evaluator
     model: str
     dtype: str
     quantization: str  # as the notebook asks ("auto": the model's default)
@@ -61,13 +62,14 @@ class PlannedRun:
     n_train: int
     seeds: tuple[int, ...]
     test_items: int
-    spec: Any = field(compare=False, repr=False)  # ExperimentSpec | MDLSpec | None (zero-shot items)
+    # ExperimentSpec | MDLSpec | None (zero-shot items) | (Candidates, problem set) | EvaluatorSpec
+    spec: Any = field(compare=False, repr=False)
     item_ids: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the items it scores
     frame: Any = field(default=None, compare=False, repr=False)  # the frame it reads (with MDL columns)
     key: str | None = None  # None: keyed by MDL results not yet stored (pending)
     cached: tuple[int, ...] = ()  # seeds already in the store
     shared_with: tuple[str, ...] = ()  # other notebooks that list the same run
-    phase: int = 2  # 1: MDL (other runs' levels depend on it), 2: the rest
+    phase: int = 2  # 1: MDL (other runs' levels depend on it), 2: the rest, 3: evaluators (they read phase 2's samples)
 
     @property
     def pending(self) -> bool:
@@ -79,7 +81,7 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        level = f" {self.train_level}" if self.kind == "experiment" else ""
+        level = f" {self.train_level}" if self.kind in ("experiment", "samples", "evaluator") else ""
         return f"{self.dataset}/{self.measure}/{self.method}{level}"
 
 
@@ -231,6 +233,37 @@ def _zero_shot_items(planner: Planner, notebook: str, cfg: settings.HardnessMeas
         planner.add(run, payload, None if real else f"pending:zero_shot_items/{dataset}/{identity}")
 
 
+def _plan_evaluators(planner: Planner, notebook: str, cfg: settings.EasyToHardEvaluators) -> None:
+    """The easy-to-hard evaluators' runs: each dataset's sample sets (the generator's candidates for
+    the test, easy and hard problems), then every evaluator (``experiments.evaluation``)."""
+    from e2h_utils.experiments import evaluation
+
+    dtype, quant = cfg.model_dtype, cfg.model_quantization
+    identity = planner.identity(cfg.model, dtype, quant)
+    for dataset in cfg.evaluator_datasets:
+        candidates = cfg.candidates(dataset)
+        frame = planner.frame(dataset)
+        sets = evaluation.problem_sets(frame, candidates)
+        for problems in evaluation.PROBLEM_SETS:
+            ids = tuple(sets[problems]["id"])
+            n = candidates.sampling_for(problems).n
+            run = PlannedRun(notebook=notebook, kind="samples", model=cfg.model, dtype=dtype, quantization=quant,
+                             dataset=dataset, method="samples", measure=candidates.measure, train_level=problems,
+                             n_train=n, seeds=(candidates.sampling.seed,), test_items=len(ids) * n,
+                             spec=(candidates, problems), item_ids=ids, frame=frame)
+            planner.add(run, evaluation.samples_payload(candidates, problems, identity, frame))
+    for spec in cfg.evaluator_plan():
+        candidates = spec.candidates
+        frame = planner.frame(candidates.dataset)
+        test_ids = tuple(evaluation.problem_sets(frame, candidates)["test"]["id"])
+        run = PlannedRun(notebook=notebook, kind="evaluator", model=cfg.model, dtype=dtype, quantization=quant,
+                         dataset=candidates.dataset, method=spec.kind, measure=candidates.measure,
+                         train_level=spec.train_level, n_train=spec.evaluator.size, seeds=spec.seeds,
+                         test_items=len(test_ids) * candidates.sampling.n, spec=spec, item_ids=test_ids, frame=frame,
+                         phase=3)
+        planner.add(run, evaluation.evaluator_payload(spec, identity, frame))
+
+
 def _datasets(entries: Iterable[plans.Entry]) -> set[str]:
     return {spec.dataset for spec in plans.specs(entries)} | {
         spec.train_source.dataset for spec in plans.specs(entries) if spec.train_source is not None}
@@ -243,6 +276,9 @@ def plan_notebook(planner: Planner, name: str, values: Mapping[str, Any]) -> Non
     dtype, quant = getattr(cfg, "model_dtype", "auto"), getattr(cfg, "model_quantization", "none")
     frames: dict[str, pd.DataFrame] = {}
     real = True
+    if isinstance(cfg, settings.EasyToHardEvaluators):
+        _plan_evaluators(planner, name, cfg)
+        return
     if isinstance(cfg, settings.HardnessMeasures):
         frames = {d: planner.frame(d) for d in cfg.datasets}
         _plan_mdl(planner, name, frames, cfg.mdl)
@@ -407,6 +443,8 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
     frame = frame if frame is not None else planner.frame(run.dataset)
     if run.kind == "zero_shot_items":
         return _scoring(counter.table(run.dataset, frame, None, False), run.item_ids)
+    if run.kind in ("samples", "evaluator"):
+        return _evaluator_work(run, counter, frame, seeds, featurized)
     if run.kind == "mdl":
         spec: mdl.MDLSpec = run.spec
         tokens = counter.table(spec.dataset, frame, spec.prompt_format, False)
@@ -456,6 +494,53 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
         per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
         work = work + Work(train_tokens=epochs * method.inner.n * per_item, train_context=per_item / 2)
     return work.scaled(len(seeds))
+
+
+def _evaluator_work(run: PlannedRun, counter: TokenCounter, frame: pd.DataFrame, seeds: Sequence[int],
+                    featurized: dict | None) -> Work:
+    """Sampling: prefill of every problem's prompt after the worked examples, then N generations of
+    about the reference solution's length (capped at the generation length); an evaluator: hidden
+    states of every sample once (a probe), or training on n samples and scoring every test sample
+    (QLoRA), each sample about prompt + generated tokens long."""
+    from e2h_utils.experiments.evaluation import problem_sets
+
+    if run.kind == "samples":
+        candidates, problems = run.spec
+        sampling = candidates.sampling_for(problems)
+    else:
+        candidates, problems, sampling = run.spec.candidates, "test", run.spec.candidates.sampling
+    tokens = counter.table(candidates.dataset, frame, candidates.prompt_format, True)
+    new = float(sampling.max_new_tokens)
+    if run.kind == "samples":
+        ids = list(run.item_ids)
+        examples = float(sampling.k * tokens["example"].mean())
+        lengths = np.minimum(tokens.loc[ids, "target"].to_numpy(dtype=float), new)
+        prompt = float(tokens.loc[ids, "prompt"].sum())
+        rows = np.repeat(lengths, sampling.n)
+        batch = runtime.current().generation_batch
+        steps = float(sum(rows[i:i + batch].max() for i in range(0, len(rows), batch)))
+        return (Work(forward_tokens=prompt * sampling.n + examples, forward_context=examples + prompt / len(ids) / 2)
+                + Work(generated_tokens=float(rows.sum()), generation_context=examples + prompt / len(ids) + new / 2,
+                       decode_steps=steps))
+    spec = run.spec
+    sets = problem_sets(frame, candidates)
+    per_sample = {i: float(tokens.loc[i, "prompt"] + min(tokens.loc[i, "target"], new)) + 10.0
+                  for part in sets.values() for i in part["id"]}
+    test = [(i, j) for i in sets["test"]["id"] for j in range(candidates.sampling.n)]
+    train_n = candidates.sampling_for("easy").n
+    train = [(i, j) for level in spec.training_sets() for i in sets[level]["id"] for j in range(train_n)]
+    if isinstance(spec.evaluator, Probe):  # every sample's hidden states once, whichever run extracts them first
+        seen = featurized.setdefault(("solutions", run.model, run.quantization, run.dataset), set()) \
+            if featurized is not None else set()
+        fresh = [s for s in test + train if s not in seen]
+        seen.update(fresh)
+        total = sum(per_sample[i] for i, _ in fresh)
+        return Work(forward_tokens=total, forward_context=total / max(len(fresh), 1) / 2)
+    _, _, epochs = schedule(spec.evaluator.n, spec.evaluator.config)
+    mean = float(np.mean([per_sample[i] for i, _ in train])) if train else 0.0
+    scoring_tokens = sum(per_sample[i] for i, _ in test)
+    return (Work(train_tokens=epochs * spec.evaluator.n * mean, train_context=mean / 2)
+            + Work(forward_tokens=scoring_tokens, forward_context=scoring_tokens / max(len(test), 1) / 2)).scaled(len(seeds))
 
 
 # --- devices, throughput and memory ------------------------------------------------------
@@ -639,7 +724,7 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
     trains = defaultdict(bool)
     for run in runs:
         key = (run.model, run.quantization)
-        trains[key] |= run.method in ("qlora", "qlora_cot", "mdl_qlora")
+        trains[key] |= run.method in ("qlora", "qlora_cot", "mdl_qlora", "evaluator_qlora")
         if run.kind == "experiment" and run.method == "qlora":
             trains[key] = True
     memory = [check_memory(model, quant, trained, devices, settings) for (model, quant), trained in trains.items()]
@@ -663,13 +748,13 @@ def report(summary: Summary, profile: str) -> str:
     lines.append(f"{len(t)} runs ({int(t.seeds.sum())} run-seeds), {int(t.cached.sum())} seeds already stored, "
                  f"{int(todo.sum())} to compute; {int(t.pending.sum())} runs keyed by MDL results not yet stored")
     lines.append("")
-    lines.append(f"{'notebook':<18}{'runs':>6}{'seeds':>7}{'stored':>8}{'Mtokens':>10}{'PFLOP':>10}{'hours':>9}"
+    lines.append(f"{'notebook':<25}{'runs':>6}{'seeds':>7}{'stored':>8}{'Mtokens':>10}{'PFLOP':>10}{'hours':>9}"
                  f"{'GPU-h':>9}")
     for name, part in t.groupby("notebook", sort=False):
-        lines.append(f"{name:<18}{len(part):>6}{int(part.seeds.sum()):>7}{int(part.cached.sum()):>8}"
+        lines.append(f"{name:<25}{len(part):>6}{int(part.seeds.sum()):>7}{int(part.cached.sum()):>8}"
                      f"{part.tokens.sum() / 1e6:>10,.1f}{part.flops.sum() / 1e15:>10,.1f}"
                      f"{part.seconds.sum() / 3600:>9,.2f}{part.gpu_hours.sum():>9,.1f}")
-    lines.append(f"{'total':<18}{len(t):>6}{int(t.seeds.sum()):>7}{int(t.cached.sum()):>8}"
+    lines.append(f"{'total':<25}{len(t):>6}{int(t.seeds.sum()):>7}{int(t.cached.sum()):>8}"
                  f"{t.tokens.sum() / 1e6:>10,.1f}{t.flops.sum() / 1e15:>10,.1f}{t.seconds.sum() / 3600:>9,.2f}"
                  f"{t.gpu_hours.sum():>9,.1f}")
     lines.append("")

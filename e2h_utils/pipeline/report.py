@@ -53,12 +53,16 @@ CARDS = (
     ("label_noise", "RQ3", "What if hard labels are noisier?", "label_noise"),
     ("model_scale", "RQ4", "Does easy-to-hard generalization change with model scale?", "accuracy_by_model"),
     ("train_test_gap", "RQ4", "Does the gap between training and test hardness matter?", "third_grade_to_college"),
+    ("easy_to_hard_evaluators", "Sun et al.", "Do evaluators trained on easy problems re-rank solutions to hard ones?",
+     "rerank_by_n"),
 )
 PAPER = ("Hase, Bansal, Clark and Wiegreffe (ACL 2024) ask whether a language model trained on <em>easy</em> "
          "data does well on <em>hard</em> test items, and measure it with the Supervision Gap Recovered: "
          "SGR = (easy − unsupervised) / (hard − unsupervised), all three accuracies on the same hard items. "
          "They find easy data recovers most of the gap (SGR mostly 70–100%) for in-context learning, linear "
-         "probes and QLoRA across ARC, MMLU-STEM-5, StrategyQA and GSM8K.")
+         "probes and QLoRA across ARC, MMLU-STEM-5, StrategyQA and GSM8K. Sun et al. (2024) ask the same of "
+         "<em>evaluators</em>: do reward models trained on easy MATH problems re-rank a generator's solutions to "
+         "hard ones better than majority voting?")
 # a notebook's links to the repository, as they are inside the site (notebooks/<name>.html)
 LINKS = {"../docs/fidelity.md": "../fidelity.html", "../README.md": "../index.html"}
 VERDICT_CLASS = {"consistent": "ok", "inconsistent": "bad", "inconclusive": "na"}
