@@ -38,7 +38,9 @@ def test_caps_keep_every_dataset_method_and_model():
     for key in ("method_options", "cot_method_options"):  # every option as written, fewer updates and tokens
         for method, options in params[key].items():
             assert {k: capped[key][method][k] for k in options} == options or "min_updates" in options
-    assert capped["cot_method_options"]["qlora_cot"]["min_updates"] == dry_run.UPDATES
+    assert capped["cot_method_options"]["qlora_cot"]["min_updates"] == dry_run.COT_UPDATES
+    assert capped["method_options"]["qlora"]["min_updates"] == dry_run.UPDATES
+    assert capped["cot_n_train"]["qlora_cot"] == dry_run.COT_TRAIN
     assert all(len(v) == dry_run.SEEDS for v in capped["seeds"].values())
     assert capped["max_test_per_level"] == dry_run.TEST_PER_LEVEL  # null (every item) is capped too
     assert set(capped["mdl_max_items"]) == set(params["mdl_learners"])

@@ -138,3 +138,11 @@ def test_training_problems_can_have_fewer_samples_than_test_problems(runner, tin
     assert set(samples["easy"]["sample"]) == {0}
     with pytest.raises(SpecError, match="at most 2 exist"):
         runner.check([EvaluatorSpec(cands, Probe(3), "easy")])
+
+
+def test_two_rules_of_the_same_evaluator_are_compared_in_pairs():
+    from e2h_utils.analysis.evaluator_table import _difference
+
+    same = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+    row = _difference(same, same.copy(), Bootstrap(n_boot=200))
+    assert (row["point"], row["lo"], row["hi"]) == (0.0, 0.0, 0.0)

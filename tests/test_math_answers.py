@@ -64,3 +64,17 @@ def test_math_answers_through_the_shared_answer_rules():
     assert not answers.is_correct(None, "0.5", "math")
     assert answers.vote_keys(["\\frac12", "1/2", None, "3", "0.5", "\\text{3}"], "math") == [0, 0, None, 1, 0, 1]
     assert answers.vote_keys(["yes", "no", None, "yes"], "yes_no") == [0, 1, None, 0]
+
+
+def test_groups_merge_forms_and_stay_fast_with_many_distinct_answers():
+    import time
+
+    from e2h_utils.data import math_answers
+
+    assert math_answers.groups(["0.5", "\\frac12", None, "1/2", "(0,1]", "(0, 1]", "\\dfrac{1}{2}"]) == \
+        [0, 0, None, 0, 1, 1, 0]
+    many = [str(i) for i in range(200)] * 3  # 200 distinct answers, above MERGE_LIMIT: forms only
+    started = time.perf_counter()
+    keys = math_answers.groups(many)
+    assert keys[:3] == [0, 1, 2] and keys[200:203] == [0, 1, 2] and max(keys) == 199
+    assert time.perf_counter() - started < 30

@@ -105,6 +105,10 @@ def test_auroc_bootstrap_over_problems_and_seeds():
     assert point == 1.0  # every correct sample outscores every wrong one
     finite = replicates[~np.isnan(replicates)]
     assert len(finite) > 100 and set(np.round(finite, 6)) == {1.0}
+    # seeds are never ranked against each other: a second seed that ranks as well on another scale
+    # leaves the AUROC at 1
+    scaled = pd.concat([scores, scores.assign(seed=1, score=scores["score"] * 0.01 + 5)])
+    assert rerank.auroc_replicates(samples, scaled, n_boot=20, seed=0)[0] == 1.0
 
 
 def test_sample_ns():

@@ -93,3 +93,22 @@ def test_a_bad_value_in_any_notebook_stops_the_run_before_anything_starts(tmp_pa
     assert "nothing was run" in message and "walkthrough.yaml: k_shot: expected an integer, got 'two'" in message
     assert not (tmp_path / "outputs").exists()  # not even the first notebook started
     assert reproduce.main(["--profile", "smoke"]) == 2
+
+
+def test_the_evaluators_parameters_are_checked_before_anything_runs():
+    from e2h_utils.pipeline.plan import notebook_parameters
+
+    good = notebook_parameters("smoke", "easy_to_hard_evaluators")
+    assert validate.check_values(good, "e.yaml") == []
+    cases = {
+        "evaluator_datasets": ({"arc": "grade"}, "unknown dataset with a chain-of-thought format 'arc'"),
+        "n_samples": ({"strategyqa": 0, "math": 2}, "n_samples: strategyqa: expected an integer >= 1, got 0"),
+        "temperature": (0, "temperature: expected a number > 0.0, got 0"),
+        "evaluators": ({"prm": ["math"]}, "unknown evaluator 'prm'"),
+        "train_levels": (["easy", "medium"], "unknown evaluator training level 'medium'"),
+        "evaluator_seeds": ({"probe": [0]}, "evaluator_seeds has no value for evaluator 'qlora'"),
+        "fixed_test": ({"math": 5}, "expected the name of a boolean column"),
+    }
+    for key, (value, message) in cases.items():
+        problems = validate.check_values({**good, key: value}, "e.yaml")
+        assert any(message in p for p in problems), (key, problems)

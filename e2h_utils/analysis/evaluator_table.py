@@ -16,7 +16,9 @@ Quantities: ``accuracy`` (a rule's hard-test accuracy); per (evaluator, rule, n)
 easy- / hard-trained evaluator, and ``sgr`` the evaluator SGR = (easy - majority) / (hard - majority)
 with the gap's CI rule (``sgr_stable``; these rows have ``train_level`` "comparison");
 ``weighted_minus_best``: weighted voting minus best-of-N with the same evaluator (``rule``
-"weighted_vs_best_of_n"); ``auroc``: the evaluator's AUROC on the hard test samples (``n_samples`` = N). Every CI is the paired bootstrap of ``analysis.metrics``: test problems resampled
+"weighted_vs_best_of_n"; problems and seeds resampled together); ``auroc``: the evaluator's AUROC on
+the hard test samples, per seed and averaged (``n_samples`` = N; bootstrap draws that hold one class
+only are dropped, so its CI is conditional on both classes being drawn). Every CI is the paired bootstrap of ``analysis.metrics``: test problems resampled
 (paired across rules) and evaluator seeds independently; majority voting and pass@N have one "seed"
 (one sample set).
 """
@@ -42,9 +44,11 @@ def _reading(matrix: np.ndarray, bootstrap: Bootstrap) -> dict[str, Any]:
 
 
 def _difference(a: np.ndarray, b: np.ndarray, bootstrap: Bootstrap) -> dict[str, Any]:
-    """Accuracy of ``a`` minus ``b`` (same problems), problems resampled in pairs."""
-    replicates = metrics.bootstrap_accuracies({"a": a, "b": b}, n_boot=bootstrap.n_boot, seed=bootstrap.seed)
-    estimate = metrics.estimate_from_replicates(float(a.mean() - b.mean()), replicates["a"] - replicates["b"])
+    """Accuracy of ``a`` minus ``b``: two rules on the same problems with the same evaluator seeds,
+    so problems and seeds are resampled together (the bootstrap of the difference matrix)."""
+    difference = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    replicates = metrics.bootstrap_accuracies({"d": difference}, n_boot=bootstrap.n_boot, seed=bootstrap.seed)["d"]
+    estimate = metrics.estimate_from_replicates(float(difference.mean()), replicates)
     return {"quantity": "weighted_minus_best", "point": estimate.point, "lo": estimate.lo, "hi": estimate.hi,
             "n_items": a.shape[1], "n_seeds": a.shape[0]}
 

@@ -159,19 +159,27 @@ def outcomes(samples: pd.DataFrame, rule: str, ns: Sequence[int],
 
 
 def auroc_replicates(samples: pd.DataFrame, scores: pd.DataFrame, n_boot: int, seed: int = 0) -> tuple[float, np.ndarray]:
-    """(AUROC of the evaluator over every sample and seed, its bootstrap replicates): problems are
-    resampled with all their samples, seeds independently, as the accuracies' bootstrap."""
+    """(the evaluator's AUROC, its bootstrap replicates): the AUROC of each seed's scores over every
+    sample, averaged over seeds (seeds' scores are never ranked against each other); a replicate
+    resamples problems with all their samples (the same draw for every seed) and seeds, as the
+    accuracies' bootstrap. A replicate whose draw holds one class only is nan (dropped from the CI)."""
     merged = samples[["item_id", "sample", "correct"]].merge(scores[["item_id", "sample", "score", "seed"]],
                                                              on=["item_id", "sample"])
     problem_ids, problem = np.unique(merged["item_id"].astype(str), return_inverse=True)
-    seed_ids, seed_of = np.unique(merged["seed"], return_inverse=True)
-    values, group = np.unique(merged["score"].to_numpy(dtype=float), return_inverse=True)
-    labels = merged["correct"].to_numpy(dtype=float) > 0.5
-    point = _grouped_auroc(group, len(values), labels, np.ones(len(merged)))
+    seed_ids = np.unique(merged["seed"])
+    per_seed = []
+    for s in seed_ids:
+        rows = (merged["seed"] == s).to_numpy()
+        values, group = np.unique(merged.loc[rows, "score"].to_numpy(dtype=float), return_inverse=True)
+        per_seed.append((group, len(values), merged.loc[rows, "correct"].to_numpy(dtype=float) > 0.5, problem[rows]))
+    point = float(np.mean([_grouped_auroc(g, n, lab, np.ones(len(lab))) for g, n, lab, _ in per_seed]))
     rng = np.random.default_rng(seed)
     replicates = np.empty(n_boot)
     for b in range(n_boot):
         problem_w = np.bincount(rng.integers(0, len(problem_ids), len(problem_ids)), minlength=len(problem_ids))
         seed_w = np.bincount(rng.integers(0, len(seed_ids), len(seed_ids)), minlength=len(seed_ids))
-        replicates[b] = _grouped_auroc(group, len(values), labels, (problem_w[problem] * seed_w[seed_of]).astype(float))
+        values = [_grouped_auroc(g, n, lab, problem_w[p].astype(float)) for (g, n, lab, p), w in zip(per_seed, seed_w)
+                  if w]
+        weights = [w for w in seed_w if w]
+        replicates[b] = float(np.average(values, weights=weights)) if not np.isnan(values).any() else np.nan
     return point, replicates

@@ -151,23 +151,12 @@ def vote_keys(extracted: list[str | None], kind: str) -> list[int | None]:
     """One problem's sampled answers as vote groups: equal keys are the same answer (None: no
     answer). Numbers and yes/no group by the answer as the rule reads it (the string compared with
     the gold answer; the lenient rule's numbers are normalised already), so a group is all correct
-    or all wrong; MATH answers by ``math-verify`` equivalence, each answer joining the group of the
-    first earlier answer it is equivalent to (a group takes its first answer's correctness)."""
+    or all wrong; MATH answers by their canonical form and ``math-verify`` equivalence
+    (``math_answers.groups``; a group takes its first answer's correctness)."""
     if kind == "math":
-        from e2h_utils.data.math_answers import equivalent
+        from e2h_utils.data.math_answers import groups
 
-        representatives: list[str] = []
-        keys: list[int | None] = []
-        for answer in extracted:
-            if not answer:
-                keys.append(None)
-                continue
-            match = next((g for g, r in enumerate(representatives) if equivalent(answer, r)), None)
-            if match is None:
-                representatives.append(answer)
-                match = len(representatives) - 1
-            keys.append(match)
-        return keys
+        return groups(extracted)
     seen: dict[str, int] = {}
     keys = []
     for answer in extracted:

@@ -83,8 +83,11 @@ class Candidates:
         """What the samples of one problem set mean (``problems``: ``PROBLEM_SETS``)."""
         if problems not in PROBLEM_SETS:
             raise SpecError(f"unknown problem set {problems!r}; valid: {', '.join(PROBLEM_SETS)}")
+        test = test_form(self.test)
+        if problems != "test":  # the training problems depend on the split, not on which test items are read
+            test = {k: v for k, v in test.items() if k not in ("max_per_level", "levels")}
         return {"dataset": self.dataset, "method": "samples", "measure": self.measure, "model": self.model,
-                "problems": problems, "test": test_form(self.test),
+                "problems": problems, "test": test,
                 "train_problems": None if problems == "test" else int(self.train_problems),
                 "prompt_format": self.fmt.name, "max_length": self.max_length,
                 "sampling": self.sampling_for(problems).options(),
@@ -155,6 +158,24 @@ def problem_sets(frame: pd.DataFrame, candidates: Candidates) -> dict[str, pd.Da
     return out
 
 
+def check_sizes(specs: Iterable[EvaluatorSpec], sets_of) -> list[str]:
+    """The evaluators that ask for more training samples than their problems give (the problems
+    actually drawn x samples per training problem), one line each; ``sets_of(candidates)`` gives
+    the problem sets (``problem_sets``)."""
+    problems = []
+    for spec in dict.fromkeys(specs):
+        sets = sets_of(spec.candidates)
+        per_problem = spec.candidates.sampling_for("easy").n
+        counts = {level: len(sets[level]) for level in spec.training_sets()}
+        available = sum(counts.values()) * per_problem
+        if spec.evaluator.size > available:
+            where = " + ".join(f"{n} {level}" for level, n in counts.items())
+            problems.append(f"- {spec.describe()}: {spec.evaluator.size} training samples asked, at most {available} "
+                            f"exist ({where} problems x {per_problem} samples each); lower n or raise train_problems "
+                            "(or the samples per training problem)")
+    return problems
+
+
 def samples_payload(candidates: Candidates, problems: str, model_identity: str, frame: pd.DataFrame) -> dict[str, Any]:
     """What the samples of one problem set are stored under: their meaning, the model's identity and
     a digest of the data (the measure's columns and the fixed test set's)."""
@@ -197,6 +218,7 @@ class EvaluatorRunner:
         self.progress = progress
         self.timings: list[Timing] = []
         self._samples: dict[Candidates, dict[str, pd.DataFrame]] = {}
+        self._sets: dict[Candidates, dict[str, pd.DataFrame]] = {}
 
     def frame(self, dataset: str) -> pd.DataFrame:
         if dataset not in self.frames:
@@ -204,7 +226,9 @@ class EvaluatorRunner:
         return self.frames[dataset]
 
     def problem_sets(self, candidates: Candidates) -> dict[str, pd.DataFrame]:
-        return problem_sets(self.frame(candidates.dataset), candidates)
+        if candidates not in self._sets:
+            self._sets[candidates] = problem_sets(self.frame(candidates.dataset), candidates)
+        return self._sets[candidates]
 
     def samples_payload(self, candidates: Candidates, problems: str) -> dict[str, Any]:
         return samples_payload(candidates, problems, self.lm.identity, self.frame(candidates.dataset))
@@ -219,6 +243,8 @@ class EvaluatorRunner:
             raise SpecError(f"candidates are for model {candidates.model!r} but the loaded model is "
                             f"{self.lm.spec.name!r}")
         sets = self.problem_sets(candidates)
+        # one prompt for every problem set: the worked examples that fit with the longest problem of any
+        every_problem = pd.concat([sets[p] for p in PROBLEM_SETS], ignore_index=True)
         out = {}
         for problems in PROBLEM_SETS:
             started = time.perf_counter()
@@ -226,6 +252,7 @@ class EvaluatorRunner:
             def compute(problems: str = problems) -> pd.DataFrame:
                 return sample_solutions(self.lm, candidates.fmt, sets[problems], sets["examples"],
                                         candidates.sampling_for(problems), max_length=candidates.max_length,
+                                        fit_to=every_problem,
                                         batch_size=self.settings.generation_batch, progress=self.progress,
                                         desc=f"{candidates.dataset} {problems} samples")
 
@@ -249,17 +276,9 @@ class EvaluatorRunner:
     def check(self, specs: Iterable[EvaluatorSpec]) -> None:
         """Stop before sampling when an evaluator asks for more training samples than its problems
         give (``train_problems`` x N), naming every such spec."""
-        problems = []
-        for spec in dict.fromkeys(specs):
-            per_problem = spec.candidates.sampling_for("easy").n
-            available = spec.candidates.train_problems * per_problem * len(spec.training_sets())
-            if spec.evaluator.size > available:
-                problems.append(f"- {spec.describe()}: {spec.evaluator.size} training samples asked, at most "
-                                f"{available} exist ({spec.candidates.train_problems} problems x {per_problem} samples per "
-                                "training level); lower n or raise train_problems")
-            if self.lm.spec.name != spec.candidates.model:
-                problems.append(f"- {spec.describe()}: for model {spec.candidates.model!r}, loaded "
-                                f"{self.lm.spec.name!r}")
+        problems = [f"- {spec.describe()}: for model {spec.candidates.model!r}, loaded {self.lm.spec.name!r}"
+                    for spec in dict.fromkeys(specs) if self.lm.spec.name != spec.candidates.model]
+        problems += check_sizes(specs, lambda c: self.problem_sets(c))
         if problems:
             raise SpecError("these evaluators cannot run as specified (nothing was run):\n" + "\n".join(problems))
 

@@ -402,7 +402,7 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
     test_problems: Mapping[str, int | None]  # hard test problems per dataset (None: all)
     train_problems: Mapping[str, int]  # problems per training level whose samples train evaluators
     evaluators: Mapping[str, Sequence[str]]  # evaluator kind -> the datasets it runs on
-    evaluator_n: Mapping[str, int]  # training samples per evaluator kind
+    evaluator_n: Mapping[str, int | Mapping[str, int]]  # training samples per evaluator kind (or per dataset)
     evaluator_seeds: Mapping[str, Sequence[int]]
     evaluator_options: Mapping[str, Mapping[str, Any]]
     train_levels: Sequence[str]
@@ -431,6 +431,12 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
             for name in ("evaluator_n", "evaluator_seeds"):
                 if kind not in getattr(self, name):
                     raise SettingsError(f"easy_to_hard_evaluators: {name} has no value for evaluator {kind!r}")
+            sizes = self.evaluator_n[kind]
+            if isinstance(sizes, Mapping):
+                missing = sorted(set(names) - set(sizes))
+                if missing:
+                    raise SettingsError(f"easy_to_hard_evaluators: evaluator_n: {kind} has no n for dataset(s) "
+                                        f"{missing}")
         bad = sorted(set(self.train_levels) - set(TRAIN_LEVELS))
         if bad:
             raise SettingsError(f"easy_to_hard_evaluators: unknown train level(s) {bad}; valid: {', '.join(TRAIN_LEVELS)}")
@@ -445,11 +451,14 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
                           train_problems=self.train_problems[dataset], train_n=self.n_train_samples.get(dataset),
                           model=self.model)
 
-    def evaluator(self, kind: str) -> Method:
-        return build(kind, self.evaluator_n[kind], self.evaluator_options.get(kind))
+    def evaluator(self, kind: str, dataset: str) -> Method:
+        sizes = self.evaluator_n[kind]
+        n = sizes[dataset] if isinstance(sizes, Mapping) else sizes
+        return build(kind, n, self.evaluator_options.get(kind))
 
     def evaluator_plan(self) -> list[EvaluatorSpec]:
-        return [EvaluatorSpec(self.candidates(dataset), self.evaluator(kind), level, tuple(self.evaluator_seeds[kind]))
+        return [EvaluatorSpec(self.candidates(dataset), self.evaluator(kind, dataset), level,
+                              tuple(self.evaluator_seeds[kind]))
                 for dataset in self.evaluator_datasets for kind, names in self.evaluators.items() if dataset in names
                 for level in self.train_levels]
 

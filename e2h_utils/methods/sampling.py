@@ -89,15 +89,19 @@ def stops(fmt: prompts.CoTFormat) -> tuple[tuple[str, ...], tuple[re.Pattern[str
 
 def sample_solutions(lm: Any, fmt: prompts.CoTFormat, problems: pd.DataFrame, examples: pd.DataFrame,
                      sampling: Sampling, *, max_length: int | None = None, batch_size: int = 8,
-                     progress: bool = True, desc: str = "sampling") -> pd.DataFrame:
+                     fit_to: pd.DataFrame | None = None, progress: bool = True,
+                     desc: str = "sampling") -> pd.DataFrame:
     """``sampling.n`` candidates for every problem (rows with ``id``, ``level``, ``question``,
-    ``answer``), after the worked ``examples``: one row per (problem, sample)."""
+    ``answer``), after the worked ``examples``: one row per (problem, sample). ``fit_to``: the
+    problems whose prompts the examples must fit with (default: ``problems``; every problem set of
+    a candidate set, so that all of them get the same prompt)."""
     if sampling.max_new_tokens is None:
         raise SamplingError("resolve the generation length first (Sampling.with_length(dataset))")
     rows = problems.to_dict("records")
     texts = [fmt.prompt(r) for r in rows]
+    fitting = texts if fit_to is None else [fmt.prompt(r) for r in fit_to.to_dict("records")]
     budget = [scoring.ScoringItem(tuple(scoring.encode(lm.tokenizer, icl.question_text(t, fmt, not examples.empty))),
-                                  ((0,) * sampling.max_new_tokens,)) for t in texts]
+                                  ((0,) * sampling.max_new_tokens,)) for t in fitting]
     limit = max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, limit)
     prompt_ids = icl.question_ids(lm.tokenizer, examples.iloc[:kept], fmt, texts)

@@ -40,6 +40,8 @@ TRAIN = 8  # probe / QLoRA training items
 MDL_SIZES = (5, 20)
 N_BOOT = 50
 UPDATES = 2  # QLoRA: gradient updates (the paper: at least 10, 150 for chain of thought)
+COT_TRAIN = 2  # chain-of-thought QLoRA: worked solutions trained on (whole sequences: the dry run's costliest step)
+COT_UPDATES = 1  # chain-of-thought QLoRA: gradient updates
 NEW_TOKENS = 24  # chain of thought: tokens generated (a random model never writes "the answer is")
 SAMPLES = 2  # easy-to-hard evaluators: candidates per problem
 PROBLEMS = 3  # easy-to-hard evaluators: test problems, and problems per training level
@@ -90,14 +92,22 @@ def _per_dataset(limit: int) -> Callable[[Any], Any]:
     return cap
 
 
+def _nested(limit: int) -> Callable[[Any], Any]:
+    """Caps a {method: number or {dataset: number}} mapping."""
+    def cap(value: Any) -> Any:
+        return {k: _per_dataset(limit)(v) for k, v in value.items()} if isinstance(value, Mapping) else _cap(limit)(value)
+    return cap
+
+
 def _options(value: Any) -> Any:
-    """{method: options}: QLoRA runs UPDATES updates in one epoch, chain of thought generates
-    NEW_TOKENS tokens; every other option (precision, optimizer, answer rule) as written."""
+    """{method: options}: QLoRA runs UPDATES updates in one epoch (COT_UPDATES for chain of thought),
+    chain of thought generates NEW_TOKENS tokens; every other option (precision, optimizer, answer
+    rule) as written."""
     out = {}
     for method, options in (value or {}).items():
         options = dict(options or {})
         if method.startswith("qlora"):
-            options.update(min_updates=UPDATES, min_epochs=1)
+            options.update(min_updates=COT_UPDATES if method.endswith("_cot") else UPDATES, min_epochs=1)
         if method.endswith("_cot"):
             options["max_new_tokens"] = NEW_TOKENS
         out[method] = options
@@ -119,12 +129,12 @@ CAPS: dict[str, Callable[[Any], Any]] = {
     "mdl_max_items": _per_dataset(MDL_ITEMS), "mdl_max_holdout": _cap(MDL_HOLDOUT),
     "mdl_subset_sizes": lambda v: [n for n in v if n <= max(MDL_SIZES)] or list(MDL_SIZES), "n_boot": _cap(N_BOOT),
     "k_shot": _per_dataset(SHOTS), "cot_k_shot": _per_dataset(SHOTS), "college_k": _cap(SHOTS),
-    "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
+    "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(COT_TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
     "method_options": _options, "cot_method_options": _options,
     # the easy-to-hard evaluators
     "n_samples": _per_dataset(SAMPLES), "n_train_samples": _per_dataset(SAMPLES), "test_problems": _per_dataset(PROBLEMS),
     "train_problems": _per_dataset(PROBLEMS), "generator_k": _per_dataset(SHOTS),
-    "max_new_tokens": _per_dataset(NEW_TOKENS), "evaluator_n": _per_dataset(PROBLEMS * SAMPLES), "evaluator_seeds": _seeds,
+    "max_new_tokens": _per_dataset(NEW_TOKENS), "evaluator_n": _nested(PROBLEMS * SAMPLES), "evaluator_seeds": _seeds,
     "evaluator_options": _options,
 }
 

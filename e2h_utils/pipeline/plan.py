@@ -37,7 +37,7 @@ from e2h_utils.data import hardness, prompts
 from e2h_utils.engine import models, resources, runtime
 from e2h_utils.experiments import mdl, plans, settings, split
 from e2h_utils.experiments.runner import draw
-from e2h_utils.experiments.spec import ExperimentSpec, key_payload
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError, key_payload
 from e2h_utils.experiments.store import ResultStore, spec_key
 from e2h_utils.methods.base import CoT, Probe, QLoRA
 from e2h_utils.methods.qlora import QLoRAConfig, schedule
@@ -252,7 +252,11 @@ def _plan_evaluators(planner: Planner, notebook: str, cfg: settings.EasyToHardEv
                              n_train=n, seeds=(candidates.sampling.seed,), test_items=len(ids) * n,
                              spec=(candidates, problems), item_ids=ids, frame=frame)
             planner.add(run, evaluation.samples_payload(candidates, problems, identity, frame))
-    for spec in cfg.evaluator_plan():
+    specs = cfg.evaluator_plan()
+    refused = evaluation.check_sizes(specs, lambda c: evaluation.problem_sets(planner.frame(c.dataset), c))
+    if refused:
+        raise SpecError(f"{notebook}: these evaluators cannot run as specified:\n" + "\n".join(refused))
+    for spec in specs:
         candidates = spec.candidates
         frame = planner.frame(candidates.dataset)
         test_ids = tuple(evaluation.problem_sets(frame, candidates)["test"]["id"])

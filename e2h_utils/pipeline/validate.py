@@ -190,6 +190,26 @@ def _mdl_learners(value: Any) -> None:
                 raise Invalid(f"{dataset}: {error}") from None
 
 
+def _evaluator_datasets(value: Any) -> None:
+    """dataset -> one hardness measure, for datasets with a chain-of-thought format (they are sampled)."""
+    if not isinstance(value, Mapping) or not value:
+        raise Invalid(f"expected a non-empty mapping dataset -> measure, got {value!r}")
+    for dataset, measure in value.items():
+        _one_of(tuple(prompts.DEFAULT_COT_FORMAT), "dataset with a chain-of-thought format")(dataset)
+        try:
+            hardness.get_measure(dataset, measure)
+        except KeyError as error:
+            raise Invalid(f"{dataset}: {error.args[0]}") from None
+
+
+def _column(value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"expected the name of a boolean column marking the test set (MATH: math500), got {value!r}")
+
+
+_per_sampled = lambda item: lambda v: _mapping(v, _one_of(tuple(prompts.DEFAULT_COT_FORMAT), "dataset"), item)  # noqa: E731
+_evaluator = _one_of(("probe", "qlora"), "evaluator")
+
 RULES: dict[str, Callable[[Any], Any]] = {
     "model": _model,
     "models_to_compare": lambda v: _list(v, _model),
@@ -240,6 +260,20 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "mdl_subset_sizes": lambda v: _list(v, lambda n: _int(n, 1)),
     "mdl_max_holdout": lambda v: _optional_int(v, 1),
     "n_test": lambda v: _int(v, 1),
+    # the easy-to-hard evaluators
+    "evaluator_datasets": _evaluator_datasets,
+    "fixed_test": _per_sampled(_column),
+    "n_samples": _per_sampled(lambda n: _int(n, 1)), "n_train_samples": _per_sampled(_optional_int),
+    "temperature": lambda v: _number(v, 0.0, open_low=True), "top_k": _optional_int,
+    "top_p": lambda v: _number(v, 0.0, 1.0, open_low=True), "generator_k": _per_sampled(lambda k: _int(k, 0)),
+    "max_new_tokens": _per_sampled(_optional_int), "sampling_seed": lambda v: _int(v, 0),
+    "test_problems": _per_sampled(_optional_int), "train_problems": _per_sampled(lambda n: _int(n, 1)),
+    "evaluators": lambda v: _mapping(v, _evaluator, lambda names: _list(names, _dataset)),
+    "evaluator_n": lambda v: _mapping(v, _evaluator, lambda n: _mapping(n, _dataset, lambda m: _int(m, 1))
+                                      if isinstance(n, Mapping) else _int(n, 1)),
+    "evaluator_seeds": lambda v: _mapping(v, _evaluator, _seed_list),
+    "evaluator_options": _method_options(),
+    "train_levels": lambda v: _list(v, _one_of(("easy", "hard", "all"), "evaluator training level")),
 }
 
 
@@ -284,6 +318,12 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
             hardness.get_measure(values["dataset"], values["measure"])
         except KeyError as error:
             problems.append(f"measure: {error.args[0]}")
+    if isinstance(values.get("evaluator_datasets"), Mapping) and isinstance(values.get("evaluators"), Mapping):
+        try:  # what one dataset or evaluator lacks (n_samples, seeds, ...), as the notebook would find it
+            settings.parse("easy_to_hard_evaluators", values)
+        except (settings.SettingsError, KeyError, ValueError, TypeError) as error:
+            if "missing parameter" not in str(error):  # a YAML gives only what differs from the notebook
+                problems.append(str(error).removeprefix("easy_to_hard_evaluators: "))
     measures = values.get("measures") if isinstance(values.get("measures"), Mapping) else {}
     if any(m.startswith("mdl") for names in measures.values() if isinstance(names, list) for m in names):
         if not values.get("mdl_hardness_models"):
