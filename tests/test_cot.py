@@ -145,6 +145,8 @@ def test_cot_prefix_text_joins_examples():
 def test_the_formats_own_targets_read_back(rule):
     for name, fmt in COT_FORMATS.items():
         row = {**ROW, "answer": "7" if fmt.kind == "number" else "no"}
+        if fmt.kind == "math":  # the reference solution carries its answer in \boxed{}
+            row = {**ROW, "reasoning": "she has 3 .\nthen 4 more, so $\\boxed{\\frac{14}{2}}$.", "answer": "7"}
         text = fmt.target(row) + "\n\nQ: next question"
         assert answers.is_correct(answers.extract(text, fmt.kind, rule), row["answer"], fmt.kind, rule), (name, rule)
 
@@ -274,7 +276,7 @@ def test_qlora_cot_trains_150_updates_by_default():
 
 
 def test_max_new_tokens_defaults_and_override():
-    assert MAX_NEW_TOKENS == {"gsm8k": 300, "strategyqa": 100}
+    assert MAX_NEW_TOKENS == {"gsm8k": 300, "strategyqa": 100, "math": 512}  # math: Sun et al.'s sampling only
     for method in COT_METHODS:
         assert easy_spec("gsm8k", method).method.max_new_tokens == 300
         assert easy_spec("strategyqa", method).method.max_new_tokens == 100
