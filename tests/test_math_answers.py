@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("math_verify")
+import math_verify  # noqa: E402,F401 - a dependency (pyproject): the MATH answer check must never silently skip
 
 from e2h_utils.data.math_answers import equivalent, last_boxed  # noqa: E402
 

@@ -71,6 +71,7 @@ MERGE_LIMIT = 64  # at most this many distinct forms of one problem are compared
 def canonical(answer: str) -> str:
     """The answer's canonical form: the printed sympy object math-verify parses it into (the
     stripped text when it cannot parse it)."""
+    _parse("1")  # math-verify must be installed: an ImportError here is a broken setup, not an answer
     try:
         parsed = _parse(answer.strip())
     except Exception:  # noqa: BLE001 - an unparseable answer stands for itself
