@@ -5,11 +5,13 @@ before anyone rents a GPU."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from e2h_utils.analysis import provenance
 from e2h_utils.pipeline import dry_run
 from e2h_utils.engine import models
 from e2h_utils import paths
@@ -73,8 +75,10 @@ def test_the_paper_profile_runs_end_to_end_on_a_stand_in(tmp_path, monkeypatch, 
     assert not (tmp_path / "outputs" / "paper").exists()  # a real run's outputs are never touched
     stored = list((tmp_path / "results" / "dry-run").rglob("seed-*.parquet"))
     assert stored and not [p for p in (tmp_path / "results").rglob("seed-*.parquet") if "dry-run" not in p.parts]
-    text = (out / "model_scale" / "model_scale.ipynb").read_text()
-    assert "substitute-for:meta-llama/Llama-2-70b-hf" in text
+    # the stand-in keeps the named model's identity: provenance.json records it for every model compared
+    record = json.loads((out / "model_scale" / provenance.FILE).read_text())
+    identity = record["models"]["meta-llama/Llama-2-70b-hf"]["identity"]
+    assert identity.startswith("substitute-for:meta-llama/Llama-2-70b-hf|"), identity
     # the preflight plan of the paper profile (capped as the dry run) lists exactly the runs stored
     for key, value in dry_run.environment("paper").items():
         monkeypatch.setenv(key, value)
