@@ -71,6 +71,11 @@ def test_noise_cost_few_scale_grid_college_and_correlations():
     few = rows("sgr", [({"n": 10}, 0.8, 0.6, 1.0, True)])
     assert verdict("S1", few=few) == CONSISTENT
     assert verdict("S1", few=rows("sgr", [({"n": 10}, 0.1, -0.2, 0.4, True)])) == INCONSISTENT
+    # gap n.s.: the SGR (here outside its own percentile CI, as a noise ratio can be) is not printed; the gap is
+    noisy = pd.concat([rows("sgr", [({"n": 10}, -4.0, -3.77, 4.21, False)]), rows("gap", [({"n": 10}, 0.01, -0.1, 0.12)])])
+    out = next(c for c in claims.CLAIMS if c.id == "S1").check({"few": noisy})
+    assert out.verdict == INCONCLUSIVE and "-400.0" not in out.this_run
+    assert "oracle gap (hard − unsup.) 1.0 [-10.0, 12.0] points, not above zero: SGR not readable" in out.this_run
     one_model = rows("sgr", [({}, 0.9, 0.6, 1.2, True)])
     out = next(c for c in claims.CLAIMS if c.id == "M1").check({"results": one_model})
     assert out.verdict == INCONCLUSIVE and out.why == "not run in this profile"
