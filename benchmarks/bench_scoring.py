@@ -1,9 +1,11 @@
 """Time e2h's multiple-choice scorer against EleutherAI's lm-evaluation-harness.
 
-Same model, same questions (the first N of ARC-Easy test), same prompts
-(``Question: …\\nA) …\\nAnswer: {choice}``, the k examples = the first k of ARC-Easy train,
-joined by blank lines) and the same rule (argmax of summed answer-token log-probabilities).
-lm-eval reads the data through a local task YAML pointing at the same parquet files.
+Same model, same questions (the first N of ARC-Easy test), same prompts (e2h's ``mc_lettered``,
+the authors' prompt 0040: ``Question: … \\nA) …\\nAnswer: {choice}``, solved examples with a
+space before ``\\nAnswer:``, the k examples = the first k of ARC-Easy train, joined by blank lines)
+and the same rule (argmax of summed answer-token log-probabilities). lm-eval reads the data through
+a local task YAML pointing at the same parquet files; its ``fewshot_config.doc_to_text`` renders
+the examples' extra space. The script checks that both build the identical prompt string.
 
 Reports, for each k: both accuracies, questions per second of each and their ratio, and how far
 our scorer is from the arithmetic floor (forward FLOPs of the tokens it must process over the
@@ -39,8 +41,9 @@ test_split: test
 fewshot_split: train
 fewshot_config:
   sampler: first_n
+  doc_to_text: "Question: {{{{question}}}} {{% for t in choices.text %}}\\n{{{{ '{letters}'[loop.index0] }}}}) {{{{t}}}}{{% endfor %}} \\nAnswer:"
 output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\n{{% for t in choices.text %}}{{{{ '{letters}'[loop.index0] }}}}) {{{{t}}}}\\n{{% endfor %}}Answer:"
+doc_to_text: "Question: {{{{question}}}} {{% for t in choices.text %}}\\n{{{{ '{letters}'[loop.index0] }}}}) {{{{t}}}}{{% endfor %}}\\nAnswer:"
 doc_to_choice: "{{{{choices.text}}}}"
 doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
 target_delimiter: " "
@@ -167,8 +170,10 @@ def main(argv=None) -> int:
             acc_theirs, theirs_s, samples = run_lm_eval(hflm, Path(folder), name, args.questions, k,
                                                         args.lm_eval_batch_size)
             fmt = prompts.get_format("mc_lettered")
-            ours_context = icl.prefix_text(shots, fmt) + icl.question_text(fmt.prompt(test.iloc[0]), fmt, k > 0)
-            same_prompt = samples[0]["arguments"][0][0] == ours_context if samples else False
+            ours_contexts = [icl.prefix_text(shots, fmt) + icl.question_text(fmt.prompt(row), fmt, k > 0)
+                             for row in test.to_dict("records")]
+            same_prompt = len(samples) == len(test) and all(
+                s["arguments"][0][0] == ours for s, ours in zip(samples, ours_contexts))  # every question's prompt
             theirs_pred = [int(np.argmax([r[0] for r in s["filtered_resps"]])) for s in samples]
             agree = float(np.mean(np.array(theirs_pred) == preds["pred"].to_numpy()))
             floor_s = floor_flops(lm.model, len(prefix), items) / (gflops * 1e9)
