@@ -41,6 +41,27 @@ def test_the_committed_report_fits_its_size_budget_and_links_only_inside_itself(
             assert (page.parent / href).resolve().is_file(), f"{page.relative_to(SITE)}: broken link {href}"
 
 
+def test_notebook_pages_share_one_stylesheet():
+    """JupyterLab's CSS (~250 kB) is written once, not inlined in every notebook page."""
+    pages = sorted((SITE / "notebooks").glob("*.html"))
+    assert pages and (SITE / "notebooks" / report.NOTEBOOK_CSS).is_file()
+    for page in pages:
+        head = page.read_text().split("</head>")[0]
+        assert "<style" not in head and f'href="{report.NOTEBOOK_CSS}"' in head, page.name
+
+
+def test_head_styles_move_to_the_shared_stylesheet_and_body_styles_stay():
+    page = ('<html><head><meta charset="utf-8">\n<style type="text/css">\n  a { color: red; }\n</style>\n'
+            '<style>b { x: 1 }</style></head><body><style>td { y: 2 }</style><p>hi</p></body></html>')
+    out, css = report.split_head_styles(page)
+    assert css == "a { color: red; }\n\nb { x: 1 }\n"
+    head, body = out.split("</head>")
+    assert "<style" not in head and head.endswith(f'<link rel="stylesheet" href="{report.NOTEBOOK_CSS}">\n')
+    assert "<style>td { y: 2 }</style><p>hi</p>" in body
+    with pytest.raises(report.ReportError, match="no </head>"):
+        report.split_head_styles("<html><body></body></html>")
+
+
 def test_the_readme_links_the_report_and_shows_its_main_figure():
     readme = (ROOT / "README.md").read_text()
     top = readme[:2500]

@@ -3,13 +3,15 @@
 Every notebook starts a ``Log`` in its setup cell, adds each experiment runner when it is done
 with it (its model's identity, every run with its seconds and how many seeds it computed rather
 than read from the store), and writes the log in its last cell (collapsed, out of the reading
-path) with the files it wrote and its wall time. ``make reproduce`` adds its own
+path) with the files it wrote, its wall time and the machine it ran on (``host``: wall times from
+two machines compare only with their speeds beside them). ``make reproduce`` adds its own
 ``fingerprint.json`` (what the notebook's inputs were).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -40,9 +42,38 @@ class Log:
         """Write ``<output_dir>/provenance.json``; returns one line for the notebook's last cell."""
         record = {"models": self.models, "seconds": round(time.perf_counter() - self.started, 1), "runs": self.runs,
                   "runs computed": sum(1 for run in self.runs if run["seeds computed"]),
-                  "files": sorted(str(Path(f)) for f in files), "python": platform.python_version(), **extra}
+                  "files": sorted(str(Path(f)) for f in files), "python": platform.python_version(), "host": host(),
+                  **extra}
         path = Path(output_dir) / FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(record, indent=1, default=str) + "\n")
         return (f"{record['seconds']:.0f} s; {len(self.runs)} runs, {record['runs computed']} computed now (the rest "
                 f"read from results/); {len(record['files'])} files written; details in {path}")
+
+
+def host() -> dict[str, Any]:
+    """The machine, as far as wall times depend on it: CPU model, cores, torch's threads, the float32
+    matrix-product rate it reaches (GFLOP/s, best of 5 products of two 1024 x 1024 matrices: the same
+    2-core machine type has been measured at ~90 and ~380), and the GPU, if any."""
+    import torch
+
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "matmul_gflops": round(2 * 1024**3 / best / 1e9, 1),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

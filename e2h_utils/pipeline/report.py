@@ -10,7 +10,8 @@ Reads ``outputs/<profile>/<notebook>/`` (what ``make reproduce`` wrote) and writ
   figure and table, the fidelity ledger, and the run's provenance (commit, model, profile, wall
   time per notebook);
 - ``notebooks/<name>.html``: each executed notebook through nbconvert, code cells collapsed,
-  figures inline, nothing fetched from the network (no MathJax, require.js or widget scripts);
+  figures inline, nothing fetched from the network (no MathJax, require.js or widget scripts), all
+  pages sharing one stylesheet, ``notebooks/notebook.css``;
 - ``figures/<name>/*.png`` and ``tables/<name>/*.html`` (sortable, with the CSV beside it);
 - ``fidelity.html``: ``docs/fidelity.md``;
 - ``report.json``: what the site was built from, per notebook the digest of its sources (the
@@ -28,6 +29,7 @@ import argparse
 import hashlib
 import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +43,8 @@ from e2h_utils import paths
 from e2h_utils.pipeline.reproduce import FINGERPRINT_FILE, discover, parameter_files
 
 REPORT_FILE = "report.json"
+NOTEBOOK_CSS = "notebook.css"  # the notebook pages' one stylesheet, in notebooks/
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.DOTALL)
 TEMPLATE_DIR = Path(__file__).with_name("report_template")
 # the order of the cards: the question, its notebook, its main figure
 CARDS = (
@@ -188,6 +192,14 @@ def _page(title: str, body: str, up: str = "") -> str:
             f"<style>{STYLE}</style>\n</head>\n<body>\n{nav}\n{body}\n<script>{SORTABLE}</script>\n</body>\n</html>\n")
 
 
+def host_text(host: dict | None) -> str:
+    """One line for a notebook's machine (``provenance.host``); outputs from before it was recorded: ''."""
+    if not host:
+        return ""
+    gpu = f", {host['gpu']}" if host.get("gpu") else ""
+    return f"{host.get('cpu', '?')}, {host.get('cores', '?')} cores, {host.get('matmul_gflops', '?')} GFLOP/s{gpu}"
+
+
 def _table_html(frame: pd.DataFrame) -> str:
     frame = frame.copy()
     for column in frame.columns:
@@ -197,6 +209,8 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 
 def render_notebook(source: Path, target: Path) -> None:
+    """``target``: the notebook's page. The stylesheets nbconvert inlines in the page's head (JupyterLab's
+    ~250 kB, the same for every notebook) go once into ``NOTEBOOK_CSS`` beside it, which the page links."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -206,7 +220,25 @@ def render_notebook(source: Path, target: Path) -> None:
     body, _ = exporter.from_notebook_node(notebook)
     for old, new in LINKS.items():  # links between notebooks and docs, as they are inside the site
         body = body.replace(f'href="{old}"', f'href="{new}"')
+    body, css = split_head_styles(body)
+    shared = target.with_name(NOTEBOOK_CSS)
+    if shared.is_file() and shared.read_text(encoding="utf-8") != css:
+        raise ReportError(f"{target.name}: its page styles differ from those of the notebooks rendered before it "
+                          f"({shared}); every notebook page is meant to share one stylesheet")
+    shared.write_text(css, encoding="utf-8")
     target.write_text(body, encoding="utf-8")
+
+
+def split_head_styles(page: str) -> tuple[str, str]:
+    """(the page with the ``<style>`` blocks of its ``<head>`` replaced by one link to ``NOTEBOOK_CSS``,
+    their CSS). Styles in the body (a table's own styling, say) stay where they are."""
+    end = page.find("</head>")
+    if end < 0:
+        raise ReportError("the rendered notebook has no </head>: nbconvert's template changed")
+    head, rest = page[:end], page[end:]
+    css = [m.group(1).strip() for m in _STYLE.finditer(head)]
+    head = _STYLE.sub("", head)
+    return head + f'<link rel="stylesheet" href="{NOTEBOOK_CSS}">\n' + rest, "\n\n".join(css) + "\n"
 
 
 def render_markdown(text: str) -> str:
@@ -274,13 +306,15 @@ def build(profile: str, out: Path | None = None) -> Path:
         for model, info in nb.provenance.get("models", {}).items():
             models[model] = info.get("identity", "")
         built[name] = {"sources": sources_digest(profile, name), "fingerprint": nb.fingerprint.get("fingerprint"),
-                       "finished": nb.fingerprint.get("finished"), "seconds": nb.fingerprint.get("seconds")}
+                       "finished": nb.fingerprint.get("finished"), "seconds": nb.fingerprint.get("seconds"),
+                       "host": host_text(nb.provenance.get("host"))}
     ledger = paths.project_root() / "docs" / "fidelity.md"
     if ledger.is_file():
         (staging / "fidelity.html").write_text(_page("fidelity ledger", render_markdown(ledger.read_text()), up=""),
                                                encoding="utf-8")
     rows = "".join(f"<tr><td><a href=\"notebooks/{n}.html\">{n}</a></td><td>{info['seconds'] or ''}</td>"
-                   f"<td>{html.escape(str(info['finished'] or ''))}</td></tr>" for n, info in built.items())
+                   f"<td>{html.escape(str(info['finished'] or ''))}</td><td>{html.escape(info['host'])}</td></tr>"
+                   for n, info in built.items())
     total = sum(info["seconds"] or 0 for info in built.values())
     model_text = ", ".join(f"{html.escape(m)} (<code>{html.escape(i)}</code>)" for m, i in models.items()) or "unknown"
     built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -297,7 +331,7 @@ in this profile), computed from the CIs by the rules in <code>e2h_utils.analysis
 <h2>Provenance</h2>
 <p>Profile <code>{html.escape(profile)}</code>; model(s) {model_text}; built from commit <code>{html.escape(revision)}</code>
 on {built_at}; the notebooks ran {total / 60:.1f} min in all.</p>
-<table class="sortable"><thead><tr><th>notebook</th><th>seconds</th><th>finished</th></tr></thead><tbody>{rows}</tbody></table>
+<table class="sortable"><thead><tr><th>notebook</th><th>seconds</th><th>finished</th><th>machine (float32 matrix-product rate)</th></tr></thead><tbody>{rows}</tbody></table>
 <p class="muted">Built by <code>make report PROFILE={html.escape(profile)}</code> from <code>outputs/{html.escape(profile)}/</code>.</p>
 """
     (staging / "index.html").write_text(_page(f"e2h report: {profile}", body), encoding="utf-8")
