@@ -193,9 +193,9 @@ def _page(title: str, body: str, up: str = "") -> str:
 
 
 def host_text(host: dict | None) -> str:
-    """One line for a notebook's machine (``provenance.host``); outputs from before it was recorded: ''."""
+    """One line for a notebook's machine (``provenance.host``); outputs from before it was recorded say so."""
     if not host:
-        return ""
+        return "not recorded"
     gpu = f", {host['gpu']}" if host.get("gpu") else ""
     return f"{host.get('cpu', '?')}, {host.get('cores', '?')} cores, {host.get('matmul_gflops', '?')} GFLOP/s{gpu}"
 
