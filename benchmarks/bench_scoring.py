@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from e2h_utils import paths
-from e2h_utils.analysis import plots
+from e2h_utils.analysis import plots, provenance
 from e2h_utils.data import prompts, sources
 from e2h_utils.engine import models, scoring
 from e2h_utils.methods import icl
@@ -108,19 +108,6 @@ def run_lm_eval(hflm, folder: Path, name: str, n: int, k: int, batch_size: int):
     return float(out["results"][name]["acc,none"]), seconds, samples
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def floor_flops(model, prefix_len: int, items: list[scoring.ScoringItem]) -> float:
     """Forward FLOPs of the tokens our scorer feeds: prefix once, each question once, each
     choice's tokens but the last; the output head only at answer positions; attention included."""
@@ -158,7 +145,7 @@ def main(argv=None) -> int:
     hflm = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=args.lm_eval_batch_size,
                 add_bos_token=lm.add_bos)
     test, train = arc_easy("test").head(args.questions), arc_easy("train")
-    gflops = matmul_gflops()
+    gflops = provenance.matmul_gflops()
     print(f"matmul rate: {gflops:.1f} GFLOP/s, torch threads: {torch.get_num_threads()}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -53,20 +53,28 @@ class Log:
 
 def host() -> dict[str, Any]:
     """The machine, as far as wall times depend on it: CPU model, cores, torch's threads, the float32
-    matrix-product rate it reaches (GFLOP/s, best of 5 products of two 1024 x 1024 matrices: the same
+    matrix-product rate it reaches (``matmul_gflops`` on 1024 x 1024 matrices: the same
     2-core machine type has been measured at ~90 and ~380), and the GPU, if any."""
     import torch
 
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "matmul_gflops": round(matmul_gflops(1024), 1),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The float32 rate of this CPU on a ``size`` x ``size`` matrix product, best of ``repeats``
+    (GFLOP/s; also the benchmarks' arithmetic floor)."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
     torch.mm(a, b)
     best = float("inf")
-    for _ in range(5):
+    for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "matmul_gflops": round(2 * 1024**3 / best / 1e9, 1),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return 2 * size**3 / best / 1e9
 
 
 def _cpu_model() -> str:
