@@ -438,3 +438,19 @@ def test_plot_mdl_curves(tmp_path):
     assert [ax.get_title() for ax in panels] == ["arc", "strategyqa"]
     assert len(panels[0].get_lines()) == 2  # one per learner
     _saves(fig, tmp_path, "mdl")
+
+
+def test_method_measures_narrow_one_method_and_leave_the_others():
+    """The embedded profile runs QLoRA on StrategyQA only (ledger E03) and ICL and probes on every
+    measure: ``method_measures`` narrows the method it names and no other."""
+    from e2h_utils.pipeline.plan import notebook_parameters
+
+    values = notebook_parameters("embedded", "easy_to_hard")
+    cfg = settings.parse("easy_to_hard", values)
+    ran = {(c.easy.method.kind, c.easy.dataset, c.easy.measure) for c in cfg.e2h_plan()}
+    assert {(d, m) for kind, d, m in ran if kind == "qlora"} == {("strategyqa", "num_steps")}
+    for kind in ("icl", "probe"):
+        assert {(d, m) for k, d, m in ran if k == kind} == {
+            ("arc", "grade"), ("mmlu_stem5", "school_level"), ("strategyqa", "num_steps")}
+    wider = settings.parse("easy_to_hard", {**values, "method_measures": {}})
+    assert {(c.easy.method.kind, c.easy.dataset) for c in wider.e2h_plan()} >= {("qlora", "arc"), ("qlora", "mmlu_stem5")}
