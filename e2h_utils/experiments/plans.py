@@ -29,7 +29,7 @@ from e2h_utils.experiments.spec import (
     baseline_of,
 )
 from e2h_utils.methods import noise
-from e2h_utils.methods.base import Method
+from e2h_utils.methods.base import CoT, Method
 
 Keys = tuple[tuple[str, Any], ...]
 
@@ -111,9 +111,12 @@ def comparison(dataset: str, measure: str, method: Method, *, seeds: Sequence[in
 
 
 def comparisons(targets: Iterable[tuple[str, str, Method]], *, seeds: Mapping[str, Sequence[int]], model: str,
-                test: TestSelection, **labels: Any) -> list[Comparison]:
-    """One comparison per (dataset, measure, method); ``seeds`` by method kind."""
-    return [comparison(dataset, measure, method, seeds=seeds[method.kind], model=model, test=test, **labels)
+                test: TestSelection, formats: Mapping[str, str] | None = None, **labels: Any) -> list[Comparison]:
+    """One comparison per (dataset, measure, method); ``seeds`` by method kind, ``formats`` (answer-scored
+    prompt format) by dataset (absent: the dataset's default, the authors' prompt)."""
+    formats = formats or {}
+    return [comparison(dataset, measure, method, seeds=seeds[method.kind], model=model, test=test,
+                       prompt_format=None if isinstance(method, CoT) else formats.get(dataset), **labels)
             for dataset, measure, method in targets]
 
 
@@ -125,16 +128,18 @@ def answer_rules(entry: Comparison, rules: Sequence[str]) -> list[Comparison]:
 # --- RQ3 and RQ4 sweeps ----------------------------------------------------------------------------
 
 def learning_curve(dataset: str, measure: str, method: Method, sizes: Sequence[int], *, seeds: Sequence[int],
-                   model: str, test: TestSelection, pools: Sequence[str] = ("easy", "hard")) -> list[Reading]:
+                   model: str, test: TestSelection, pools: Sequence[str] = ("easy", "hard"),
+                   prompt_format: str | None = None) -> list[Reading]:
     """Hard-test accuracy for every training pool and size n (k for ICL); the zero-shot baseline
     is the entry with ``train_level="none"``, ``n=0`` (a size of 0 is that baseline for every pool)."""
     label = keys(model=model, dataset=dataset, measure=measure, method=method.kind)
-    out = [Reading(run(dataset, measure, method, None, seeds=seeds, model=model, test=test),
+    out = [Reading(run(dataset, measure, method, None, seeds=seeds, model=model, test=test, prompt_format=prompt_format),
                    label + (("train_level", "none"), ("n", 0)))]
     for pool in pools:
         for n in sizes:
             if int(n) > 0:
-                spec = run(dataset, measure, method.resized(int(n)), pool, seeds=seeds, model=model, test=test)
+                spec = run(dataset, measure, method.resized(int(n)), pool, seeds=seeds, model=model, test=test,
+                           prompt_format=prompt_format)
                 out.append(Reading(spec, label + (("train_level", pool), ("n", int(n)))))
     return out
 
@@ -160,21 +165,22 @@ def few_vs_most(curve: Iterable[Reading], few: int) -> list[Comparison]:
 
 
 def label_noise(dataset: str, measure: str, method: Method, rates: Sequence[float], *, seeds: Sequence[int],
-                model: str, test: TestSelection, hard_multiplier: float = 2.0) -> list[Comparison]:
+                model: str, test: TestSelection, hard_multiplier: float = 2.0,
+                prompt_format: str | None = None) -> list[Comparison]:
     """For each base rate p: easy data at noise p and hard data at ``hard_multiplier`` x p (capped at 1),
     against the same zero-shot baseline."""
     out = []
     for p in rates:
         rate = noise.noise_rates(float(p), hard_multiplier)
         out.append(comparison(dataset, measure, method, seeds=seeds, model=model, test=test, noise_easy=rate["easy"],
-                              noise_hard=rate["hard"], p=float(p), noise_easy_rate=rate["easy"],
+                              noise_hard=rate["hard"], prompt_format=prompt_format, p=float(p), noise_easy_rate=rate["easy"],
                               noise_hard_rate=rate["hard"]))
     return out
 
 
 def level_grid(dataset: str, measure: str, method: Method, *, seeds: Sequence[int], model: str, test: TestSelection,
                train_levels: Sequence[str] = ("none", "easy", "medium", "hard"),
-               levels_present: Iterable[str] = hardness.LEVELS) -> list[Reading]:
+               levels_present: Iterable[str] = hardness.LEVELS, prompt_format: str | None = None) -> list[Reading]:
     """Accuracy for every (training level, test level) pair (``test.levels`` are tested). Levels
     the measure does not produce (``levels_present``; MMLU's school level has no medium) are left
     out, as training and as test level."""
@@ -182,21 +188,23 @@ def level_grid(dataset: str, measure: str, method: Method, *, seeds: Sequence[in
     label = keys(model=model, dataset=dataset, measure=measure, method=method.kind)
     out = []
     for level in [lv for lv in train_levels if lv in present or lv in ("none", "all")]:
-        spec = run(dataset, measure, method, None if level == "none" else level, seeds=seeds, model=model, test=test)
+        spec = run(dataset, measure, method, None if level == "none" else level, seeds=seeds, model=model, test=test,
+                   prompt_format=prompt_format)
         for test_level in [lv for lv in test.levels if lv in present]:
             out.append(Reading(spec, label + (("train_level", level), ("test_level", test_level)), level=test_level))
     return out
 
 
 def prompt_sources(dataset: str, measure: str, method: Method, sources: Mapping[str, str | TrainSource], *,
-                   seeds: Sequence[int], model: str, test: TestSelection, level: str = "hard") -> list[Reading]:
+                   seeds: Sequence[int], model: str, test: TestSelection, level: str = "hard",
+                   prompt_format: str | None = None) -> list[Reading]:
     """``method`` (ICL) with examples from each named source, tested on the ``level`` items of
     ``dataset`` split by ``measure``. A source is a training level of that split (``"none"``:
     zero-shot) or a ``TrainSource`` (e.g. another dataset's rows)."""
     out = []
     for name, source in sources.items():
         pool = None if source == "none" else source
-        spec = run(dataset, measure, method, pool, seeds=seeds, model=model, test=test)
+        spec = run(dataset, measure, method, pool, seeds=seeds, model=model, test=test, prompt_format=prompt_format)
         if isinstance(source, TrainSource):
             described = source.label
         else:
@@ -207,11 +215,11 @@ def prompt_sources(dataset: str, measure: str, method: Method, sources: Mapping[
 
 
 def all_to_all(dataset: str, measure: str, method: Method, *, seeds: Sequence[int], model: str,
-               test: TestSelection) -> list[Reading]:
+               test: TestSelection, prompt_format: str | None = None) -> list[Reading]:
     """Trained on every level's pool and tested on every level (the reference point of the
     paper's tables), with the zero-shot run beside it."""
     label = keys(model=model, dataset=dataset, measure=measure, method=method.kind)
-    return [Reading(run(dataset, measure, method, pool, seeds=seeds, model=model, test=test),
+    return [Reading(run(dataset, measure, method, pool, seeds=seeds, model=model, test=test, prompt_format=prompt_format),
                     label + (("train_level", pool or "none"),), level=None) for pool in (None, "all")]
 
 

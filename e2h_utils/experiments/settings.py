@@ -143,11 +143,18 @@ class _MDL:
 
 
 class _MethodTable:
-    """How a notebook's ``k_shot``, ``n_train`` and ``method_options`` make typed methods."""
+    """How a notebook's ``k_shot``, ``n_train`` and ``method_options`` make typed methods, and which
+    answer-scored prompt format each dataset is read with (``prompt_formats``; absent: the dataset's
+    default, the authors' prompt)."""
 
     k_shot: Mapping[str, int]
     n_train: Mapping[str, int]
     method_options: Mapping[str, Mapping[str, Any]]
+    prompt_formats: Mapping[str, str]
+
+    def fmt(self, dataset: str) -> str | None:
+        """The answer-scored prompt format of ``dataset`` (None: its default, the authors' prompt)."""
+        return self.prompt_formats.get(dataset)
 
     def method(self, kind: str, dataset: str) -> Method:
         size = self.k_shot[dataset] if kind in ("icl", "icl_cot") else self.n_train[kind]
@@ -164,6 +171,7 @@ class _Methods(_MethodTable):
     n_train: Mapping[str, int]
     seeds: Mapping[str, Sequence[int]]
     method_options: Mapping[str, Mapping[str, Any]]
+    prompt_formats: Mapping[str, str]
 
 
 def _test(values: Any, cap: int | None, levels: Sequence[str] = ("hard",)) -> TestSelection:
@@ -227,7 +235,8 @@ class EasyToHard(_Model, _Methods, _Split, _Bootstrap, _MDL):
     def e2h_plan(self) -> list[plans.Comparison]:
         targets = [(d, m, self.method(kind, d)) for d, names in self.measures.items() for m in names
                    for kind in self.methods if m in self.measures_of(kind).get(d, ())]
-        return plans.comparisons(targets, seeds=self.seeds, model=self.model, test=self.test)
+        return plans.comparisons(targets, seeds=self.seeds, model=self.model, test=self.test,
+                                 formats=self.prompt_formats)
 
     def cot_plan(self) -> list[plans.Comparison]:
         test = _test(self, self.cot_max_test_per_level, self.test_levels)
@@ -242,7 +251,7 @@ class EasyToHard(_Model, _Methods, _Split, _Bootstrap, _MDL):
                              split_seed=self.split_seed)
         return [entry for dataset, names in self.measures.items() for kind in self.methods
                 for entry in plans.all_to_all(dataset, names[0], self.method(kind, dataset), seeds=self.seeds[kind],
-                                              model=self.model, test=test)]
+                                              model=self.model, test=test, prompt_format=self.fmt(dataset))]
 
     def plan(self, frames: Frames | None = None) -> list[plans.Entry]:
         return [*self.sanity_plan(), *self.e2h_plan(), *self.cot_plan(), *self.all_to_all_plan()]
@@ -267,7 +276,8 @@ class LabelNoise(_Model, _Methods, _Split, _Bootstrap):
         test = _test(self, self.max_test_per_level)
         return [entry for dataset, measure, method in self.targets(self.sweeps_to_run)
                 for entry in plans.label_noise(dataset, measure, method, self.rates, seeds=self.seeds[method.kind],
-                                               model=self.model, test=test, hard_multiplier=self.hard_multiplier)]
+                                               model=self.model, test=test, hard_multiplier=self.hard_multiplier,
+                                               prompt_format=self.fmt(dataset))]
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,7 @@ class SampleCount(_Model, _Split, _Bootstrap, _MethodTable):
     sizes: Mapping[str, Sequence[int]]
     seeds: Mapping[str, Sequence[int]]
     method_options: Mapping[str, Mapping[str, Any]]
+    prompt_formats: Mapping[str, str]
     label_costs: Mapping[str, float]
     few_easy: int
     max_test_per_level: int | None
@@ -288,7 +299,8 @@ class SampleCount(_Model, _Split, _Bootstrap, _MethodTable):
         test = _test(self, self.max_test_per_level)
         return [entry for dataset, measure, method in self.targets(self.curves)
                 for entry in plans.learning_curve(dataset, measure, method, self.sizes[method.kind],
-                                                  seeds=self.seeds[method.kind], model=self.model, test=test)]
+                                                  seeds=self.seeds[method.kind], model=self.model, test=test,
+                                                  prompt_format=self.fmt(dataset))]
 
     def few_plan(self) -> list[plans.Comparison]:
         """Per curve: zero-shot, the first easy size >= ``few_easy`` and the largest hard size, as a
@@ -310,7 +322,7 @@ class ModelScale(_Methods, _Split, _Bootstrap):
 
     def scale_plan(self, model: str) -> list[plans.Comparison]:
         return plans.comparisons(self.targets(self.runs), seeds=self.seeds, model=model,
-                                 test=_test(self, self.max_test_per_level))
+                                 test=_test(self, self.max_test_per_level), formats=self.prompt_formats)
 
     def robustness_plan(self, model: str) -> list[plans.Comparison]:
         targets = [(d, m, build(kind, self.k_shot[d] if kind in ("icl", "icl_cot") else self.n_train[kind]))
@@ -341,13 +353,14 @@ class TrainTestGap(_Model, _Methods, _Split, _Bootstrap):
         return [entry for dataset, measure, method in self.targets(self.grid)
                 for entry in plans.level_grid(dataset, measure, method, seeds=self.seeds[method.kind],
                                               model=self.model, test=test, train_levels=self.grid_train_levels,
-                                              levels_present=_levels_present(frames, dataset, measure))]
+                                              levels_present=_levels_present(frames, dataset, measure),
+                                              prompt_format=self.fmt(dataset))]
 
     def college_plan(self, model: str) -> list[plans.Reading]:
         test = _test(self, self.college_max_test)
         return plans.prompt_sources("mmlu_stem5", "school_level", build("icl", self.college_k),
                                     parse_sources(self.college_sources), seeds=self.college_seeds, model=model,
-                                    test=test)
+                                    test=test, prompt_format=self.fmt("mmlu_stem5"))
 
     def college_comparison(self, model: str) -> list[plans.Comparison]:
         """MMLU college prompts against prompts of the easiest ARC questions (the first ARC source with
@@ -377,11 +390,12 @@ class Walkthrough:
     n_test: int
     seeds: Sequence[int]
     n_boot: int
+    prompt_format: str | None  # None: the dataset's default (the authors' prompt)
 
     def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
         test = TestSelection(max_per_level=self.n_test, levels=("hard",))
         return [plans.comparison(self.dataset, self.measure, build("icl", self.k_shot), seeds=self.seeds,
-                                 model=self.model, test=test)]
+                                 model=self.model, test=test, prompt_format=self.prompt_format)]
 
 
 @dataclass(frozen=True)
