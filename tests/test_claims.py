@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from e2h_utils.analysis import claims
+from e2h_utils.analysis import claims, estimates
 from e2h_utils.analysis.claims import CONSISTENT, INCONCLUSIVE, INCONSISTENT
 from e2h_utils.experiments import settings
 
@@ -124,3 +124,70 @@ def test_evaluator_claims_read_the_largest_n_and_leave_out_what_cannot_be_rerank
     nothing = check({"results": results((0.1, 0.05, 0.15), (0.0, -0.1, 0.1), ceiling=0.0)})
     assert nothing.verdict == INCONCLUSIVE and nothing.why == "nothing to re-rank"
     assert verdict("V1") == INCONCLUSIVE  # not run
+
+
+def test_demonstration_rows_are_shown_but_never_given_a_verdict():
+    """A claim whose only inputs are demonstrations gets no verdict; other claims leave them out and
+    say so (a demonstration that looks decisive must not decide anything)."""
+    decisive = rows("hard_minus_easy", [({"method": "icl"}, 0.3, 0.2, 0.4)])  # would make E2 inconsistent
+    marked = estimates.mark_demonstrations(decisive, methods=["icl"])
+    assert marked["demonstration"].tolist() == [True]
+    table = claims.table("easy_to_hard", {"results": marked})
+    e2 = table.set_index("claim").loc["E2"]
+    assert e2["verdict"] == "no verdict (demonstration, not a measurement)"
+    assert "demonstration, not a measurement only: arc/grade/icl" in e2["this run"]
+    # with a measurement beside it, the demonstration is left out and named
+    both = pd.concat([estimates.mark_demonstrations(rows("hard_minus_easy", [({"dataset": "mmlu_stem5"}, 0.0, -0.04, 0.04)]),
+                                                    methods=["qlora"]), marked], ignore_index=True)
+    e2 = claims.table("easy_to_hard", {"results": both}).set_index("claim").loc["E2"]
+    assert e2["verdict"] == CONSISTENT and "not read (demonstration, not a measurement): arc/grade/icl" in e2["this run"]
+    # evaluators: a demonstration dataset is not read either
+    gains = rows("easy_gain", [({"n_samples": 8}, 0.2, 0.1, 0.3)], dataset="gsm8k", rule="weighted",
+                 train_level="comparison", method="probe")
+    out = claims.table("easy_to_hard_evaluators", {"results": estimates.mark_demonstrations(gains, datasets=["gsm8k"])})
+    assert set(out["verdict"]) == {"no verdict (demonstration, not a measurement)"}
+
+
+def test_an_inconclusive_verdict_says_how_many_items_would_decide_it():
+    # E2: hard − easy 2 [-10, 14] on 300 items: within ±10 needs a half-width of 8 (now 12): 300 x (12/8)^2 = 675
+    wide = rows("hard_minus_easy", [({"n_items": 300}, 0.02, -0.10, 0.14)])
+    out = next(c for c in claims.CLAIMS if c.id == "E2").check({"results": wide})
+    assert out.verdict == INCONCLUSIVE and "would need ≈ 680 hard test items (this run: 300)" in out.this_run
+    # a gap whose point is at zero: no number of items makes it clearly positive
+    flat = pd.concat([rows("sgr", [({"n_items": 500}, 0.5, -3.0, 3.0, False)]),
+                      rows("gap", [({"n_items": 500}, 0.0, -0.04, 0.04)])])
+    out = next(c for c in claims.CLAIMS if c.id == "E1").check({"results": flat})
+    assert out.verdict == INCONCLUSIVE and "no number of items decides it at this point estimate" in out.this_run
+    # a small positive gap: the items at which its CI would clear zero
+    small = pd.concat([rows("sgr", [({"n_items": 100}, 0.5, -3.0, 3.0, False)]),
+                       rows("gap", [({"n_items": 100}, 0.02, -0.02, 0.06)])])
+    out = next(c for c in claims.CLAIMS if c.id == "E1").check({"results": small})
+    assert "would need ≈ 400 hard test items (this run: 100)" in out.this_run
+    # a decided row says nothing of the kind
+    tight = rows("hard_minus_easy", [({"n_items": 300}, 0.0, -0.04, 0.04)])
+    assert "would need" not in next(c for c in claims.CLAIMS if c.id == "E2").check({"results": tight}).this_run
+
+
+def test_train_test_gap_and_cost_claims_read_paired_comparisons_when_given():
+    # the same accuracies whose unpaired difference would be inconclusive: paired, the CI is narrow
+    pairs = rows("hard_minus_easy", [({"lower": "easy", "n_items": 300}, 0.06, 0.02, 0.10),
+                                     ({"lower": "medium", "n_items": 300}, 0.01, -0.03, 0.05)])
+    out = next(c for c in claims.CLAIMS if c.id == "T1").check({"grid_pairs": pairs})
+    assert out.verdict == CONSISTENT and "hard − medium 1.0 [-3.0, 5.0]" in out.this_run
+    medium_falls = rows("hard_minus_easy", [({"lower": "easy"}, 0.06, 0.02, 0.10), ({"lower": "medium"}, 0.05, 0.01, 0.09)])
+    assert verdict("T1", grid_pairs=medium_falls) == INCONSISTENT
+    cost = rows("hard_minus_easy", [({"cost": 320.0, "n_easy": 320, "n_hard": 160}, -0.02, -0.06, 0.02)])
+    out = next(c for c in claims.CLAIMS if c.id == "S2").check({"cost_pairs": cost})
+    assert out.verdict == CONSISTENT and "at cost 320 (easy n = 320, hard n = 160)" in out.this_run
+    assert verdict("S2", cost_pairs=rows("hard_minus_easy", [({"cost": 320.0, "n_easy": 320, "n_hard": 160},
+                                                               0.08, 0.03, 0.13)])) == INCONSISTENT
+
+
+def test_the_walkthrough_states_its_ci_and_how_many_items_it_would_take():
+    from e2h_utils.analysis import takeaways
+
+    live = rows("gap", [({"n_items": 30, "n_seeds": 1}, 0.03, -0.12, 0.18)])
+    text = takeaways.live_experiment(live)
+    # ±15 points on 30 items; ±5 takes 30 x (15 / 5)^2 = 270
+    assert "+3.0 points [-12.0, +18.0] on 30 hard test items and 1 seed, a CI of ±15.0 points" in text
+    assert "±5 would need ≈ 270 items" in text and "easy_to_hard" in text

@@ -5,6 +5,8 @@ That the plan lists exactly the runs a notebook stores is checked on every smoke
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from e2h_utils.pipeline import plan
@@ -97,3 +99,102 @@ def test_features_are_counted_once_per_model_dataset_and_format():
     other = plan.PlannedRun(**{**run.__dict__, "model": "m2"})
     assert plan._new_features(other, ["a"], seen) == ["a"]
     assert plan._new_features(run, ["a"], None) == ["a"]  # no bookkeeping: everything counts
+
+
+# --- statistical power: the pure table on a tiny fake plan (no data, no model) ----------------------
+
+def _fake_plan():
+    from e2h_utils.experiments import plans
+    from e2h_utils.experiments.spec import TestSelection
+    from e2h_utils.methods import ICL, Probe
+
+    test = TestSelection(max_per_level=100, levels=("hard",))
+    comparison = plans.comparison("arc", "grade", Probe(160), seeds=(0, 1, 2), model="embedded", test=test)
+    curve = plans.learning_curve("arc", "grade", ICL(4), [4], seeds=(0, 1), model="embedded", test=test,
+                                 pools=("easy",))
+    return comparison, curve  # curve: zero-shot (n=0) and easy n=4
+
+
+def test_the_power_table_predicts_from_the_stated_assumption():
+    from e2h_utils.analysis import power
+
+    comparison, curve = _fake_plan()
+    rows = plan.power_rows("easy_to_hard", [comparison, *curve, curve[1]], [400, 100, 100, None])
+    assert len(rows) == 3  # no item count: left out
+    gap, hme = rows[0].quantities
+    assert (gap.quantity, hme.quantity, rows[0].seeds, rows[0].source) == ("gap", "hard_minus_easy", 3, "assumed")
+    # p = 0.5, rho = 0.5 (item variance 0.25), a seed sd of 2 points that 3 seeds show as 2/9 of its variance
+    assert gap.predicted == pytest.approx(196 * (0.25 / 400 + 0.02**2 * 2 / 9) ** 0.5, rel=1e-3)
+    assert hme.predicted == pytest.approx(196 * (0.25 / 400 + 2 * 0.02**2 * 2 / 9) ** 0.5, rel=1e-3)
+    zero, trained = rows[1], rows[2]
+    assert zero.quantities[0].quantity == "accuracy" and zero.seeds == 1
+    assert zero.quantities[0].predicted == pytest.approx(9.8, rel=1e-3)  # the binomial +-9.8 points at n = 100
+    assert trained.quantities[0].predicted == pytest.approx(196 * (0.25 / 100 + 0.02**2 / 4) ** 0.5, rel=1e-3)
+    text = plan.power_report(rows)
+    assert "easy_to_hard" in text and "embedded arc/grade/probe" in text and "gap ±5.2" in text
+    assert "acc ±9.8" in text and "n=4" in text and "(run" not in text
+
+
+def test_the_power_table_uses_measured_components_and_finds_the_achieved_intervals():
+    from e2h_utils.analysis import power
+
+    comparison, curve = _fake_plan()
+    group = plan.entry_group(comparison)
+    assert group == ("arc", "probe", None) and plan.entry_group(curve[0]) == ("arc", "zero_shot", None)
+    tight = power.Components(0.05, (power.SeedTerms(), power.SeedTerms()), "measured: arc/probe")
+    measured = {group: plan.Measured("arc/probe", gap=tight, hard_minus_easy=tight)}
+    rows = plan.power_rows("easy_to_hard", [comparison, curve[0]], [400, 100], measured)
+    assert rows[0].source == "measured: arc/probe" and rows[1].source == "assumed"
+    assert rows[0].quantities[0].predicted == pytest.approx(196 * (0.05 / 400) ** 0.5, rel=1e-3)
+    table = pd.DataFrame({"model": ["embedded"] * 4, "dataset": "arc", "measure": "grade",
+                          "method": ["probe", "probe", "icl", "icl"], "rule": [None, None, None, "strict"],
+                          "quantity": ["gap", "sgr", "accuracy", "accuracy"], "point": 0.0,
+                          "lo": [0.10, 0.0, 0.20, 0.0], "hi": [0.16, 1.0, 0.30, 1.0]})
+    table["train_level"] = [None, None, "none", "none"]
+    table["n"] = [None, None, 0.0, 0.0]
+    done = plan.with_achieved(rows, {"easy_to_hard": [table]})
+    assert done[0].quantities[0].achieved == pytest.approx(3.0)  # (0.16 - 0.10) / 2 x 100
+    assert done[0].quantities[1].achieved is None  # no hard_minus_easy row: "-"
+    assert done[1].quantities[0].achieved == pytest.approx(5.0)  # rule empty where the entry has none
+    assert plan.with_achieved(rows, {})[0].quantities[0].achieved is None
+    text = plan.power_report(done, achieved=True)
+    assert "(run ±3.0)" in text and "(run -)" in text
+    frame = plan.power_table(done)
+    assert list(frame["quantity"]) == ["gap", "hard_minus_easy", "accuracy"] and "predicted" in frame
+
+
+def test_power_is_measured_on_stored_seeds_of_the_same_group(tmp_path):
+    """A planner whose comparison has its three runs stored: the gap is measured on them (the
+    paired outcomes agree on most items, so the gap's CI is far narrower than assumed), and its
+    prediction at the stored items and seeds is the stored data's own bootstrap width."""
+    from e2h_utils.analysis import power
+    from e2h_utils.experiments.store import ResultStore, spec_key
+
+    comparison, _ = _fake_plan()
+    planner = plan.Planner(ResultStore(tmp_path))
+    rng = np.random.default_rng(0)
+    base = (rng.random(300) < 0.5).astype(float)
+    ids = [f"arc-{i:03d}" for i in range(300)]
+    matrices = []
+    for spec, flip in zip(comparison.specs, (0.0, 0.1, 0.1)):
+        payload = {"dataset": spec.dataset, "method": spec.method.kind, "train_level": spec.train_level}
+        seeds = spec.run_seeds
+        for seed in seeds:  # trained runs: 10% of items flipped per seed, and a seed effect (0, 2, 4 points up)
+            correct = np.where(rng.random(300) < flip, 1 - base, base)
+            correct = np.where(rng.random(300) < 0.04 * seed * flip * 10, 1.0, correct)
+            planner.store.save(payload, seed, pd.DataFrame({"item_id": ids, "level": "hard", "seed": seed,
+                                                            "correct": correct}))
+        matrices.append(np.stack([planner.store.load(payload, s)["correct"].to_numpy() for s in seeds]))
+        run = plan.PlannedRun(notebook="nb", kind="experiment", model="embedded", dtype="auto", quantization="none",
+                              dataset="arc", method=spec.method.kind, measure="grade", train_level=spec.train_level,
+                              n_train=0, seeds=seeds, test_items=300, spec=spec, item_ids=tuple(ids),
+                              item_levels=("hard",) * 300, key=spec_key(payload), cached=seeds, payload=payload)
+        planner.experiments[("nb", spec)] = run
+    planner.entries["nb"] = [comparison]
+    rows = plan.plan_power(planner)
+    assert len(rows) == 1 and rows[0].n_items == 300 and rows[0].source == "measured: arc/probe"
+    gap = rows[0].quantities[0].predicted
+    exact = 100 * power.Z95 * power.bootstrap_variance([matrices[2], matrices[0]], [1.0, -1.0]) ** 0.5
+    assert gap == pytest.approx(exact, rel=0.05)  # the stored data's own bootstrap width
+    assumed = plan.power_rows("nb", [comparison], [300])[0].quantities[0].predicted
+    assert gap < 0.8 * assumed

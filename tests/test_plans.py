@@ -454,3 +454,36 @@ def test_method_measures_narrow_one_method_and_leave_the_others():
             ("arc", "grade"), ("mmlu_stem5", "school_level"), ("strategyqa", "num_steps")}
     wider = settings.parse("easy_to_hard", {**values, "method_measures": {}})
     assert {(c.easy.method.kind, c.easy.dataset) for c in wider.e2h_plan()} >= {("qlora", "arc"), ("qlora", "mmlu_stem5")}
+
+
+def test_prompt_formats_reach_every_answer_scored_run_and_the_paper_keeps_the_authors():
+    """The embedded profile reads ARC and MMLU with the cloze prompt (ledger E13) in every notebook that
+    scores answers; StrategyQA, chain of thought and the paper profile keep the authors' prompts."""
+    from e2h_utils.pipeline.plan import notebook_parameters
+
+    for name in ("easy_to_hard", "label_noise", "sample_count", "model_scale", "train_test_gap", "walkthrough"):
+        cfg = settings.parse(name, notebook_parameters("embedded", name))
+        specs = plans.specs(cfg.plan())
+        assert specs, name
+        for spec in specs:
+            if spec.method.kind.endswith("_cot") or spec.measure == "arc_split":
+                continue  # chain of thought has its own prompts; the sanity check names its formats
+            expected = "mc_plain" if spec.dataset in ("arc", "mmlu_stem5") else None
+            assert spec.prompt_format == expected, (name, spec.describe())
+        paper = settings.parse(name, notebook_parameters("paper", name))
+        assert all(s.prompt_format is None for s in plans.specs(paper.plan()) if s.measure != "arc_split"), name
+
+
+def test_equal_cost_and_grid_pairs_are_paired_comparisons_on_the_curves_own_runs():
+    test = Selection(max_per_level=5)
+    curve = plans.learning_curve("arc", "grade", Probe(10), [10, 20, 40], seeds=(0,), model="m", test=test)
+    (pair,) = plans.at_equal_cost(curve, {"easy": 1, "hard": 2})
+    labels = pair.labels
+    assert (labels["cost"], labels["n_easy"], labels["n_hard"]) == (40.0, 40, 20)  # the largest cost both reach
+    assert pair.easy.method.size == 40 and pair.hard.method.size == 20 and not pair.unsupervised.method.trains
+    assert {pair.easy, pair.hard} <= set(plans.specs(curve))  # the curve's own runs: nothing new to compute
+    grid = plans.level_grid("arc", "grade", Probe(10), seeds=(0,), model="m", test=Selection(max_per_level=5))
+    pairs = plans.grid_pairs(grid)
+    assert [p.labels["lower"] for p in pairs] == ["easy", "medium"] and all(p.level == "hard" for p in pairs)
+    assert all(set(p.specs) <= set(plans.specs(grid)) for p in pairs)
+    assert pairs[0].easy.train_level == "easy" and pairs[0].hard.train_level == "hard"

@@ -104,3 +104,30 @@ def test_the_readme_claims_are_the_reports():
     start, end = readme.index(report.README_BEGIN), readme.index(report.README_END) + len(report.README_END)
     assert readme[start:end] == report.claims_block(SITE), \
         "the README's claims table differs from docs/report: run `make report` (PROFILE=embedded)"
+
+
+def test_each_claim_appears_once_from_the_notebook_that_measures_it_and_decided_ones_lead(tmp_path):
+    """E1 is tested by easy_to_hard (the measurement) and by the walkthrough's live experiment: the
+    README and the front page show it once, from easy_to_hard; decided claims come first, then the
+    table, then demonstrations."""
+    import pandas as pd
+
+    def write(name, rows):
+        folder = tmp_path / "tables" / name
+        folder.mkdir(parents=True)
+        pd.DataFrame(rows, columns=["claim", "the paper says", "this run", "verdict"]).to_csv(folder / "claims.csv",
+                                                                                            index=False)
+    write("walkthrough", [["E1", "easy recovers", "live: 30 items", "inconclusive (CI too wide)"]])
+    write("easy_to_hard", [["E1", "easy recovers", "500 items: gap 0.4 [-2, 3]", "inconclusive (CI too wide)"],
+                           ["E2", "no ICL difference", "hard − easy 1 [-3, 4]", "consistent"]])
+    write("easy_to_hard_evaluators", [["V1", "evaluators", "demonstration, not a measurement only: gsm8k",
+                                       "no verdict (demonstration, not a measurement)"]])
+    rows = report.claim_rows({name: tmp_path / "tables" / name / "claims.csv" for name, *_ in report.CARDS})
+    assert rows["claim"].tolist() == ["E1", "E2", "V1"]
+    assert rows.set_index("claim").loc["E1", "notebook"] == "easy_to_hard"
+    block = report.claims_block(tmp_path)
+    assert block.count("| E1 |") == 1 and "500 items" in block and "live: 30 items" not in block
+    lead, table = block.index("What a 135M model shows"), block.index("| claim |")
+    assert lead < block.index("**E2 consistent**") < table < block.index("Demonstrations, not measurements")
+    html = report._findings_html(rows, "embedded")
+    assert html.index("Decided by this run") < html.index("Not decided") < html.index("Demonstrations")

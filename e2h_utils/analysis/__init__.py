@@ -2,6 +2,7 @@
 
 - ``metrics``         SGR and the paired bootstrap
 - ``estimates``       a plan and its results -> the result table (``point``, ``lo``, ``hi`` per quantity)
+- ``power``           how wide those CIs will be for n items and S seeds; the items a target width needs
 - ``hardness_stats``  correlations between hardness measures, accuracy by hardness level
 - ``tables``          formatted tables from the result table
 - ``plots``           the figure style and savers, the main figures

@@ -8,7 +8,12 @@ rows: ``point``, ``lo``, ``hi`` with 95% paired-bootstrap CIs) and returns a ``V
 - **inconsistent**: the CIs contradict it;
 - **inconclusive**: the CIs are too wide to tell (e.g. no oracle gap clearly above zero, so no SGR
   is readable), or the profile did not run what the claim needs (e.g. one model for a claim about
-  scale).
+  scale). A CI too wide says what would decide it: "would need ≈ N hard test items", the items at
+  which the CI, centred where it is now, would clear the rule's nearest boundary (``analysis.power``;
+  the CI scaled as 1/sqrt(n), its seed part included, so N is a lower bound when seeds dominate);
+- **no verdict**: every row the claim reads is a *demonstration, not a measurement* (a result-table
+  row with ``demonstration`` true: a method or dataset the profile runs at demonstration size only,
+  because the model cannot do it at this size). Demonstration rows are never read by a check.
 
 Verdicts come from the CIs by the rule each check states; none is written by hand. Every notebook
 ends with ``table(notebook, tables)`` ("the paper says / this run / verdict"), writes it as
@@ -28,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 CONSISTENT, INCONSISTENT, INCONCLUSIVE = "consistent", "inconsistent", "inconclusive"
+NO_VERDICT, DEMONSTRATION = "no verdict", "demonstration, not a measurement"
 EQUIVALENCE = 0.10  # "no difference" / "as good": the difference's CI lies within +-10 points
 
 
@@ -63,10 +69,37 @@ def _ci(row: pd.Series) -> str:
     return f"{_pct(row['point'])} [{_pct(row['lo'])}, {_pct(row['hi'])}]"
 
 
+def would_need(row: pd.Series, lower: tuple[float, ...] = (), upper: tuple[float, ...] = (),
+               within: float | None = None) -> str:
+    """What would decide an inconclusive row: the hard test items at which its CI, centred where it is,
+    clears the nearest boundary of the rule (``lower``: decided once lo > b; ``upper``: once hi <= b;
+    ``within``: once the CI lies inside +-within). The CI is scaled as 1/sqrt(n) from this run's n
+    (``power.from_half_width``)."""
+    from e2h_utils.analysis import power
+
+    point, lo, hi = float(row["point"]), float(row["lo"]), float(row["hi"])
+    n = int(row["n_items"]) if "n_items" in row and pd.notna(row.get("n_items")) else None
+    if not all(map(math.isfinite, (point, lo, hi))) or not n:
+        return ""
+    room = [point - b for b in lower if point > b] + [b - point for b in upper if point < b]
+    room += [within - abs(point)] if within is not None and abs(point) < within else []
+    if not room or max(room) <= 0:
+        return "no number of items decides it at this point estimate"
+    target = 100 * max(room)
+    needed = power.items_needed(target, power.from_half_width(100 * (hi - lo) / 2, n), 1)
+    return f"would need ≈ {power.about(needed or n):,} hard test items (this run: {n:,})"
+
+
+def _with_need(text: str, need: str) -> str:
+    return f"{text} ({need})" if need else text
+
+
 def _rows(table: pd.DataFrame | None, quantity: str, **where: object) -> pd.DataFrame:
     if table is None or table.empty or "quantity" not in table.columns:
         return pd.DataFrame()
     rows = table[table["quantity"] == quantity]
+    if "demonstration" in rows.columns:  # demonstrations are shown, never read
+        rows = rows[~rows["demonstration"].fillna(False).astype(bool)]
     for column, value in where.items():
         if column not in rows.columns:
             return rows.iloc[:0]
@@ -90,8 +123,10 @@ def _sgr_mostly_high(tables: Tables) -> Verdict:
         return NOT_RUN
     readable = sgr[sgr["sgr_stable"].astype(bool)]
     if readable.empty:
-        return Verdict(INCONCLUSIVE, f"no oracle gap clearly above zero in {len(sgr)} comparisons: no SGR is readable",
-                       "CI too wide")
+        gaps = _rows(tables.get("results"), "gap")
+        listed = "; ".join(_with_need(f"{_label(r)} {_ci(r)}", would_need(r, lower=(0.0,))) for _, r in gaps.iterrows())
+        return Verdict(INCONCLUSIVE, f"no oracle gap (hard − unsup., points) clearly above zero in {len(sgr)} "
+                                     f"comparisons, so no SGR is readable: {listed}", "CI too wide")
     high = readable[(readable["lo"] >= 0.5) & (readable["hi"] >= 0.7)]
     low = readable[readable["hi"] < 0.7]
     text = "; ".join(f"{_label(r)} {_ci(r)}" for _, r in readable.iterrows())
@@ -114,7 +149,9 @@ def _icl_no_easy_hard_difference(tables: Tables) -> Verdict:
         verdict, why = CONSISTENT, ""
     else:
         verdict, why = INCONCLUSIVE, "CI too wide"
-    text = "; ".join(f"{r['dataset']}/{r['measure']} hard − easy {_ci(r)} points" for _, r in rows.iterrows())
+    text = "; ".join(_with_need(f"{r['dataset']}/{r['measure']} hard − easy {_ci(r)} points",
+                                would_need(r, lower=(0.0,), upper=(0.0,), within=EQUIVALENCE) if why else "")
+                     for _, r in rows.iterrows())
     return Verdict(verdict, text, why)
 
 
@@ -129,7 +166,8 @@ def _third_grade_nearly_college(tables: Tables) -> Verdict:
         return Verdict(CONSISTENT, text)
     if lo > EQUIVALENCE:
         return Verdict(INCONSISTENT, text)
-    return Verdict(INCONCLUSIVE, text, "CI too wide")
+    return Verdict(INCONCLUSIVE, _with_need(text, would_need(row, lower=(EQUIVALENCE,), upper=(EQUIVALENCE,))),
+                   "CI too wide")
 
 
 def _sgr_does_not_fall_with_scale(tables: Tables) -> Verdict:
@@ -163,6 +201,9 @@ def _unpaired(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
 
 
 def _fall_only_when_gap_large(tables: Tables) -> Verdict:
+    pairs = _rows(tables.get("grid_pairs"), "hard_minus_easy")
+    if not pairs.empty:
+        return _fall_paired(pairs)
     grid = _rows(tables.get("level_grid"), "accuracy", test_level="hard")
     if grid.empty:
         return NOT_RUN
@@ -187,6 +228,46 @@ def _fall_only_when_gap_large(tables: Tables) -> Verdict:
     return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
 
 
+def _fall_paired(pairs: pd.DataFrame) -> Verdict:
+    """T1 from the grid's paired comparisons: hard-trained − easy-trained (and − medium-trained) on the
+    same hard test items."""
+    parts, states = [], []
+    for key, part in pairs.groupby(["dataset", "measure", "method"], sort=False):
+        by = part.set_index("lower")
+        if "easy" not in by.index:
+            continue
+        easy = by.loc["easy"]
+        decided = easy["lo"] > 0 or easy["hi"] < 0
+        parts.append(_with_need(f"{'/'.join(key)}: hard-trained − easy-trained on hard items {_ci(easy)} points",
+                                "" if decided else would_need(easy, lower=(0.0,), upper=(0.0,))))
+        if easy["lo"] > 0:  # a fall when the gap is largest (easy → hard)
+            medium_fall = "medium" in by.index and by.loc["medium"]["lo"] > 0
+            if "medium" in by.index:
+                parts[-1] += f", hard − medium {_ci(by.loc['medium'])}"
+            states.append(INCONSISTENT if medium_fall else CONSISTENT)
+        elif easy["hi"] < 0:
+            states.append(INCONSISTENT)  # easy data clearly better on hard items: no fall at all
+        else:
+            states.append(INCONCLUSIVE)
+    if not parts:
+        return NOT_RUN
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
+def _no_worse_than_easy(rows: pd.DataFrame, describe: Callable[[pd.Series], str]) -> Verdict:
+    """hard − easy rows read by the rule of N1 and S2: consistent when every CI's upper bound is <= 10
+    points, inconsistent when one lies above zero."""
+    states = [INCONSISTENT if r["lo"] > 0 else CONSISTENT if r["hi"] <= EQUIVALENCE else INCONCLUSIVE
+              for _, r in rows.iterrows()]
+    text = "; ".join(_with_need(describe(r), would_need(r, lower=(0.0,), upper=(EQUIVALENCE,)) if st == INCONCLUSIVE
+                                else "") for st, (_, r) in zip(states, rows.iterrows()))
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, text, "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
 def _noisy_hard_labels(tables: Tables) -> Verdict:
     rows = _rows(tables.get("results"), "hard_minus_easy")
     if rows.empty or "p" not in rows.columns:
@@ -194,16 +275,15 @@ def _noisy_hard_labels(tables: Tables) -> Verdict:
     top = rows[rows["p"] == rows["p"].max()]
     if float(top["p"].iloc[0]) <= 0:
         return NOT_RUN
-    text = "; ".join(f"{_label(r)} at p = {r['p']:g} (hard labels {r['noise_hard_rate']:g}): hard − easy {_ci(r)} points"
-                     for _, r in top.iterrows())
-    if any(top["lo"] > 0):
-        return Verdict(INCONSISTENT, text)
-    if all(top["hi"] <= EQUIVALENCE):
-        return Verdict(CONSISTENT, text)
-    return Verdict(INCONCLUSIVE, text, "CI too wide")
+    return _no_worse_than_easy(top, lambda r: f"{_label(r)} at p = {r['p']:g} (hard labels {r['noise_hard_rate']:g}): "
+                                              f"hard − easy {_ci(r)} points")
 
 
 def _costly_hard_labels(tables: Tables) -> Verdict:
+    pairs = _rows(tables.get("cost_pairs"), "hard_minus_easy")
+    if not pairs.empty:  # paired: easy and hard data at the same cost, on the same test items
+        return _no_worse_than_easy(pairs, lambda r: f"{_label(r)} at cost {r['cost']:g} (easy n = {int(r['n_easy'])}, "
+                                                    f"hard n = {int(r['n_hard'])}): hard − easy {_ci(r)} points")
     curve = _rows(tables.get("curves"), "accuracy")
     if curve.empty or "cost" not in curve.columns:
         return NOT_RUN
@@ -240,7 +320,8 @@ def _ten_easy_examples(tables: Tables) -> Verdict:
         # the oracle gap is not clearly above zero: the ratio is noise (its percentile CI may not even
         # hold its point), so it is not printed, as in the SGR tables; the gap says why
         gap = _same_comparison(gaps, row)
-        parts.append(f"{head}, oracle gap (hard − unsup.) {_ci(gap)} points, not above zero: SGR not readable"
+        parts.append(_with_need(f"{head}, oracle gap (hard − unsup.) {_ci(gap)} points, not above zero: SGR not "
+                                "readable", would_need(gap, lower=(0.0,)))
                      if gap is not None else f"{head}, oracle gap not above zero: SGR not readable")
         states.append(INCONCLUSIVE)
     verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
@@ -300,7 +381,10 @@ def _rerank_verdict(tables: Tables, rows: pd.DataFrame, describe: Callable[[pd.S
     if rows.empty:
         return Verdict(INCONCLUSIVE, note, "nothing to re-rank")
     states = [CONSISTENT if r["lo"] > 0 else INCONSISTENT if r["hi"] < 0 else INCONCLUSIVE for _, r in rows.iterrows()]
-    text = "; ".join(describe(r) for _, r in rows.iterrows()) + (f"; {note}" if note else "")
+    text = "; ".join(_with_need(describe(r), would_need(r, lower=(0.0,), upper=(0.0,)).replace("hard test items",
+                                                                                             "hard test problems")
+                                if st == INCONCLUSIVE else "")
+                     for st, (_, r) in zip(states, rows.iterrows())) + (f"; {note}" if note else "")
     verdict = _mostly(states)
     return Verdict(verdict, text, "CI too wide" if verdict == INCONCLUSIVE else "")
 
@@ -324,7 +408,7 @@ CLAIMS: tuple[Claim, ...] = (
           "Hase et al. 2024, §4 (RQ1), Fig. 2",
           "consistent when the median |Spearman ρ| over each dataset's pairs of measures is below 0.5 (points on "
           "every item, no CI)", _weak_correlations),
-    Claim("E1", ("easy_to_hard", "walkthrough"),
+    Claim("E1", ("easy_to_hard", "walkthrough"),  # the first notebook is the measurement; the walkthrough's is live
           "Easy data recovers most of the supervision gap: SGR is mostly between 70% and 100%.",
           "Hase et al. 2024, §5.1 (RQ2), Fig. 3",
           "among comparisons whose gap CI lies above zero: consistent when most have an SGR CI with lower bound >= 50% "
@@ -388,11 +472,29 @@ def for_notebook(notebook: str) -> list[Claim]:
     return [claim for claim in CLAIMS if notebook in claim.notebooks]
 
 
+def demonstrations(tables: Tables) -> list[str]:
+    """The runs the tables mark as demonstrations (dataset/measure/method), each once."""
+    out: list[str] = []
+    for frame in tables.values():
+        if isinstance(frame, pd.DataFrame) and "demonstration" in frame.columns and len(frame):
+            demo = frame[frame["demonstration"].fillna(False).astype(bool)]
+            out += [_label(row) for _, row in demo.iterrows()]
+    return list(dict.fromkeys(out))
+
+
 def table(notebook: str, tables: Tables) -> pd.DataFrame:
-    """"The paper says / this run / verdict" for every claim the notebook tests."""
+    """"The paper says / this run / verdict" for every claim the notebook tests. Rows marked as
+    demonstrations are never read: a claim with nothing else to read gets no verdict, the others say
+    which demonstrations they left out."""
     rows = []
+    shown = demonstrations(tables)
     for claim in for_notebook(notebook):
         verdict = claim.check(tables)
+        if shown and verdict == NOT_RUN:
+            verdict = Verdict(NO_VERDICT, f"{DEMONSTRATION} only: {', '.join(shown)}", DEMONSTRATION)
+        elif shown:
+            verdict = Verdict(verdict.verdict, f"{verdict.this_run}; not read ({DEMONSTRATION}): {', '.join(shown)}",
+                              verdict.why)
         rows.append({"claim": claim.id, "the paper says": claim.paper, "where": claim.source,
                      "this run": verdict.this_run, "verdict": verdict.label, "rule": claim.rule})
     return pd.DataFrame(rows, columns=["claim", "the paper says", "where", "this run", "verdict", "rule"])

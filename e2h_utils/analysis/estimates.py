@@ -12,6 +12,7 @@ Every table and figure of the notebooks reads this one long table (``table``). I
 | ``n_shots`` | readings: the most training examples a seed's run used (in-context examples that fit the prompt) |
 | ``sgr_stable`` | comparisons: the gap's CI lies above zero, so SGR is readable (else shown as n.s.) |
 | ``clipped_differs`` | comparisons: easy >= hard or easy < unsupervised, where clipped SGR differs from SGR |
+| ``demonstration`` | where a notebook marks them (``mark_demonstrations``): a run the profile makes at demonstration size only, shown but never read by a claim (``analysis.claims``) |
 
 The bootstrap (``metrics``) resamples test items (paired across the three runs of a comparison)
 and seeds (independently per run). ``wide(table, index)`` pivots it to one row per comparison or
@@ -120,6 +121,26 @@ def table(plan: Iterable[Entry], results: Mapping[ExperimentSpec, pd.DataFrame],
     keys = [c for c in KEY_COLUMNS if c in out.columns] + sorted(set(out.columns) - set(KEY_COLUMNS) - set(values))
     tail = [c for c in values if c in out.columns]
     return out[keys + tail] if len(out) else out
+
+
+def mark_demonstrations(result: pd.DataFrame, methods: Iterable[str] = (), datasets: Iterable[str] = ()) -> pd.DataFrame:
+    """``result`` with a boolean column ``demonstration``: rows of ``methods`` (method kinds) or of
+    ``datasets`` that the profile runs at demonstration size only (the model cannot do them at this
+    size). Claims never read such rows; tables and figures show them, marked."""
+    methods, datasets = set(methods), set(datasets)
+    marked = pd.Series(False, index=result.index)
+    if "method" in result.columns:
+        marked |= result["method"].isin(methods)
+    if "dataset" in result.columns:
+        marked |= result["dataset"].isin(datasets)
+    return result.assign(demonstration=marked.astype(bool))
+
+
+def measurements(result: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``result`` that are measurements (not marked as demonstrations)."""
+    if "demonstration" not in result.columns:
+        return result
+    return result[~result["demonstration"].fillna(False).astype(bool)]
 
 
 def key_columns(frame: pd.DataFrame) -> list[str]:

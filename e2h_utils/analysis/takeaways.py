@@ -26,6 +26,29 @@ def easy_to_hard(result: pd.DataFrame, index_cols: Sequence[str] = ("dataset", "
     return tables.takeaway(result, list(index_cols))
 
 
+def live_experiment(result: pd.DataFrame, target: float = 5.0) -> str:
+    """What the walkthrough's live comparison can and cannot show: its oracle gap and hard − easy with
+    their CIs, and how many hard test items a CI of +-``target`` points would take at this size
+    (``analysis.power``, from the CI this run measured)."""
+    from e2h_utils.analysis import power
+
+    lines = []
+    for quantity, name in (("gap", "oracle gap (hard − zero-shot)"), ("hard_minus_easy", "hard − easy")):
+        rows = result[result["quantity"] == quantity]
+        if rows.empty:
+            continue
+        row = rows.iloc[0]
+        half = 100 * (row["hi"] - row["lo"]) / 2
+        n, seeds = int(row["n_items"]), int(row["n_seeds"])
+        needed = power.items_needed(target, power.from_half_width(half, n), 1)
+        lines.append(f"- {name}: {100 * row['point']:+.1f} points [{100 * row['lo']:+.1f}, {100 * row['hi']:+.1f}] "
+                     f"on {n} hard test items and {seeds} seed{'s' if seeds != 1 else ''}, a CI of ±{half:.1f} points; "
+                     f"±{target:g} would need ≈ {power.about(needed or n):,} items.")
+    lines.append("- A live experiment this size can show the pipeline, not the effect: read the measurement "
+                 "(every hard test item up to 500, 3 seeds) in `easy_to_hard`.")
+    return "\n".join(lines)
+
+
 def hardness_measures(matrices: dict[str, tuple[pd.DataFrame, pd.DataFrame]], strongest: pd.DataFrame,
                       by_level: pd.DataFrame) -> str:
     """Per dataset: the median |rho| and the strongest pair; per measure: whether zero-shot

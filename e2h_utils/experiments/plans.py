@@ -148,11 +148,7 @@ def few_vs_most(curve: Iterable[Reading], few: int) -> list[Comparison]:
     """For each learning curve of ``curve`` (readings of ``learning_curve``): zero-shot, the first
     easy size at or above ``few`` and the largest hard size as one comparison (same test items)."""
     out = []
-    by_curve: dict[tuple, list[Reading]] = {}
-    for reading in curve:
-        labels = reading.labels
-        by_curve.setdefault(tuple(labels[k] for k in ("model", "dataset", "measure", "method")), []).append(reading)
-    for key, readings in by_curve.items():
+    for key, readings in _by_curve(curve).items():
         zero = [r for r in readings if r.labels["train_level"] == "none"]
         easy = sorted((r for r in readings if r.labels["train_level"] == "easy" and r.labels["n"] >= few),
                       key=lambda r: r.labels["n"])
@@ -161,6 +157,45 @@ def few_vs_most(curve: Iterable[Reading], few: int) -> list[Comparison]:
             out.append(Comparison(zero[0].spec, easy[0].spec, hard[-1].spec,
                                   keys(**dict(zip(("model", "dataset", "measure", "method"), key)),
                                        n=easy[0].labels["n"], n_hard=hard[-1].labels["n"])))
+    return out
+
+
+def _by_curve(readings: Iterable[Reading]) -> dict[tuple, list[Reading]]:
+    out: dict[tuple, list[Reading]] = {}
+    for reading in readings:
+        labels = reading.labels
+        out.setdefault(tuple(labels[k] for k in ("model", "dataset", "measure", "method")), []).append(reading)
+    return out
+
+
+def at_equal_cost(curve: Iterable[Reading], costs: Mapping[str, float]) -> list[Comparison]:
+    """For each learning curve: zero-shot, easy data and hard data at the largest labelling cost both
+    reach (n x the per-example cost of the level), as one comparison on the same test items."""
+    out = []
+    for key, readings in _by_curve(curve).items():
+        zero = [r for r in readings if r.labels["train_level"] == "none"]
+        by_cost = {level: {float(r.labels["n"]) * float(costs[level]): r for r in readings
+                           if r.labels["train_level"] == level} for level in ("easy", "hard") if level in costs}
+        shared = sorted(set(by_cost.get("easy", {})) & set(by_cost.get("hard", {})))
+        if zero and shared:
+            cost = shared[-1]
+            easy, hard = by_cost["easy"][cost], by_cost["hard"][cost]
+            out.append(Comparison(zero[0].spec, easy.spec, hard.spec,
+                                  keys(**dict(zip(("model", "dataset", "measure", "method"), key)), cost=cost,
+                                       n_easy=easy.labels["n"], n_hard=hard.labels["n"])))
+    return out
+
+
+def grid_pairs(grid: Iterable[Reading]) -> list[Comparison]:
+    """The hard test items of a level grid as paired comparisons: (zero-shot, easy, hard) and
+    (zero-shot, medium, hard) per dataset, measure and method (``lower``: the easier training level)."""
+    out = []
+    for key, readings in _by_curve(r for r in grid if r.labels.get("test_level") == "hard").items():
+        spec = {r.labels["train_level"]: r.spec for r in readings}
+        for lower in ("easy", "medium"):
+            if {"none", lower, "hard"} <= set(spec):
+                out.append(Comparison(spec["none"], spec[lower], spec["hard"],
+                                      keys(**dict(zip(("model", "dataset", "measure", "method"), key)), lower=lower)))
     return out
 
 

@@ -208,6 +208,7 @@ class EasyToHard(_Model, _Methods, _Split, _Bootstrap, _MDL):
     cot_seeds: Mapping[str, Sequence[int]]
     cot_method_options: Mapping[str, Mapping[str, Any]]
     cot_max_test_per_level: int | None
+    demonstrations: Sequence[str]  # method kinds run at demonstration size: shown, never given a verdict
 
     @property
     def uses_mdl(self) -> bool:
@@ -307,6 +308,15 @@ class SampleCount(_Model, _Split, _Bootstrap, _MethodTable):
         comparison (its SGR: how much of the best hard data's gap a few easy examples recover)."""
         return plans.few_vs_most(self.plan(), self.few_easy)
 
+    def cost_plan(self) -> list[plans.Comparison]:
+        """Per curve: easy and hard data at the largest labelling cost both reach (``label_costs``),
+        with zero-shot, as one comparison on the same test items: its ``hard_minus_easy`` is paired."""
+        return plans.at_equal_cost(self.plan(), self.label_costs)
+
+    def derived_plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
+        """The comparisons the notebook reads from its own runs (no runs of their own): what its claims read."""
+        return [*self.few_plan(), *self.cost_plan()]
+
 
 @dataclass(frozen=True)
 class ModelScale(_Methods, _Split, _Bootstrap):
@@ -356,6 +366,11 @@ class TrainTestGap(_Model, _Methods, _Split, _Bootstrap):
                                               levels_present=_levels_present(frames, dataset, measure),
                                               prompt_format=self.fmt(dataset))]
 
+    def grid_comparisons(self, frames: Frames | None = None) -> list[plans.Comparison]:
+        """The grid's hard test items read as paired comparisons: zero-shot, easy- (or medium-) trained
+        and hard-trained runs on the same items (``hard_minus_easy``: the fall as the gap grows)."""
+        return plans.grid_pairs(self.grid_plan(frames))
+
     def college_plan(self, model: str) -> list[plans.Reading]:
         test = _test(self, self.college_max_test)
         return plans.prompt_sources("mmlu_stem5", "school_level", build("icl", self.college_k),
@@ -379,6 +394,10 @@ class TrainTestGap(_Model, _Methods, _Split, _Bootstrap):
 
     def plan(self, frames: Frames | None = None) -> list[plans.Reading]:
         return [*self.grid_plan(frames), *(e for name in self.college_models for e in self.college_plan(name))]
+
+    def derived_plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
+        """The comparisons the notebook reads from its own runs (no runs of their own): what its claims read."""
+        return [*self.grid_comparisons(frames), *(e for name in self.college_models for e in self.college_comparison(name))]
 
 
 @dataclass(frozen=True)
@@ -420,6 +439,7 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
     evaluator_seeds: Mapping[str, Sequence[int]]
     evaluator_options: Mapping[str, Mapping[str, Any]]
     train_levels: Sequence[str]
+    demonstration_datasets: Sequence[str]  # sampled at demonstration size: shown, never given a verdict
 
     def __post_init__(self) -> None:
         from e2h_utils.data.datasets import DATASETS

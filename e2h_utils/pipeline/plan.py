@@ -12,7 +12,9 @@ levels are cut from stand-in values with the same percentile cut-offs (so their 
 are right) and their key is unknown (``pending``). ``cluster`` runs MDL first for that reason.
 
 ``estimate`` turns a run into tokens and FLOPs (``resources``), ``check_memory`` a model into
-bytes against the devices, and ``report`` prints the plan. Tokens are counted with the
+bytes against the devices, and ``report`` prints the plan. ``plan_power`` adds each plan entry's
+predicted 95% CI half-widths (``analysis.power``: measured on stored results where there are some,
+else a stated binomial assumption), ``power_report`` prints them. Tokens are counted with the
 embedded model's tokenizer (the Hub models' tokenizers are not on every machine that plans).
 Llama-2's 32k-token vocabulary splits English into more tokens than SmolLM2's 49k one, so for
 the paper's models the token counts, and the estimate, are on the low side; the ratio could not
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from e2h_utils import paths
+from e2h_utils.analysis import estimates, power
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness, prompts
 from e2h_utils.engine import models, resources, runtime
@@ -65,11 +68,13 @@ class PlannedRun:
     # ExperimentSpec | MDLSpec | None (zero-shot items) | (Candidates, problem set) | EvaluatorSpec
     spec: Any = field(compare=False, repr=False)
     item_ids: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the items it scores
+    item_levels: tuple[str, ...] = field(default=(), compare=False, repr=False)  # each item's level (experiments)
     frame: Any = field(default=None, compare=False, repr=False)  # the frame it reads (with MDL columns)
     key: str | None = None  # None: keyed by MDL results not yet stored (pending)
     cached: tuple[int, ...] = ()  # seeds already in the store
     shared_with: tuple[str, ...] = ()  # other notebooks that list the same run
     phase: int = 2  # 1: MDL (other runs' levels depend on it), 2: the rest, 3: evaluators (they read phase 2's samples)
+    payload: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # what ``key`` hashes
 
     @property
     def pending(self) -> bool:
@@ -119,6 +124,8 @@ class Planner:
     def __init__(self, store: ResultStore | None = None) -> None:
         self.store = store or ResultStore()
         self.runs: dict[str, PlannedRun] = {}  # by key (or a provisional key while pending)
+        self.entries: dict[str, list[plans.Entry]] = {}  # per notebook: the entries its tables read
+        self.experiments: dict[tuple[str, ExperimentSpec], PlannedRun] = {}  # (notebook, spec) -> its run
         self._frames: dict[str, pd.DataFrame] = {}
         self._mdl: dict[tuple, pd.DataFrame | None] = {}
 
@@ -143,7 +150,7 @@ class Planner:
         cached: tuple[int, ...] = ()
         if key_payload is not None:
             cached = tuple(s for s in run.seeds if self.store.path(key_payload, s).is_file())
-        self.runs[ident] = replace(run, key=key, cached=cached)
+        self.runs[ident] = replace(run, key=key, cached=cached, payload=key_payload)
         return self.runs[ident]
 
     # frames with model-based measures
@@ -179,7 +186,9 @@ def _stand_in(ids: Iterable[str]) -> np.ndarray:
 def plan_experiment(planner: Planner, notebook: str, spec: ExperimentSpec, frame: pd.DataFrame, *,
                     dtype: str, quantization: str, real: bool = True) -> PlannedRun:
     """The run ``Runner.run(spec)`` makes: its test items, seeds and storage key."""
-    test_ids = tuple(split.held_out_ids(frame, spec))
+    measure = hardness.get_measure(spec.dataset, spec.measure)
+    test = split.test_items(frame, split.split_roles(frame, measure, spec.test), spec.test)  # = held_out_ids
+    test_ids = tuple(test["id"])
     identity = planner.identity(spec.model, dtype, quantization)
     source_frame = None
     if spec.train_source is not None:
@@ -189,9 +198,12 @@ def plan_experiment(planner: Planner, notebook: str, spec: ExperimentSpec, frame
     run = PlannedRun(notebook=notebook, kind="experiment", model=spec.model, dtype=dtype, quantization=quantization,
                      dataset=spec.dataset, method=spec.method.kind if spec.method.trains else "zero-shot",
                      measure=spec.measure, train_level=spec.train_level, n_train=spec.method.size,
-                     seeds=spec.run_seeds, test_items=len(test_ids), spec=spec, item_ids=test_ids, frame=frame)
+                     seeds=spec.run_seeds, test_items=len(test_ids), spec=spec, item_ids=test_ids,
+                     item_levels=tuple(test["level"]), frame=frame)
     provisional = None if real else f"pending:{spec_key({**spec.canonical(), 'model_identity': identity})}"
-    return planner.add(run, payload, provisional)
+    planned = planner.add(run, payload, provisional)
+    planner.experiments[(notebook, spec)] = planned  # a shared run (same key) has the same items
+    return planned
 
 
 def _plan_mdl(planner: Planner, notebook: str, frames: dict[str, pd.DataFrame], options: mdl.MDLSettings) -> None:
@@ -297,6 +309,8 @@ def plan_notebook(planner: Planner, name: str, values: Mapping[str, Any]) -> Non
     for spec in plans.specs(entries):
         plan_experiment(planner, name, spec, frames[spec.dataset], dtype=dtype, quantization=quant,
                         real=real or not spec.measure.startswith("mdl"))
+    needed = {d: planner.frame(d) for d in _needed_datasets(cfg)}
+    planner.entries[name] = entries + (cfg.derived_plan(needed) if hasattr(cfg, "derived_plan") else [])
 
 
 def _needed_datasets(cfg: Any) -> set[str]:
@@ -708,10 +722,12 @@ class Summary:
 
 def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = None,
               counter: TokenCounter | None = None, settings: runtime.RunSettings | None = None,
-              notebooks: Sequence[str] | None = None, include_stored: bool = False) -> Summary:
+              notebooks: Sequence[str] | None = None, include_stored: bool = False,
+              planner: Planner | None = None) -> Summary:
     """The plan's cost per run: the seeds still to compute (``include_stored``: every seed, the
-    cost of a run from scratch, for comparing with a measured run)."""
-    planner = Planner()
+    cost of a run from scratch, for comparing with a measured run; ``planner``: the one that built
+    ``runs``, whose frames it reuses)."""
+    planner = planner or Planner()
     runs = runs if runs is not None else build(profile, notebooks)
     counter = counter or TokenCounter()
     settings = settings or runtime.for_profile(profile)
@@ -817,6 +833,246 @@ def against_measured(summary: Summary, measured: Mapping[str, float]) -> pd.Data
     return table
 
 
+# --- statistical power ------------------------------------------------------------------------
+# How wide each entry's 95% CI will be (``analysis.power``): per plan entry, its test items at the level
+# it reads, its seeds and the predicted half-widths of its headline quantities, from variance components
+# measured on stored results of the same (dataset, method kind, prompt format) or else assumed.
+
+Group = tuple[str, str, str | None]  # (dataset, method kind, prompt format): results measure their group
+MATCH_COLUMNS = ("model", "dataset", "measure", "method", "train_level", "n", "p", "test_level", "source", "rule",
+                 "prompt_format")  # the label columns an achieved interval is matched by, where a table has them
+SHORT = {"accuracy": "acc", "gap": "gap", "hard_minus_easy": "hard−easy"}
+UNSHOWN = ("pool", "noise_easy_rate", "noise_hard_rate")  # labels that restate another one (source, p)
+LABEL_WIDTH = 80
+
+
+@dataclass(frozen=True)
+class Power:
+    """One headline quantity of an entry (the result table's name): its predicted 95% CI half-width in
+    points and, when the last run's tables have it, the achieved one."""
+
+    quantity: str  # accuracy (a Reading) | gap, hard_minus_easy (a Comparison)
+    predicted: float
+    achieved: float | None = None
+
+
+@dataclass(frozen=True)
+class PowerRow:
+    """A plan entry as the power table shows it."""
+
+    notebook: str
+    keys: plans.Keys
+    n_items: int  # test items at the level the entry reads
+    seeds: int  # seeds of its trained runs (1: deterministic runs only)
+    source: str  # "measured: <dataset>/<method>" or "assumed"
+    quantities: tuple[Power, ...]
+
+    @property
+    def label(self) -> str:
+        labels = dict(self.keys)
+        path = "/".join(str(labels.pop(k)) for k in ("dataset", "measure", "method") if k in labels)
+        model = labels.pop("model", "")
+        text = " ".join([str(model), path, *(f"{k}={v}" for k, v in labels.items() if k not in UNSHOWN)]).strip()
+        return text if len(text) <= LABEL_WIDTH else text[:LABEL_WIDTH - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Variance components measured on the stored results of one group (``label``: dataset/method)."""
+
+    label: str
+    accuracy: power.Components | None = None
+    gap: power.Components | None = None
+    hard_minus_easy: power.Components | None = None
+
+
+def group_of(spec: ExperimentSpec) -> Group:
+    return (spec.dataset, spec.method.kind, spec.prompt_format)
+
+
+def entry_group(entry: plans.Entry) -> Group:
+    """A comparison belongs to the group of its trained method (its easy run), a reading to its run's."""
+    return group_of(entry.easy if isinstance(entry, plans.Comparison) else entry.spec)
+
+
+def entry_power(notebook: str, entry: plans.Entry, n_items: int, measured: Measured | None = None,
+                assumption: power.Assumption = power.ASSUMED) -> PowerRow:
+    """The power row of one entry (pure): measured components where ``measured`` has them, else assumed."""
+    measured = measured or Measured("")
+    if isinstance(entry, plans.Comparison):
+        hard, easy, unsup = entry.hard, entry.easy, entry.unsupervised
+        gap = measured.gap or power.assumed_difference((hard.method.trains, unsup.method.trains), assumption)
+        hme = measured.hard_minus_easy or power.assumed_difference((hard.method.trains, easy.method.trains),
+                                                                   assumption)
+        quantities = (Power("gap", power.predict(gap, n_items, (len(hard.run_seeds), len(unsup.run_seeds)))),
+                      Power("hard_minus_easy", power.predict(hme, n_items, (len(hard.run_seeds), len(easy.run_seeds)))))
+        source = gap.source
+    else:
+        accuracy = measured.accuracy or power.assumed_reading(entry.spec.method.trains, assumption)
+        quantities = (Power("accuracy", power.predict(accuracy, n_items, len(entry.spec.run_seeds))),)
+        source = accuracy.source
+    seeds = max(len(spec.run_seeds) for spec in entry.specs)
+    return PowerRow(notebook, entry.keys, n_items, seeds, source, quantities)
+
+
+def power_rows(notebook: str, entries: Sequence[plans.Entry], n_items: Sequence[int | None],
+               measured: Mapping[Group, Measured] | None = None,
+               assumption: power.Assumption = power.ASSUMED) -> list[PowerRow]:
+    """The power rows of a notebook's entries with their item counts (None or 0: left out) (pure)."""
+    measured = measured or {}
+    return [entry_power(notebook, entry, n, measured.get(entry_group(entry)), assumption)
+            for entry, n in zip(entries, n_items, strict=True) if n]
+
+
+def entry_items(planner: Planner, notebook: str, entry: plans.Entry) -> int | None:
+    """Test items an entry reads: its (hard) run's items at the entry's level (None: every level)."""
+    run = planner.experiments.get((notebook, entry.specs[-1]))
+    if run is None:
+        return None
+    return len(run.item_ids) if entry.level is None else sum(level == entry.level for level in run.item_levels)
+
+
+def _stored_matrix(planner: Planner, notebook: str, spec: ExperimentSpec, level: str | None,
+                   value: str) -> tuple[np.ndarray, list[str]] | None:
+    """``correct[seed, item]`` of a run's stored seeds at ``level`` (None when none is stored or readable)."""
+    run = planner.experiments.get((notebook, spec))
+    if run is None or run.payload is None or not run.cached:
+        return None
+    try:
+        frames = [(planner.store.load(run.payload, s), s) for s in run.cached]
+        stored = [f if "seed" in f.columns else f.assign(seed=s) for f, s in frames if f is not None]
+        return estimates.correct_matrix(pd.concat(stored, ignore_index=True), level, value) if stored else None
+    except (ValueError, KeyError, RuntimeError):  # no items at that level, a damaged file (CorruptResult)
+        return None
+
+
+def measure_groups(planner: Planner, assumption: power.Assumption = power.ASSUMED) -> dict[Group, Measured]:
+    """Per group with stored results: the components of an accuracy (the first stored run of the group)
+    and of the gap and hard − easy (the first comparison whose three runs are stored)."""
+    accuracy: dict[Group, power.Components] = {}
+    pairs: dict[Group, tuple[power.Components, power.Components]] = {}
+    loaded: dict[tuple[ExperimentSpec, str | None, str], tuple[np.ndarray, list[str]] | None] = {}
+    for notebook, entries in planner.entries.items():
+        for entry in entries:
+            level, value = entry.level, getattr(entry, "value", "correct")
+            comparison = isinstance(entry, plans.Comparison) and entry_group(entry) not in pairs
+            if not comparison and all(group_of(spec) in accuracy for spec in entry.specs):
+                continue
+            for spec in entry.specs:  # each stored run read once, however many entries read it
+                if (spec, level, value) not in loaded:
+                    loaded[(spec, level, value)] = _stored_matrix(planner, notebook, spec, level, value)
+            got = [loaded[(spec, level, value)] for spec in entry.specs]
+            for spec, matrix in zip(entry.specs, got):
+                if matrix is not None and group_of(spec) not in accuracy:
+                    accuracy[group_of(spec)] = power.reading(matrix[0], _measured_label(spec),
+                                                             assumption.seed_terms(spec.method.trains))
+            if comparison and all(g is not None for g in got) and all(g[1] == got[-1][1] for g in got):
+                u, e, h = (matrix for matrix, _ in got)
+                tu, te, th = (assumption.seed_terms(spec.method.trains) for spec in entry.specs)  # one seed stored
+                label = _measured_label(entry.easy)
+                pairs[entry_group(entry)] = (power.difference(h, u, label, (th, tu)),
+                                             power.difference(h, e, label, (th, te)))
+    return {group: Measured(f"{group[0]}/{group[1]}", accuracy.get(group), *pairs.get(group, (None, None)))
+            for group in {*accuracy, *pairs}}
+
+
+def _measured_label(spec: ExperimentSpec) -> str:
+    return f"measured: {spec.dataset}/{spec.method.kind}"
+
+
+def plan_power(planner: Planner, assumption: power.Assumption = power.ASSUMED) -> list[PowerRow]:
+    """The power rows of every notebook a planner has planned (``build(..., planner=planner)`` first)."""
+    measured = measure_groups(planner, assumption)
+    rows: list[PowerRow] = []
+    for notebook, entries in planner.entries.items():
+        rows += power_rows(notebook, entries, [entry_items(planner, notebook, e) for e in entries], measured,
+                           assumption)
+    return rows
+
+
+# the achieved intervals of the last run
+
+def achieved_tables(profile: str) -> dict[str, list[pd.DataFrame]]:
+    """Per notebook, the tables of its last run with columns quantity, lo, hi
+    (``outputs/<profile>/<notebook>/tables/*.csv``; ``results.csv`` first)."""
+    out: dict[str, list[pd.DataFrame]] = {}
+    found = paths.outputs_dir(profile).glob("*/tables/*.csv")
+    for path in sorted(found, key=lambda p: (p.parent.parent.name, p.name != "results.csv", p.name)):
+        try:
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])  # "none" and "None" stay labels
+        except (OSError, ValueError):
+            continue
+        if {"quantity", "lo", "hi"} <= set(frame.columns):
+            out.setdefault(path.parent.parent.name, []).append(frame)
+    return out
+
+
+def _same(value: Any, label: Any) -> bool:
+    try:
+        return math.isclose(float(value), float(label), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return str(value) == str(label)
+
+
+def achieved(keys: plans.Keys, quantity: str, tables: Sequence[pd.DataFrame]) -> float | None:
+    """The achieved half-width (points) of ``quantity`` of the entry labelled ``keys``: the first table row
+    whose label columns (``MATCH_COLUMNS`` present in the table) equal the entry's, empty where it has none."""
+    labels = {k: v for k, v in dict(keys).items() if v is not None}
+    for table in tables:
+        rows = table[table["quantity"] == quantity]
+        for column in (c for c in MATCH_COLUMNS if c in table.columns):
+            keep = (rows[column].map(lambda v, want=labels[column]: _same(v, want)) if column in labels
+                    else rows[column].isna())
+            rows = rows[keep.astype(bool)]
+        if len(rows):
+            lo, hi = float(rows["lo"].iloc[0]), float(rows["hi"].iloc[0])
+            return 50 * (hi - lo) if math.isfinite(hi - lo) else None
+    return None
+
+
+def with_achieved(rows: Sequence[PowerRow], tables: Mapping[str, Sequence[pd.DataFrame]]) -> list[PowerRow]:
+    """``rows`` with the achieved half-widths of the notebooks' last tables (``achieved_tables``)."""
+    return [replace(row, quantities=tuple(replace(q, achieved=achieved(row.keys, q.quantity,
+                                                                       tables.get(row.notebook, ())))
+                                          for q in row.quantities)) for row in rows]
+
+
+def power_table(rows: Sequence[PowerRow]) -> pd.DataFrame:
+    """One row per (entry, headline quantity): notebook, the entry's labels, n_items, seeds, quantity,
+    predicted and achieved half-widths (points), source."""
+    records = [{"notebook": row.notebook, **dict(row.keys), "n_items": row.n_items, "seeds": row.seeds,
+                "quantity": q.quantity, "predicted": q.predicted, "achieved": q.achieved, "source": row.source}
+               for row in rows for q in row.quantities]
+    return pd.DataFrame(records)
+
+
+def power_report(rows: Sequence[PowerRow], achieved: bool = False,
+                 assumption: power.Assumption = power.ASSUMED) -> str:
+    """The power table as text: one line per entry, grouped by notebook."""
+    def cell(q: Power) -> str:
+        text = f"{SHORT.get(q.quantity, q.quantity)} ±{q.predicted:.1f}"
+        if achieved:
+            text += f" (run {'-' if q.achieved is None else f'±{q.achieved:.1f}'})"
+        return text
+
+    cells = {id(row): "   ".join(cell(q) for q in row.quantities) for row in rows}
+    label_width = max([len(row.label) for row in rows] + [5]) + 2
+    cell_width = max([len(text) for text in cells.values()] + [11]) + 3
+    lines = ["statistical power: predicted 95% CI half-widths (± points) of each entry's headline quantities"
+             + (", the last run's achieved ones in brackets (outputs/<profile>/<notebook>/tables)" if achieved else "")]
+    for notebook in dict.fromkeys(row.notebook for row in rows):
+        lines += ["", notebook,
+                  f"  {'entry':<{label_width}}{'items':>6}{'seeds':>6}  {'half-widths':<{cell_width}}variance from"]
+        lines += [f"  {row.label:<{label_width}}{row.n_items:>6}{row.seeds:>6}  {cells[id(row)]:<{cell_width}}"
+                  f"{row.source}" for row in rows if row.notebook == notebook]
+    p, rho = assumption.accuracy, assumption.correlation
+    lines += ["", f"assumed (analysis.power.ASSUMED): accuracy {p:g} per item, paired outcomes correlated {rho:g} "
+                  f"({200 * p * (1 - p) * (1 - rho):.0f}% discordant), a trained run's accuracy varying by "
+                  f"{100 * assumption.seed_sd:g} points (sd) across seeds; measured: from the stored seeds of the "
+                  "same dataset, method and prompt format. With one seed the bootstrap cannot see seed variation."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -826,15 +1082,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="plan only these notebooks")
     parser.add_argument("--runs", action="store_true", help="also list every run")
     parser.add_argument("--measured", action="store_true",
-                        help="estimate every run from scratch and compare with the last measured run per notebook")
+                        help="estimate every run from scratch and compare with the last measured run per notebook; "
+                             "show the last run's achieved CI half-widths beside the predicted ones")
     args = parser.parse_args(argv)
     try:
         devices = parse_devices(args.devices or ("cpu" if args.profile != "paper" else "8xH100"))
-        summary = summarize(args.profile, devices, notebooks=args.only, include_stored=args.measured)
+        planner = Planner()
+        runs = build(args.profile, args.only, planner=planner)
+        summary = summarize(args.profile, devices, runs=runs, notebooks=args.only, include_stored=args.measured,
+                            planner=planner)
     except (ValueError, OSError) as error:  # a bad YAML or _run.yaml, an unknown model or profile
         print(f"error: {error}")
         return 2
     print(report(summary, args.profile))
+    rows = plan_power(planner)
+    if args.measured:
+        rows = with_achieved(rows, achieved_tables(args.profile))
+    print("\n" + power_report(rows, achieved=args.measured))
     if args.measured:
         print("\nestimated from scratch against the last measured run (outputs/<profile>/*/fingerprint.json):")
         print(against_measured(summary, measured_seconds(args.profile)).round(2).to_string(index=False))

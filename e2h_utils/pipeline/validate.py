@@ -247,6 +247,8 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "all_to_all": _bool,
     "sanity_check_items": lambda v: _int(v, 0),
     "sanity_check_formats": lambda v: _list(v, _one_of(prompts.FORMATS, "prompt format"), non_empty=False),
+    "demonstrations": lambda v: _list(v, _method, non_empty=False),
+    "demonstration_datasets": lambda v: _list(v, _dataset, non_empty=False),
     "prompt_formats": lambda v: _mapping(v, _one_of(tuple(prompts.DEFAULT_FORMAT), "answer-scored dataset"),
                                          _one_of(prompts.FORMATS, "prompt format")),
     "prompt_format": lambda v: None if v is None else _one_of(prompts.FORMATS, "prompt format")(v),
