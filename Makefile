@@ -9,6 +9,7 @@ KERNEL      := e2h
 PYTEST_ARGS ?=
 EXECUTOR    ?=
 DEVICES     ?=
+MEASURED    ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lab reproduce report plan dry-run clean clean-all
@@ -17,7 +18,7 @@ help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=$(PROFILE) (smoke|embedded|paper), E2H_MIRROR=<offline mirror>,"
-	@echo "             EXECUTOR=inprocess|local|slurm (reproduce), DEVICES=8xH100|4xA100|cpu (plan)"
+	@echo "             EXECUTOR=inprocess|local|slurm (reproduce), DEVICES=8xH100|4xA100|cpu (plan), MEASURED=1 (plan)"
 
 setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, JupyterLab and the 'e2h' kernel (and repair them)
 	@# the stamp alone would say "nothing to be done" after the kernel or the model package went missing
@@ -52,8 +53,8 @@ reproduce: setup  ## execute every notebook with papermill under PROFILE into ou
 report: setup  ## render PROFILE's executed notebooks (outputs/PROFILE) as a static site: embedded -> docs/report (committed)
 	$(BIN)/python -m e2h_utils.pipeline.report --profile $(PROFILE)
 
-plan: setup  ## list every run of PROFILE with its memory and compute estimate (DEVICES=8xH100), run nothing
-	$(BIN)/python -m e2h_utils.pipeline.plan --profile $(PROFILE) $(if $(DEVICES),--devices $(DEVICES))
+plan: setup  ## every run of PROFILE: memory, compute and predicted CI half-widths (DEVICES=8xH100; MEASURED=1: vs the last run)
+	$(BIN)/python -m e2h_utils.pipeline.plan --profile $(PROFILE) $(if $(DEVICES),--devices $(DEVICES)) $(if $(MEASURED),--measured)
 
 dry-run: setup  ## PROFILE's notebooks on a tiny random stand-in model, sizes capped, into outputs/PROFILE-dry-run
 	$(BIN)/python -m e2h_utils.pipeline.reproduce --profile $(PROFILE) --dry-run

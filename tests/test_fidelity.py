@@ -142,14 +142,38 @@ def _f40():
     assert (config.epochs, config.lr, config.l2, config.max_grad_norm, config.lr_floor) == (100, 0.05, 1.0, 1.0, 0.1)
 
 
+def _paper(notebook: str):
+    """The typed settings the paper profile runs ``notebook`` with."""
+    from e2h_utils.experiments import settings
+    from e2h_utils.pipeline import plan
+
+    return settings.parse(notebook, plan.notebook_parameters("paper", notebook))
+
+
 def _f50():
+    from e2h_utils.engine import resources
+
     config = QLoRAConfig()
     assert (config.r, config.alpha, config.dropout, config.target_modules) == (16, 32, 0.1, ("q_proj", "v_proj"))
+    targets = {name: resources.lora_target_modules(resources.model_type_of(name), config.target_modules)
+               for name in models.PINNED}
+    assert targets["tiiuae/falcon-7b"] == ("query_key_value",) and targets["mosaicml/mpt-7b"] == ("Wqkv",)
+    assert targets["Qwen/Qwen-72B"] == ("c_attn",)
+    assert {targets[n] for n in models.PINNED if n.split("/")[0] in ("meta-llama", "huggyllama", "mistralai")} \
+        == {("q_proj", "v_proj")}
 
 
 def _f51():
     assert qlora.schedule(160, QLoRAConfig()) == (50, 4, 3)
     assert qlora.COT_MIN_UPDATES == 150 and qlora.schedule(160, QLoRAConfig(min_updates=150)) == (50, 4, 38)
+    e2h = _paper("easy_to_hard")
+    answer, cot = e2h.method("qlora", "arc"), e2h.cot_method("qlora_cot", "strategyqa").inner
+    assert answer.config.authors_batch == cot.config.authors_batch == 4  # the 70b on 4 GPUs (run_jobs.py:108)
+    assert all(m.config.authors_batch == 4 for _, _, m in _paper("sample_count").targets(
+        {"qlora": ["arc/grade"]}))
+    for config, answers, counts in ((answer.config, 4, (9, 12)), (answer.config, 2, (9, 12)), (cot.config, 1, (126, 152))):
+        counter = qlora.authors_counter(160, config, answers)
+        assert (counter.performed, counter.scheduled) == counts
 
 
 def _f52():
@@ -164,6 +188,29 @@ def _f54():
     assert models.ModelSpec("meta-llama/Llama-2-70b-hf", quantization="auto").resolved_quantization == "8bit"
     assert models.ModelSpec("mistralai/Mixtral-8x7B-v0.1", quantization="auto").resolved_quantization == "none"
     assert QLoRAConfig().quantization == "8bit"
+    cfg = _paper("model_scale")
+    assert (cfg.model_dtype, cfg.model_quantization) == ("authors", "auto")
+    for name in ("meta-llama/Llama-2-70b-hf", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen-72B"):
+        assert models.ModelSpec(name, dtype=cfg.model_dtype).resolved_dtype == "float16", name
+
+
+def _f71():
+    options = _paper("hardness_measures").mdl
+    assert (options.quantization, options.dtype) == ("auto", "authors")
+    for name, (quant, dtype) in {"huggyllama/llama-7b": ("8bit", "float16"), "tiiuae/falcon-7b": ("none", "float32"),
+                                 "mistralai/Mistral-7B-v0.1": ("8bit", "float16"),
+                                 "mosaicml/mpt-7b": ("none", "float32")}.items():
+        spec = models.ModelSpec(name, dtype=options.dtype, quantization=options.quantization)
+        assert (spec.resolved_quantization, spec.resolved_dtype) == (quant, dtype), name
+        assert {s.qlora.quantization for s in options.specs(name) if s.learner == "qlora"} == {quant}, name
+
+
+def _f83():
+    cfg = _paper("model_scale")
+    assert list(cfg.robustness_models) == ["meta-llama/Llama-2-70b-hf", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen-72B"]
+    entries = cfg.robustness_plan(cfg.robustness_models[0])
+    assert entries and {e.easy.method.inner.k for e in entries} == {4}
+    assert {e.easy.dataset for e in entries} == {"strategyqa"} and {e.easy.method.kind for e in entries} == {"icl_cot"}
 
 
 def _f55():
@@ -200,7 +247,8 @@ def _f62():
 
 
 CHECKS = {"F01": _f01, "F03": _f03, "F04": _f04, "F20": _f20, "F21": _f21, "F24": _f24, "F40": _f40, "F50": _f50,
-          "F51": _f51, "F52": _f52, "F54": _f54, "F55": _f55, "F60": _f60, "F61": _f61, "F62": _f62}
+          "F51": _f51, "F52": _f52, "F54": _f54, "F55": _f55, "F60": _f60, "F61": _f61, "F62": _f62, "F71": _f71,
+          "F83": _f83}
 
 
 def test_checked_rows_have_a_check():

@@ -235,3 +235,28 @@ def test_frames_with_mdl_keeps_a_value_column_named_like_a_level():
     assert list(out["school_level"]) == list(mmlu["school_level"])
     assert hardness.assign_levels(out, hardness.get_measure("mmlu_stem5", "school_level")).notna().all()
     assert out["mdl_level"].notna().all()
+
+
+def test_paper_mdl_runs_each_hardness_model_at_the_authors_precision():
+    """mdl_model_quantization auto: the authors' quantization and dtype per hardness model, and the
+    QLoRA learner trains the model as loaded (run_jobs.py:302: Falcon and MPT unquantized)."""
+    from types import SimpleNamespace
+
+    from e2h_utils.experiments import settings
+
+    values = dict(mdl_hardness_models=list(mdl.PAPER_HARDNESS_MODELS), mdl_learners={"arc": ["zero_shot", "qlora"]},
+                  mdl_max_items={"arc": None}, mdl_subset_sizes=[5], mdl_seeds=[0], mdl_max_holdout=None,
+                  mdl_model_quantization="auto")
+    options = settings.mdl_settings(SimpleNamespace(**values))
+    assert (options.quantization, options.dtype) == ("auto", "authors")
+    quantization = {name: next(s for s in options.specs(name) if s.learner == "qlora").qlora.quantization
+                    for name in options.hardness_models}
+    assert quantization == {"huggyllama/llama-7b": "8bit", "tiiuae/falcon-7b": "none",
+                            "mistralai/Mistral-7B-v0.1": "8bit", "mosaicml/mpt-7b": "none"}
+    # an 8-bit hardness model's QLoRA MDL keeps the key it had (QLoRAConfig() was its config)
+    llama = next(s for s in options.specs("huggyllama/llama-7b") if s.learner == "qlora")
+    assert llama.payload("m") == MDLSpec("arc", "qlora", model="huggyllama/llama-7b", subset_sizes=(5,),
+                                         seeds=(0,)).payload("m")
+    assert "authors_batch" not in llama.payload("m")["config"]
+    other = settings.mdl_settings(SimpleNamespace(**{**values, "mdl_model_quantization": "none"}))
+    assert other.dtype == "auto"  # the embedded profile's MDL keeps its identity

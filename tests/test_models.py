@@ -374,3 +374,33 @@ def test_dry_run_loads_the_stand_in_in_8bit(four_layer_dir: Path, monkeypatch):
     lm = models.load_model("meta-llama/Llama-2-70b-hf", quantization="auto")
     assert lm.spec.resolved_quantization == "8bit"
     assert any(type(m).__name__ == "Linear8bitLt" for m in lm.model.modules())
+
+
+def test_authors_dtype_is_theirs_per_pinned_model():
+    """dtype "authors": float16 for the 8-bit (transformers 4.36 sets it for bitsandbytes) and the
+    16-bit models (utils/utils.py:193-195), float32 for Falcon-7b and MPT-7b, loaded unquantized
+    without a dtype (run_jobs.py:122,124; utils.py:190-192); any other model as "auto"."""
+    float16 = ("meta-llama/Llama-2-70b-hf", "meta-llama/Llama-2-70b-chat-hf", "mistralai/Mixtral-8x7B-v0.1",
+               "Qwen/Qwen-72B", "huggyllama/llama-7b", "mistralai/Mistral-7B-v0.1")
+    for name in float16:
+        assert ModelSpec(name, dtype="authors").resolved_dtype == "float16", name
+    for name in ("tiiuae/falcon-7b", "mosaicml/mpt-7b"):
+        assert ModelSpec(name, dtype="authors", quantization="auto").resolved_dtype == "float32", name
+        assert ModelSpec(name, quantization="auto").resolved_quantization == "none"
+    assert ModelSpec("embedded", dtype="authors").resolved_dtype == "auto"
+    assert ModelSpec("meta-llama/Llama-2-70b-hf", dtype="bfloat16").resolved_dtype == "bfloat16"
+    # the identity records the dtype a model loads in: "authors" reads as what it gives
+    authors = models.model_identity(ModelSpec("meta-llama/Llama-2-70b-hf", dtype="authors", quantization="auto"))
+    assert authors == models.model_identity(ModelSpec("meta-llama/Llama-2-70b-hf", dtype="float16", quantization="8bit"))
+    assert "'dtype': 'auto'" in models.model_identity(ModelSpec("embedded"))  # other specs keep their identity
+
+
+def test_authors_dtype_loads_float16(tiny_model_dir: Path, monkeypatch):
+    """A dry run's stand-in for a paper model loads in the authors' dtype."""
+    import torch
+
+    monkeypatch.setenv(models.SUBSTITUTE_ENV, str(tiny_model_dir))
+    lm = models.load_model(ModelSpec("mistralai/Mixtral-8x7B-v0.1", dtype="authors", quantization="auto"))
+    assert lm.model.dtype == torch.float16
+    falcon = models.load_model(ModelSpec("tiiuae/falcon-7b", dtype="authors", quantization="auto"))
+    assert falcon.model.dtype == torch.float32

@@ -487,3 +487,17 @@ def test_equal_cost_and_grid_pairs_are_paired_comparisons_on_the_curves_own_runs
     assert [p.labels["lower"] for p in pairs] == ["easy", "medium"] and all(p.level == "hard" for p in pairs)
     assert all(set(p.specs) <= set(plans.specs(grid)) for p in pairs)
     assert pairs[0].easy.train_level == "easy" and pairs[0].hard.train_level == "hard"
+
+
+def test_robustness_runs_take_their_own_k():
+    """model_scale's robustness runs use robustness_k_shot (the paper's figure: k = 4, analysis.Rmd:964),
+    the scale runs k_shot; a dataset robustness_k_shot does not name falls back to k_shot."""
+    from e2h_utils.experiments import settings
+    from e2h_utils.pipeline.plan import notebook_parameters
+
+    values = notebook_parameters("smoke", "model_scale")
+    cfg = settings.parse("model_scale", {**values, "robustness_runs": {"icl_cot": ["strategyqa/num_steps", "gsm8k/num_steps"]},
+                                         "robustness_k_shot": {"strategyqa": 4}})
+    ks = {e.easy.dataset: e.easy.method.inner.k for e in cfg.robustness_plan("embedded")}
+    assert ks == {"strategyqa": 4, "gsm8k": cfg.k_shot["gsm8k"]}
+    assert {e.easy.method.k for e in cfg.scale_plan("embedded") if e.easy.method.kind == "icl"} == {cfg.k_shot["arc"]}

@@ -377,3 +377,137 @@ def test_train_and_score_4bit(make_tiny_tokenizer, tmp_path):
     logprobs, losses = train_and_score(models.load_model(spec), train, labels, test, config, seed=0)
     assert len(logprobs) == 2 and all(lp.shape == (4,) and np.isfinite(lp).all() for lp in logprobs)
     assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+# --- the authors' LoRA targets per architecture (utils/utils.py:128-138) -----------------------
+
+
+def _tiny(config):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config)
+
+
+@pytest.mark.parametrize("arch, target", [("falcon", "query_key_value"), ("mpt", "Wqkv")])
+def test_lora_attaches_to_falcon_and_mpt(arch, target):
+    """The default (the authors' q/v) lands on Falcon's and MPT's fused projections: with q_proj /
+    v_proj, peft found no module to adapt in the MDL hardness models Falcon-7b and MPT-7b."""
+    from transformers import FalconConfig, MptConfig
+
+    config = (FalconConfig(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, vocab_size=64, multi_query=True,
+                           parallel_attn=True, bias=False, new_decoder_architecture=False) if arch == "falcon"
+              else MptConfig(d_model=32, n_heads=4, n_layers=2, vocab_size=64, max_seq_len=64))
+    model = attach_lora(_tiny(config), QLoRAConfig(quantization="none"))
+    adapted = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert adapted == {target}
+    assert sum(1 for name, _ in model.named_parameters() if "lora_A" in name) == 2  # one per layer
+    with torch.no_grad():
+        model(input_ids=torch.tensor([[1, 2, 3]]))
+    unwrapped = model.unload()
+    assert not any("lora" in name for name, _ in unwrapped.named_parameters())
+
+
+def test_lora_targets_on_llama_and_explicit_lists(tiny_model_dir):
+    lm = models.load_model(str(tiny_model_dir))
+    model = attach_lora(lm.model, QLoRAConfig(quantization="none"))
+    adapted = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert adapted == {"q_proj", "v_proj"}
+    model.unload()
+    explicit = attach_lora(lm.model, QLoRAConfig(quantization="none", target_modules=("k_proj",)))  # taken as given
+    assert {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in explicit.named_parameters() if "lora_A" in n} == {"k_proj"}
+    explicit.unload()
+
+
+# --- the updates the authors' loop performs (models/probes.py:339,354-356,437,456) --------------
+
+
+def test_authors_counter_hand_counts():
+    """Llama-2-70b on 4 GPUs: a dataloader batch of 4 sequences per device (run_jobs.py:108).
+
+    Answer scoring at n = 160, four choices (ARC, MMLU): micro-batches of 4 // 4 = 1 item, gaf =
+    50 // 1 = 50, 3 epochs of 160 micro-batches = 480, and 480 // 50 = 9 updates performed of the
+    3 x ceil(160 / 50) = 12 the learning rate decays over; yes/no (StrategyQA): 2 items, gaf 25,
+    3 x 80 = 240 -> 9 of 12. Chain of thought (one sequence per item): 4 items, gaf 12, 38 epochs
+    (ceil(150 / 4)) of 40 micro-batches = 1520 -> 126 of 38 x ceil(40 / 12) = 152. Ours: 12 and 152."""
+    mc = qlora.authors_counter(160, QLoRAConfig(authors_batch=4), answers=4)
+    assert (mc.micro, mc.gaf, mc.performed, mc.scheduled, mc.divisor) == (1, 50, 9, 12, 50)
+    yes_no = qlora.authors_counter(160, QLoRAConfig(authors_batch=4), answers=2)
+    assert (yes_no.micro, yes_no.gaf, yes_no.performed, yes_no.scheduled, yes_no.divisor) == (2, 25, 9, 12, 50)
+    cot = qlora.authors_counter(160, QLoRAConfig(authors_batch=4, min_updates=150), answers=1)
+    assert (cot.micro, cot.gaf, cot.performed, cot.scheduled, cot.divisor) == (4, 12, 126, 152, 48)
+    _, per_epoch, epochs = schedule(160, QLoRAConfig())
+    assert per_epoch * epochs == 12
+    _, per_epoch, epochs = schedule(160, QLoRAConfig(min_updates=150))
+    assert per_epoch * epochs == 152
+    # a 7b model in 8-bit on 4 GPUs (36 per device): 9 items, gaf 5 (45 items), 3 x 18 = 54 -> 10 of 12
+    seven = qlora.authors_counter(160, QLoRAConfig(authors_batch=36), answers=4)
+    assert (seven.micro, seven.gaf, seven.performed, seven.scheduled) == (9, 5, 10, 12)
+    # fewer sequences than one batch: one micro-batch of everything, one update per epoch, 10 epochs
+    small = qlora.authors_counter(10, QLoRAConfig(authors_batch=36), answers=2)
+    assert (small.micro, small.gaf, small.performed, small.scheduled, small.divisor) == (10, 1, 10, 10, 18)
+    with pytest.raises(ValueError, match="micro-batches of 0"):
+        qlora.authors_counter(160, QLoRAConfig(authors_batch=4), answers=5)
+    with pytest.raises(ValueError, match="authors_batch"):
+        QLoRAConfig(authors_batch=-1)
+
+
+def test_update_plan_ours_is_the_epoch_loop_and_theirs_straddles_epochs():
+    ours, total = qlora.update_plan(120, QLoRAConfig(), np.random.default_rng(3))
+    rng = np.random.default_rng(3)  # the loop before update_plan: one permutation per epoch, cut in 50s
+    expected = [order[s:s + 50] for order in (rng.permutation(120) for _ in range(4)) for s in range(0, 120, 50)]
+    assert total == 12 and len(ours) == 12  # 3 updates per epoch, 4 epochs for 10 updates
+    assert all(np.array_equal(u, e) and d == len(e) for (u, d), e in zip(ours, expected))
+
+    theirs, scheduled = qlora.update_plan(160, QLoRAConfig(authors_batch=4), np.random.default_rng(3), answers=4)
+    assert (len(theirs), scheduled) == (9, 12)
+    rng = np.random.default_rng(3)
+    stream = np.concatenate([rng.permutation(160) for _ in range(3)])
+    assert np.array_equal(np.concatenate([u for u, _ in theirs]), stream[:450])  # the last 30 never applied
+    assert all(len(u) == 50 and d == 50 for u, d in theirs)  # update 4 (stream[150:200]) spans epochs 1 and 2
+
+
+def test_authors_counter_trains_the_updates_it_counts(tiny_model_dir, monkeypatch):
+    """finetune with authors_batch: as many optimizer steps as the counter performs, the learning
+    rate decayed over the updates it schedules; authors_batch 0 leaves a run's key as before."""
+    from e2h_utils.methods.base import QLoRA, build
+
+    steps = []
+
+    class Counting(torch.optim.AdamW):
+        def step(self, closure=None):
+            steps.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Counting)
+    lm, model = fresh_lora(tiny_model_dir, init_seed=2)
+    items, labels = random_items(len(lm.tokenizer), 10, seed=4, n_choices=2)
+    config = QLoRAConfig(quantization="none", lr=1e-2, dropout=0.0, min_updates=8, min_epochs=1, max_batch=4,
+                         authors_batch=4)  # 3 epochs of ceil(10 / 4) = 3 scheduled updates
+    counter = qlora.authors_counter(10, config, answers=2)  # 2 items per micro-batch, 2 micro-batches per update
+    assert (counter.micro, counter.gaf, counter.performed, counter.scheduled) == (2, 2, 7, 9)
+    losses = finetune(model, lm.tokenizer.pad_token_id, items, labels, config, seed=0, micro_batch=3)
+    assert len(losses) == len(steps) == 7
+    assert steps[-1] == pytest.approx(1e-2 * qlora.lr_factor(6, 9, 0.1))
+    assert "authors_batch" not in dict(QLoRA(160).options())
+    assert dict(build("qlora", 160, {"authors_batch": 4}).options())["authors_batch"] == 4
+    assert QLoRA(160).options() == build("qlora", 160, {"authors_batch": 0}).options()
+
+
+def test_an_offloaded_unquantized_base_trains_on_a_copy_in_memory(tiny_model_dir, tmp_path):
+    """The MDL learner trains Falcon / MPT as loaded, unquantized; a CPU dry run holds its stand-in
+    partly on disk, where LoRA's gradients cannot flow, so training gets a copy held whole."""
+    from e2h_utils.engine import runtime
+
+    settings = runtime.RunSettings(max_memory=(("cpu", "1KB"),), offload_folder=str(tmp_path / "offload"))
+    lm = models.load_model(str(tiny_model_dir), settings)
+    assert models.offloaded(lm.model)
+    try:
+        base = models.training_base(lm, "none")
+        assert base is not lm and base.identity == lm.identity and not models.offloaded(base.model)
+        items, labels = random_items(len(lm.tokenizer), 6, seed=1)
+        config = QLoRAConfig(quantization="none", min_updates=2, min_epochs=1, max_batch=3)
+        scores, losses = train_and_score(lm, items[:4], labels[:4], items[4:], config, seed=0, micro_batch=2)
+        assert len(losses) == 2 and len(scores) == 2
+    finally:
+        models.release_training_base()

@@ -127,7 +127,7 @@ def test_each_claim_appears_once_from_the_notebook_that_measures_it_and_decided_
     assert rows.set_index("claim").loc["E1", "notebook"] == "easy_to_hard"
     block = report.claims_block(tmp_path)
     assert block.count("| E1 |") == 1 and "500 items" in block and "live: 30 items" not in block
-    lead, table = block.index("What a 135M model shows"), block.index("| claim |")
+    lead, table = block.index("Decided by this run"), block.index("| claim |")
     assert lead < block.index("**E2 consistent**") < table < block.index("Demonstrations, not measurements")
     html = report._findings_html(rows, "embedded")
     assert html.index("Decided by this run") < html.index("Not decided") < html.index("Demonstrations")

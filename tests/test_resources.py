@@ -72,3 +72,23 @@ def test_budget_on_a_cpu_and_from_settings(tiny_lm):
     assert tiny_lm.budget == resources.CPU_BUDGET
     given = resources.derive_budget(tiny_lm.model, 1024, 4096)
     assert (given.batch_tokens, given.kv_tokens, given.source) == (1024, 4096, "settings")
+
+
+def test_lora_targets_are_the_authors_per_architecture():
+    """utils/utils.py:128-138: Falcon query_key_value, MPT Wqkv, Qwen c_attn, Mistral / Mixtral and
+    Llama (peft's default) q_proj / v_proj; a list other than the default is taken as given."""
+    names = {"tiiuae/falcon-7b": ("query_key_value",), "mosaicml/mpt-7b": ("Wqkv",), "Qwen/Qwen-72B": ("c_attn",),
+             "huggyllama/llama-7b": ("q_proj", "v_proj"), "mistralai/Mistral-7B-v0.1": ("q_proj", "v_proj"),
+             "mistralai/Mixtral-8x7B-v0.1": ("q_proj", "v_proj"), "meta-llama/Llama-2-70b-hf": ("q_proj", "v_proj")}
+    for name, targets in names.items():
+        assert resources.lora_target_modules(resources.model_type_of(name)) == targets, name
+    assert resources.model_type_of("Qwen/Qwen-72B") == "qwen"  # its own code, not the Qwen2 it is sized as
+    assert resources.lora_target_modules("qwen2") == ("q_proj", "v_proj")
+    assert resources.lora_target_modules("falcon", ("query_key_value", "dense")) == ("query_key_value", "dense")
+
+
+def test_lora_state_of_a_fused_projection():
+    falcon = resources.architecture("tiiuae/falcon-7b")  # 71 query heads, one KV head (multi-query), 64 wide
+    assert falcon.lora_params(16, ("query_key_value",)) == 32 * 16 * (4544 + (71 + 2) * 64)
+    mpt = resources.architecture("mosaicml/mpt-7b")
+    assert mpt.lora_params(16, ("Wqkv",)) == 32 * 16 * (4096 + 3 * 4096)

@@ -60,6 +60,10 @@ def test_the_committed_profiles_are_valid():
     ("train_test_gap", {"college_sources": {"x": {"dataset": "arc", "column": "grade"}}},
      "college_sources: source 'x'"),
     ("walkthrough", {"measure": "grades"}, "measure: unknown hardness measure 'grades' for 'arc'"),
+    ("model_scale", {"robustness_k_shot": {"strategyqa": 0}}, "robustness_k_shot: strategyqa: expected an integer >= 1"),
+    ("model_scale", {"model_dtype": "half"}, "model_dtype: unknown dtype 'half'; valid: auto, float32, bfloat16, "
+                                             "float16, authors"),
+    ("easy_to_hard", {"method_options": {"qlora": {"authors_batch": -4}}}, "method_options: qlora: qlora: authors_batch"),
 ])
 def test_bad_values_are_named_with_what_is_valid(name, changes, expected):
     found = problems(name, **changes)

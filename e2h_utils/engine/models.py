@@ -7,7 +7,8 @@
 - a Hugging Face Hub id such as ``"meta-llama/Llama-2-7b-hf"`` (needs the network or a
   filled HF cache).
 
-Options: dtype and 8-bit / 4-bit NF4 loading through bitsandbytes. ``add_bos`` resolves per
+Options: dtype (``authors``: the authors' dtype for the paper's models, ``HubPin.dtype``) and 8-bit /
+4-bit NF4 loading through bitsandbytes. ``add_bos`` resolves per
 tokenizer: Llama-style tokenizers prepend BOS themselves and need it to score sensibly;
 GPT-2-style ones (SmolLM2) do not use one.
 
@@ -55,6 +56,7 @@ class HubPin:
     source: str
     trust_remote_code: bool = False  # the repo's modelling code is not in transformers
     quantization: str = "none"  # the authors' precision (run_jobs.py:120-151), used by quantization="auto"
+    dtype: str = "float16"  # the authors' dtype, used by dtype="authors" (see the note below PINNED)
 
 
 # The paper's models (Hase et al.: Llama-2 7b/13b/70b, Llama-2-70b-chat, Mixtral-8x7B, Qwen-72B;
@@ -77,12 +79,21 @@ PINNED: dict[str, HubPin] = {
                             trust_remote_code=True),
     "huggyllama/llama-7b": HubPin("8416d3fefb0cb3ff5775a7b13c1692d10ff1aa16", "commit in public HF cache paths",
                                   quantization="8bit"),
-    "tiiuae/falcon-7b": HubPin("898df1396f35e447d5fe44e0a3ccaaaa69f30d36", "commit in public HF cache paths"),
+    "tiiuae/falcon-7b": HubPin("898df1396f35e447d5fe44e0a3ccaaaa69f30d36", "commit in public HF cache paths",
+                               dtype="float32"),
     "mistralai/Mistral-7B-v0.1": HubPin("5e9c98b96d071dce59368012254c55b0ec6f8658", "commit in public HF cache paths",
                                         quantization="8bit"),
-    "mosaicml/mpt-7b": HubPin("ada218f9a93b5f1c6dce48a4cc9ff01fcba431e7", "commit in public HF cache paths"),
+    "mosaicml/mpt-7b": HubPin("ada218f9a93b5f1c6dce48a4cc9ff01fcba431e7", "commit in public HF cache paths",
+                              dtype="float32"),
 }
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+# The authors' dtype per model (``HubPin.dtype``, used by ``dtype="authors"``), from how they load it
+# (``utils/utils.py:143-201``, transformers 4.36.2 per their requirements.txt:3): "16bit" models
+# (Mixtral, Qwen; run_jobs.py:133-134,149-150) with ``torch_dtype=torch.float16`` (utils.py:193-195);
+# 8-bit models (Llama-2, Llama-7b, Mistral-7B) with no torch_dtype, which transformers 4.36 sets to
+# float16 for bitsandbytes ("Overriding torch_dtype=None with torch_dtype=torch.float16"), so their
+# unquantized layers and the int8 matmuls' outputs are float16; "NA" models (Falcon-7b, MPT-7b;
+# run_jobs.py:122,124,138,140) with no torch_dtype and no quantization: float32 (utils.py:190-192).
+DTYPES = ("auto", "float32", "bfloat16", "float16", "authors")  # authors: HubPin.dtype of a pinned model, else auto
 QUANTIZATIONS = ("none", "8bit", "4bit", "auto")  # auto: the authors' precision for a pinned model
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -94,7 +105,7 @@ class ModelSpecError(ValueError):
 @dataclass(frozen=True)
 class ModelSpec:
     name: str = EMBEDDED
-    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU; authors: the authors' (resolved_dtype)
     device: str = "auto"  # auto: the run settings' placement (all GPUs, else cpu); or cpu, cuda, cuda:1
     quantization: str = "none"  # none | 8bit | 4bit (NF4), through bitsandbytes | auto (see resolved_quantization)
     revision: str | None = None  # Hub revision (None: the pinned commit in PINNED, else main)
@@ -116,6 +127,15 @@ class ModelSpec:
             return self.quantization
         pin = PINNED.get(self.name)
         return pin.quantization if pin is not None else "none"
+
+    @property
+    def resolved_dtype(self) -> str:
+        """``authors``: the authors' dtype for a model in ``PINNED`` (float16; float32 for Falcon-7b
+        and MPT-7b, which they load unquantized without a dtype), else ``auto``."""
+        if self.dtype != "authors":
+            return self.dtype
+        pin = PINNED.get(self.name)
+        return pin.dtype if pin is not None else "auto"
 
     @property
     def trust_remote_code(self) -> bool:
@@ -216,6 +236,7 @@ def model_identity(spec: ModelSpec) -> str:
         weights = f"hub:{where}@{spec.hub_revision or 'main'}"
     loading = {k: v for k, v in asdict(spec).items() if k in ("dtype", "quantization", "add_bos")}
     loading["quantization"] = spec.resolved_quantization
+    loading["dtype"] = spec.resolved_dtype  # as loaded: "authors" reads as the dtype it gives
     return f"{weights}|{loading}"
 
 
@@ -304,7 +325,7 @@ def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.Run
     if kind == "embedded":
         where = str(embedded.ensure_converted())
     device, placed = placement(spec, settings)
-    dtype = resolve_dtype(spec.dtype, device)
+    dtype = resolve_dtype(spec.resolved_dtype, device)
     revision = spec.hub_revision if kind == "hub" else None
     remote = spec.trust_remote_code if kind == "hub" else False
     try:
@@ -342,18 +363,30 @@ def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.Run
 _BASE: dict[str, LoadedModel] = {}  # at most one base besides the models the caller holds
 
 
+def offloaded(model: Any) -> bool:
+    """Whether accelerate streams some of ``model``'s weights from disk or host memory (they sit on
+    the meta device between uses): gradients cannot flow into such weights' layers."""
+    return any(p.device.type == "meta" for p in model.parameters())
+
+
 def training_base(lm: LoadedModel, quantization: str) -> LoadedModel:
     """The model QLoRA attaches adapters to: ``lm`` itself when it is loaded at ``quantization``
-    (same weights, same precision: the paper's 8-bit), else a copy at that precision loaded once
-    and kept for the next run (a different base replaces it)."""
+    (same weights, same precision: the paper's 8-bit; Falcon and MPT unquantized for the MDL
+    learner) and held in memory, else a copy at that precision loaded once and kept for the next
+    run (a different base replaces it). A model that is partly offloaded (a CPU dry run splits its
+    stand-in between memory and disk) trains on a copy held whole on one device."""
     wanted = replace(lm.spec, quantization=quantization)
-    if model_identity(wanted) == lm.identity:
-        return lm
     identity = model_identity(wanted)
-    if identity not in _BASE:
+    if identity == lm.identity and not offloaded(lm.model):
+        return lm
+    settings = runtime.current()
+    if identity == lm.identity:
+        settings = replace(settings, device_map="single")
+    cached = f"{identity}|{settings.device_map}"
+    if cached not in _BASE:
         release_training_base()
-        _BASE[identity] = load_model(wanted)
-    return _BASE[identity]
+        _BASE[cached] = load_model(wanted, settings)
+    return _BASE[cached]
 
 
 def release_training_base() -> None:

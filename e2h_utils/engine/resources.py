@@ -68,6 +68,24 @@ KNOWN_CONFIGS["EleutherAI/llemma_7b"] = ("llama", dict(hidden_size=4096, interme
                                                         num_attention_heads=32, num_key_value_heads=32, vocab_size=32016,
                                                         max_position_embeddings=4096))
 
+# Hub models whose loaded architecture is not the one KNOWN_CONFIGS sizes them with: Qwen-72B runs its
+# own code (trust_remote_code, model_type "qwen": fused c_attn), KNOWN_CONFIGS counts it as Qwen2.
+LOADED_MODEL_TYPES: dict[str, str] = {"Qwen/Qwen-72B": "qwen"}
+
+# LoRA's target modules (QLoRA, and the QLoRA MDL learner), as the authors choose them per architecture
+# (``utils/utils.py:118-140``, ``PEFT_wrap_model``): Mistral and Mixtral ["q_proj", "v_proj"] (:129-130),
+# MPT ["Wqkv"] (:133-134), Falcon ["query_key_value"] (:135-136), Qwen ["c_attn"] (:137-138), Persimmon
+# ["query_key_value", "dense"] (:131-132); every other model (Llama) peft's default for its architecture,
+# q_proj and v_proj for Llama. Their intent is the query and value projections (the assertion at :139
+# asks for "the exact q_proj and v_proj layer paths"): where those are one fused projection, the fused one.
+DEFAULT_LORA_TARGETS: tuple[str, ...] = ("q_proj", "v_proj")
+LORA_TARGETS: dict[str, tuple[str, ...]] = {
+    "falcon": ("query_key_value",),
+    "mpt": ("Wqkv",),
+    "qwen": ("c_attn",),
+    "persimmon": ("query_key_value", "dense"),
+}
+
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 QUANTIZED_BYTES = {"8bit": 1.0, "4bit": 4.127 / 8}  # per quantized weight
 CUDA_CONTEXT_BYTES = 1 << 30  # per GPU: the CUDA context and allocator slack
@@ -115,11 +133,14 @@ class Architecture:
         return self.layers * layer
 
     def lora_params(self, r: int, targets: tuple[str, ...]) -> int:
-        """r x (in + out) per targeted projection and layer (q/v: hidden in, heads / KV heads out)."""
+        """r x (in + out) per targeted projection and layer (q/v: hidden in, heads / KV heads out;
+        a fused query-key-value projection: hidden in, heads + 2 KV heads out)."""
+        qkv = (self.hidden, (self.heads + 2 * self.kv_heads) * self.head_dim)
         sizes = {"q_proj": (self.hidden, self.heads * self.head_dim), "k_proj": (self.hidden, self.kv_heads * self.head_dim),
                  "v_proj": (self.hidden, self.kv_heads * self.head_dim), "o_proj": (self.heads * self.head_dim, self.hidden),
                  "gate_proj": (self.hidden, self.intermediate), "up_proj": (self.hidden, self.intermediate),
-                 "down_proj": (self.intermediate, self.hidden)}
+                 "down_proj": (self.intermediate, self.hidden), "query_key_value": qkv, "Wqkv": qkv, "c_attn": qkv,
+                 "dense": (self.heads * self.head_dim, self.hidden)}
         return self.layers * sum(r * sum(sizes.get(t, (self.hidden, self.hidden))) for t in targets)
 
     def forward_flops(self, tokens: float, context: float = 0.0, logits: float = 0.0) -> float:
@@ -132,6 +153,26 @@ class Architecture:
 def qlora_state_bytes(arch: Architecture, r: int, targets: tuple[str, ...], adam8bit: bool) -> float:
     """LoRA weights and gradients in float32 and the optimizer's two moments (8-bit Adam: 1 byte each)."""
     return arch.lora_params(r, targets) * (4 + 4 + (2 if adam8bit else 8))
+
+
+def lora_target_modules(model_type: str, requested: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> tuple[str, ...]:
+    """The modules LoRA adapts in a model of ``model_type`` (``config.model_type``; a name:
+    ``model_type_of``). ``requested`` at the default (the authors' q and v projections) gives the
+    authors' choice for that architecture (``LORA_TARGETS``; q_proj/v_proj where the architecture
+    has them); any other list is taken as given."""
+    if tuple(requested) != DEFAULT_LORA_TARGETS:
+        return tuple(requested)
+    return LORA_TARGETS.get(str(model_type), DEFAULT_LORA_TARGETS)
+
+
+def model_type_of(name: str) -> str:
+    """The ``model_type`` of the model ``name`` loads as (``embedded``, a folder or a Hub id), read
+    without weights: ``LOADED_MODEL_TYPES``, ``KNOWN_CONFIGS``, else its configuration."""
+    if name in LOADED_MODEL_TYPES:
+        return LOADED_MODEL_TYPES[name]
+    if name in KNOWN_CONFIGS:
+        return KNOWN_CONFIGS[name][0]
+    return str(_config(name).model_type)
 
 
 def _config(name: str) -> Any:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness, prompts
 from e2h_utils.engine import runtime, scoring
-from e2h_utils.engine.models import LoadedModel
+from e2h_utils.engine.models import LoadedModel, as_spec
 from e2h_utils.engine.scoring import SCORER_VERSION
 from e2h_utils.experiments.spec import SpecError
 from e2h_utils.experiments.store import ResultStore
@@ -106,7 +106,7 @@ class MDLSpec:
         if self.learner in TRAINED:
             spec["subset_sizes"] = list(self.subset_sizes)
             spec["max_holdout"] = self.max_holdout
-            spec["config"] = asdict(self.probe if self.learner == "probe" else self.qlora)
+            spec["config"] = asdict(self.probe) if self.learner == "probe" else self.qlora.key_options()
             spec["train_version"] = PROBE_VERSION if self.learner == "probe" else QLORA_VERSION
         return {**spec, "method": f"mdl_{self.learner}", "model_identity": model_identity,
                 "scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION, "data_digest": data_digest}
@@ -288,7 +288,10 @@ def specs_for(model: str, learners: dict[str, Sequence[str]], *, max_items: dict
 class MDLSettings:
     """A notebook's MDL settings: hardness models (averaged), learners per dataset, the items
     scored, the nested subset sizes and seeds of the trained learners, the hold-out sample and
-    the hardness models' precision."""
+    the hardness models' precision. The QLoRA learner trains each hardness model at the precision
+    it is loaded with, as the authors do (``run_jobs.py:302``: ``model_to_quantization_finetuned``,
+    the same as for decoding for their four hardness models: Llama-7b and Mistral-7B 8-bit, Falcon-7b
+    and MPT-7b unquantized, ``run_jobs.py:120-151``)."""
 
     hardness_models: tuple[str, ...] = ()
     learners: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -300,8 +303,10 @@ class MDLSettings:
     dtype: str = "auto"
 
     def specs(self, model: str) -> list[MDLSpec]:
+        quantization = as_spec(model, quantization=self.quantization).resolved_quantization
         return specs_for(model, {d: list(names) for d, names in self.learners}, max_items=dict(self.max_items),
-                         max_holdout=self.max_holdout, subset_sizes=self.subset_sizes, seeds=self.seeds)
+                         max_holdout=self.max_holdout, subset_sizes=self.subset_sizes, seeds=self.seeds,
+                         qlora=QLoRAConfig(quantization=quantization))
 
 
 def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, store: ResultStore | None = None,
@@ -311,7 +316,7 @@ def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, st
     model whose results are all stored (e.g. by cluster jobs) is not loaded at all."""
     import gc
 
-    from e2h_utils.engine.models import as_spec, load_model, model_identity
+    from e2h_utils.engine.models import load_model, model_identity
 
     parts = []
     for name in settings.hardness_models:

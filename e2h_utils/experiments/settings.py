@@ -180,12 +180,17 @@ def _test(values: Any, cap: int | None, levels: Sequence[str] = ("hard",)) -> Te
 
 
 def mdl_settings(values: Any) -> mdl.MDLSettings:
-    """The ``mdl_*`` parameters of a notebook as ``experiments.mdl.MDLSettings``."""
+    """The ``mdl_*`` parameters of a notebook as ``experiments.mdl.MDLSettings``. ``mdl_model_quantization:
+    auto`` is the authors' precision of each hardness model, its dtype included (``models.PINNED``:
+    Falcon-7b and MPT-7b unquantized in float32, Llama-7b and Mistral-7B 8-bit over float16); any other
+    quantization loads in the device's default dtype (``auto``)."""
+    quantization = values.mdl_model_quantization
     return mdl.MDLSettings(
         hardness_models=tuple(values.mdl_hardness_models),
         learners=tuple((d, tuple(names)) for d, names in dict(values.mdl_learners).items()),
         max_items=tuple(dict(values.mdl_max_items).items()), subset_sizes=tuple(values.mdl_subset_sizes),
-        seeds=tuple(values.mdl_seeds), max_holdout=values.mdl_max_holdout, quantization=values.mdl_model_quantization)
+        seeds=tuple(values.mdl_seeds), max_holdout=values.mdl_max_holdout, quantization=quantization,
+        dtype="authors" if quantization == "auto" else "auto")
 
 
 # --- one class per notebook -------------------------------------------------------------------------
@@ -327,6 +332,7 @@ class ModelScale(_Methods, _Split, _Bootstrap):
     max_test_per_level: int | None
     robustness_models: Sequence[str]
     robustness_runs: Mapping[str, Sequence[str]]
+    robustness_k_shot: Mapping[str, int]  # in-context examples of the robustness runs (the paper: 4, analysis.Rmd:964)
     robustness_seeds: Sequence[int]
     robustness_max_test_per_level: int | None
 
@@ -334,8 +340,12 @@ class ModelScale(_Methods, _Split, _Bootstrap):
         return plans.comparisons(self.targets(self.runs), seeds=self.seeds, model=model,
                                  test=_test(self, self.max_test_per_level), formats=self.prompt_formats)
 
+    def robustness_k(self, dataset: str) -> int:
+        """k of the robustness runs on ``dataset``: ``robustness_k_shot``, else ``k_shot``."""
+        return int(self.robustness_k_shot.get(dataset, self.k_shot[dataset]))
+
     def robustness_plan(self, model: str) -> list[plans.Comparison]:
-        targets = [(d, m, build(kind, self.k_shot[d] if kind in ("icl", "icl_cot") else self.n_train[kind]))
+        targets = [(d, m, build(kind, self.robustness_k(d) if kind in ("icl", "icl_cot") else self.n_train[kind]))
                    for kind, d, m in parse_targets(self.robustness_runs)]
         seeds = {method.kind: self.robustness_seeds for _, _, method in targets}
         return plans.comparisons(targets, seeds=seeds, model=model,

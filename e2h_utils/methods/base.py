@@ -150,7 +150,7 @@ class QLoRA(Method):
         return self.n
 
     def options(self) -> Options:
-        return _canonical(asdict(self.config))
+        return _canonical(self.config.key_options())
 
     def resized(self, size: int) -> "QLoRA":
         return replace(self, n=int(size))

@@ -3,13 +3,15 @@
 The authors' recipe (``models/probes.py::Probe.finetune``, ``utils/utils.py::
 standardize_optimization_config`` and ``PEFT_wrap_model``, ``main.py`` defaults, ``run_jobs.py``):
 
-- LoRA r 16, alpha 32, dropout 0.1 on the q/v projections;
+- LoRA r 16, alpha 32, dropout 0.1 on the q/v projections, named per architecture as theirs
+  (``resources.lora_target_modules``: Falcon's ``query_key_value``, MPT's ``Wqkv``, Qwen's ``c_attn``);
 - objective: for answer scoring, a softmax over the choices' summed answer log-likelihoods and
   the negative log-likelihood of the correct choice; for chain of thought, the summed
   log-likelihood of reasoning + answer + end-of-sequence, averaged over sequences (their
   ``LM_loss``: ``-probs.mean()`` of per-sequence sums);
 - an effective batch of min(n, 50) items; at least 3 epochs, more if needed for ``min_updates``
-  updates (10; 150 for chain of thought: ``run_jobs.py:438-440`` multiplies by 15);
+  updates (10; 150 for chain of thought: ``run_jobs.py:438-440`` multiplies by 15); with
+  ``authors_batch`` set, the updates their loop actually performs (``update_plan``);
 - AdamW at 1e-4 (bitsandbytes' 8-bit Adam on an 8-bit base, as theirs), weight decay 1e-5, the
   learning rate decaying linearly to 10% of its start, gradient norm clipped at 1.0.
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -54,7 +56,10 @@ class QLoRAConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    # the adapted projections; the default, the authors' q and v projections, is named per architecture
+    # as they name it (resources.lora_target_modules: query_key_value on Falcon, Wqkv on MPT, c_attn on
+    # Qwen), any other list is taken as given
+    target_modules: tuple[str, ...] = resources.DEFAULT_LORA_TARGETS
     quantization: str = "8bit"  # 8bit (the authors', LLM.int8) | 4bit (NF4) | none (plain LoRA)
     lr: float = 1e-4  # --probing_lr
     max_batch: int = 50  # effective batch: min(n, max_batch) items per update
@@ -64,6 +69,13 @@ class QLoRAConfig:
     lr_floor: float = 0.1  # --probing_lr_decay 10-percent
     weight_decay: float = 1e-5  # --weight_decay
     optimizer: str = "auto"  # auto: bitsandbytes Adam8bit on an 8-bit base (theirs), else AdamW
+    # 0: every update takes min(n, max_batch) distinct items, an epoch's last update the rest (``schedule``).
+    # B > 0: the authors' update counter for their dataloader batch of B sequences per device (run_jobs.py:
+    # 94-111; 4 for the 70b models on 4 GPUs): micro-batches of B // answers items (B for chain of
+    # thought), gradients accumulated over min(n, max_batch) // that many micro-batches and counted across
+    # epochs, a trailing partial accumulation never applied, the learning rate decaying over the updates
+    # their schedule counts (``update_plan``; models/probes.py:339,354-356,437-443,456)
+    authors_batch: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -72,6 +84,17 @@ class QLoRAConfig:
             raise ValueError("min_updates, min_epochs and max_batch must be at least 1")
         if not 0.0 <= self.lr_floor <= 1.0:
             raise ValueError(f"lr_floor must be in [0, 1], not {self.lr_floor}")
+        if isinstance(self.authors_batch, bool) or not isinstance(self.authors_batch, int) or self.authors_batch < 0:
+            raise ValueError(f"authors_batch must be 0 (our schedule) or the authors' per-device batch, "
+                             f"not {self.authors_batch!r}")
+
+    def key_options(self) -> dict[str, Any]:
+        """The settings as results are keyed by them: an option added after results were stored is
+        left out at the value that computes what those results computed (``KEY_NEUTRAL``)."""
+        return {k: v for k, v in asdict(self).items() if not (k in KEY_NEUTRAL and v == KEY_NEUTRAL[k])}
+
+
+KEY_NEUTRAL = {"authors_batch": 0}  # option -> the value at which stored results keep their keys
 
 
 def schedule(n: int, config: QLoRAConfig) -> tuple[int, int, int]:
@@ -86,6 +109,65 @@ def lr_factor(step: int, total: int, floor: float) -> float:
     """transformers' linear schedule over ``total / (1 - floor)`` steps: 1 at the start, ``floor``
     after ``total`` updates."""
     return max(0.0, 1.0 - (1.0 - floor) * step / max(total, 1))
+
+
+@dataclass(frozen=True)
+class AuthorsCounter:
+    """The authors' accumulation for ``n`` items (``utils/utils.py:211-229``, ``models/probes.py:337-339``,
+    ``data_utils.py:163``): micro-batches of ``micro`` items, ``gaf`` of them per update, the summed
+    loss of an update divided by ``divisor`` (each micro-batch's mean loss x its share of the batch / gaf,
+    probes.py:429-432), ``performed`` updates (probes.py:437: the counter runs over all epochs, so a
+    trailing partial accumulation is never applied) of the ``scheduled`` ones the learning rate decays over."""
+
+    micro: int
+    gaf: int
+    divisor: float
+    performed: int
+    scheduled: int
+
+
+def authors_counter(n: int, config: QLoRAConfig, answers: int) -> AuthorsCounter:
+    """The authors' counter for ``n`` items with ``answers`` sequences each (1 for chain of thought,
+    whose batches hold one sequence per item) and their per-device batch ``config.authors_batch``."""
+    batch = config.authors_batch
+    if batch < 1:
+        raise ValueError("authors_batch is 0: our schedule, not the authors' counter")
+    answers = max(1, int(answers))
+    _, _, epochs = schedule(n, config)  # their epochs: the same rule (utils.py:224-229)
+    if n * answers < batch:  # one micro-batch of everything (utils.py:212-216)
+        micro, gaf = n, 1
+    else:
+        micro = batch // answers
+        gaf = min(n, config.max_batch) // micro if micro else 0
+        if gaf < 1:  # their code divides by zero here
+            raise ValueError(f"authors_batch {batch} with {answers} answers per item gives micro-batches of {micro} "
+                             f"items and {gaf} per update (min(n, {config.max_batch}) = {min(n, config.max_batch)})")
+    per_epoch = math.ceil(n / micro)
+    return AuthorsCounter(micro=micro, gaf=gaf, divisor=gaf * batch / answers, performed=epochs * per_epoch // gaf,
+                          scheduled=epochs * math.ceil(per_epoch / gaf))
+
+
+def update_plan(n: int, config: QLoRAConfig, rng: np.random.Generator,
+                answers: int = 1) -> tuple[list[tuple[np.ndarray, float]], int]:
+    """Every update in order, as (the indices of its training examples, what their summed loss is
+    divided by), and the number of updates the learning rate decays over. Each epoch draws one
+    permutation of the ``n`` examples from ``rng``.
+
+    ``authors_batch`` 0 (``schedule``): each epoch cut into updates of ``min(n, max_batch)`` examples,
+    the last one smaller, each the mean loss of its examples. Otherwise the authors' counter
+    (``authors_counter``): micro-batches that may straddle two epochs in one update, the trailing
+    ones that do not fill an update dropped."""
+    if not config.authors_batch:
+        batch, per_epoch, epochs = schedule(n, config)
+        updates = [order[start:start + batch] for order in (rng.permutation(n) for _ in range(epochs))
+                   for start in range(0, n, batch)]
+        return [(update, float(len(update))) for update in updates], per_epoch * epochs
+    counter = authors_counter(n, config, answers)
+    _, _, epochs = schedule(n, config)
+    micro_batches = [order[start:start + counter.micro] for order in (rng.permutation(n) for _ in range(epochs))
+                     for start in range(0, n, counter.micro)]
+    return [(np.concatenate(micro_batches[k:k + counter.gaf]), counter.divisor)
+            for k in range(0, counter.performed * counter.gaf, counter.gaf)], counter.scheduled
 
 
 def make_optimizer(params: list, config: QLoRAConfig) -> torch.optim.Optimizer:
@@ -103,8 +185,9 @@ def make_optimizer(params: list, config: QLoRAConfig) -> torch.optim.Optimizer:
 def attach_lora(model: Any, config: QLoRAConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
+    targets = resources.lora_target_modules(getattr(model.config, "model_type", ""), config.target_modules)
     lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+                      target_modules=list(targets), task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
 
 
@@ -152,38 +235,35 @@ def nll(logprobs: Sequence[torch.Tensor], labels: Sequence[int]) -> torch.Tensor
 
 
 def _train(model: Any, n: int, batch_loss, config: QLoRAConfig, seed: int, progress: bool, desc: str,
-           micro_batch: int) -> list[float]:
-    """The shared loop: the optimizer, linear decay to ``lr_floor``, effective batch via gradient
-    accumulation over micro-batches of ``micro_batch`` items (memory only: the same updates), the
-    accumulated gradient clipped to ``max_grad_norm`` before every update.
+           micro_batch: int, answers: int = 1) -> list[float]:
+    """The shared loop: the optimizer, linear decay to ``lr_floor``, the updates of ``update_plan``
+    (``answers``: sequences per example, for the authors' counter), each accumulated over
+    micro-batches of ``micro_batch`` items (memory only: the same updates), the accumulated gradient
+    clipped to ``max_grad_norm`` before every update.
 
     ``batch_loss(indices)`` returns the mean loss of those training examples."""
     torch.manual_seed(int(seed))
     rng = np.random.default_rng(int(seed))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, config)
-    batch, per_epoch, epochs = schedule(n, config)
-    total = per_epoch * epochs
+    plan, total = update_plan(n, config, rng, answers)
     lr_decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, config.lr_floor))
     model.train()
     losses = []
-    with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
-        for _ in range(epochs):
-            order = rng.permutation(n)
-            for start in range(0, n, batch):
-                update = order[start:start + batch]
-                optimizer.zero_grad()
-                total_loss = 0.0
-                for micro in range(0, len(update), micro_batch):
-                    chosen = update[micro:micro + micro_batch]
-                    loss = batch_loss(chosen) * (len(chosen) / len(update))
-                    loss.backward()
-                    total_loss += loss.item()
-                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                lr_decay.step()
-                losses.append(total_loss)
-                bar.update(1)
+    with tqdm(total=len(plan), desc=desc, disable=not progress, leave=False) as bar:
+        for update, divisor in plan:
+            optimizer.zero_grad()
+            total_loss = 0.0
+            for micro in range(0, len(update), micro_batch):
+                chosen = update[micro:micro + micro_batch]
+                loss = batch_loss(chosen) * (len(chosen) / divisor)
+                loss.backward()
+                total_loss += loss.item()
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            lr_decay.step()
+            losses.append(total_loss)
+            bar.update(1)
     model.eval()
     return losses
 
@@ -196,7 +276,8 @@ def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labe
         logprobs = scoring.choice_logprob_tensors(model, [items[i] for i in chosen], pad_id=pad_id, prefix_ids=bos_ids)
         return nll(logprobs, [labels[i] for i in chosen])
 
-    return _train(model, len(items), batch_loss, config, seed, progress, "QLoRA updates", micro_batch)
+    answers = max((len(item.choice_ids) for item in items), default=1)  # their num_answers (main.py:630)
+    return _train(model, len(items), batch_loss, config, seed, progress, "QLoRA updates", micro_batch, answers)
 
 
 def train_and_score(lm: models.LoadedModel, train_items: Sequence[scoring.ScoringItem], train_labels: Sequence[int],

@@ -128,7 +128,8 @@ CAPS: dict[str, Callable[[Any], Any]] = {
     "sanity_check_items": lambda v: min(int(v), TEST_PER_LEVEL) if v else v, "n_test": _cap(TEST_PER_LEVEL),
     "mdl_max_items": _per_dataset(MDL_ITEMS), "mdl_max_holdout": _cap(MDL_HOLDOUT),
     "mdl_subset_sizes": lambda v: [n for n in v if n <= max(MDL_SIZES)] or list(MDL_SIZES), "n_boot": _cap(N_BOOT),
-    "k_shot": _per_dataset(SHOTS), "cot_k_shot": _per_dataset(SHOTS), "college_k": _cap(SHOTS),
+    "k_shot": _per_dataset(SHOTS), "cot_k_shot": _per_dataset(SHOTS), "robustness_k_shot": _per_dataset(SHOTS),
+    "college_k": _cap(SHOTS),
     "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(COT_TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
     "method_options": _options, "cot_method_options": _options,
     # the easy-to-hard evaluators

@@ -676,8 +676,9 @@ def check_memory(model: str, quantization: str, trains: bool, devices: Devices,
     activations = budget.batch_tokens * (8 * arch.hidden + 4 * arch.intermediate) * 2
     training = 0.0
     if trains:
-        config = QLoRAConfig()
-        training = resources.qlora_state_bytes(arch, config.r, config.target_modules, quant == "8bit")
+        config = QLoRAConfig()  # LoRA on the authors' modules for this architecture (Falcon: query_key_value)
+        targets = resources.lora_target_modules(resources.model_type_of(model), config.target_modules)
+        training = resources.qlora_state_bytes(arch, config.r, targets, quant == "8bit")
         training += settings.micro_batch * 512 * arch.activation_bytes_per_token(checkpointing=True)
     need = weights + kv + activations + training
     available = devices.count * per_device

@@ -410,7 +410,7 @@ def claims_block(site: Path) -> str:
     table = ["| claim | the paper says | this run (embedded profile) | verdict |", "|---|---|---|---|"]
     table += [f"| {r['claim']} | {r['the paper says']} | {r['this run']} | **{r['verdict']}** |" for _, r in rows.iterrows()]
     demo = [f"- {r['claim']}: {r['this run']}" for _, r in rows[rows["kind"] == "demonstration"].iterrows()]
-    return "\n".join([README_BEGIN, "**What a 135M model shows** (the claims this run decides):", "", *decided, "",
+    return "\n".join([README_BEGIN, "**Decided by this run** (each claim once, from the notebook that measures it):", "", *decided, "",
                       "Every claim, once (inconclusive ones say what would decide them):", "", *table,
                       *(["", "**Demonstrations, not measurements** (shown, never given a verdict):", "", *demo]
                         if demo else []), README_END])

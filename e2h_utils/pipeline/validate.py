@@ -229,6 +229,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "runs": _targets, "curves": _targets, "grid": _targets, "sweeps_to_run": _targets, "robustness_runs": _targets,
     "k_shot": _k_shot,
     "cot_k_shot": lambda v: _mapping(v, _dataset, lambda k: _int(k, 1)),
+    "robustness_k_shot": lambda v: _mapping(v, _dataset, lambda k: _int(k, 1)),
     "n_train": lambda v: _mapping(v, _method, lambda n: _int(n, 1)),
     "cot_n_train": lambda v: _mapping(v, _method, lambda n: _int(n, 1)),
     "seeds": _seeds,
