@@ -191,3 +191,13 @@ def test_the_walkthrough_states_its_ci_and_how_many_items_it_would_take():
     # ±15 points on 30 items; ±5 takes 30 x (15 / 5)^2 = 270
     assert "+3.0 points [-12.0, +18.0] on 30 hard test items and 1 seed, a CI of ±15.0 points" in text
     assert "±5 would need ≈ 270 items" in text and "easy_to_hard" in text
+
+
+def test_a_readable_but_wide_sgr_says_how_many_items_would_place_it():
+    # SGR 73 [18, 139] on 302 items: its lower bound reaches 50% once the half-width is 23 points (now 61)
+    sgr = rows("sgr", [({"n_items": 302}, 0.733, 0.181, 1.394, True), ({"dataset": "mmlu_stem5", "n_items": 500},
+                                                                        0.812, 0.504, 1.093, True)])
+    out = next(c for c in claims.CLAIMS if c.id == "E1").check({"results": sgr})
+    assert out.verdict == INCONCLUSIVE
+    assert "arc/grade/icl 73.3 [18.1, 139.4] (would need ≈ 2,100 hard test items (this run: 302))" in out.this_run
+    assert "81.2 [50.4, 109.3] (would" not in out.this_run  # already high: nothing to decide

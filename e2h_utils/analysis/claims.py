@@ -125,11 +125,13 @@ def _sgr_mostly_high(tables: Tables) -> Verdict:
     if readable.empty:
         gaps = _rows(tables.get("results"), "gap")
         listed = "; ".join(_with_need(f"{_label(r)} {_ci(r)}", would_need(r, lower=(0.0,))) for _, r in gaps.iterrows())
-        return Verdict(INCONCLUSIVE, f"no oracle gap (hard − unsup., points) clearly above zero in {len(sgr)} "
-                                     f"comparisons, so no SGR is readable: {listed}", "CI too wide")
+        many = "comparison" if len(sgr) == 1 else "comparisons"
+        return Verdict(INCONCLUSIVE, f"no oracle gap (hard − unsup., points) clearly above zero in {len(sgr)} {many}, "
+                                     f"so no SGR is readable: {listed}", "CI too wide")
     high = readable[(readable["lo"] >= 0.5) & (readable["hi"] >= 0.7)]
     low = readable[readable["hi"] < 0.7]
-    text = "; ".join(f"{_label(r)} {_ci(r)}" for _, r in readable.iterrows())
+    text = "; ".join(_with_need(f"{_label(r)} {_ci(r)}", "" if (r["lo"] >= 0.5 and r["hi"] >= 0.7) or r["hi"] < 0.7
+                                else would_need(r, lower=(0.5,), upper=(0.7,))) for _, r in readable.iterrows())
     text = f"readable SGR (%) in {len(readable)} of {len(sgr)} comparisons: {text}"
     if len(high) > len(readable) / 2:
         return Verdict(CONSISTENT, text)
@@ -478,7 +480,7 @@ def demonstrations(tables: Tables) -> list[str]:
     for frame in tables.values():
         if isinstance(frame, pd.DataFrame) and "demonstration" in frame.columns and len(frame):
             demo = frame[frame["demonstration"].fillna(False).astype(bool)]
-            out += [_label(row) for _, row in demo.iterrows()]
+            out += [_label(row.drop("method") if row.get("method") == "none" else row) for _, row in demo.iterrows()]
     return list(dict.fromkeys(out))
 
 
