@@ -131,3 +131,17 @@ def test_each_claim_appears_once_from_the_notebook_that_measures_it_and_decided_
     assert lead < block.index("**E2 consistent**") < table < block.index("Demonstrations, not measurements")
     html = report._findings_html(rows, "embedded")
     assert html.index("Decided by this run") < html.index("Not decided") < html.index("Demonstrations")
+
+
+def test_demonstrations_are_listed_from_the_tables_that_mark_them(tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "tables" / "easy_to_hard"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"dataset": ["arc", "gsm8k"], "measure": ["grade", "num_steps"], "method": ["icl", "icl_cot"],
+                  "quantity": ["gap", "gap"], "demonstration": [False, True]}).to_csv(folder / "results.csv", index=False)
+    pd.DataFrame({"claim": ["E2"], "the paper says": ["x"], "this run": ["y"], "verdict": ["consistent"]}).to_csv(
+        folder / "claims.csv", index=False)
+    assert report.demonstrations_of({"easy_to_hard": folder}) == {"easy_to_hard": ["gsm8k/num_steps/icl_cot"]}
+    block = report.claims_block(tmp_path)
+    assert "read by no claim: gsm8k/num_steps/icl_cot (easy_to_hard)" in block

@@ -253,7 +253,7 @@ def _claims(folder: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def _findings_html(rows: pd.DataFrame, profile: str) -> str:
+def _findings_html(rows: pd.DataFrame, profile: str, demos: Mapping[str, list[str]] | None = None) -> str:
     """The front page's lead: what the run decides (with its numbers), what it leaves open, and what is a
     demonstration only; each claim once (``claim_rows``)."""
     if rows.empty:
@@ -269,6 +269,9 @@ def _findings_html(rows: pd.DataFrame, profile: str) -> str:
             f'{html.escape(str(row["this run"]))} (<a href="notebooks/{row["notebook"]}.html">{row["notebook"]}</a>)</span></li>')
     heads = {"decided": "Decided by this run", "open": "Not decided at this size (each says what would decide it)",
              "demonstration": "Demonstrations, not measurements"}
+    if demos:
+        parts["demonstration"].append(f'<li>runs shown at demonstration size, read by no claim: '
+                                      f'{html.escape(_demo_text(demos))}</li>')
     body = "".join(f'<h3>{heads[k]}</h3><ul class="claims">{"".join(v)}</ul>' for k, v in parts.items() if v)
     return f'<h2 id="findings">{html.escape(title)}</h2>{body}'
 
@@ -348,7 +351,8 @@ claim, with 95% paired-bootstrap confidence intervals. Every difference from the
 <a href="fidelity.html">fidelity ledger</a>; a verdict is <span class="verdict ok">consistent</span>,
 <span class="verdict bad">inconsistent</span> or <span class="verdict na">inconclusive</span> (CIs too wide, or not run
 in this profile), computed from the CIs by the rules in <code>e2h_utils.analysis.claims</code>.</p>
-{_findings_html(claim_rows({name: o.folder / "tables" / "claims.csv" for name, o in outputs.items()}), profile)}
+{_findings_html(claim_rows({name: o.folder / "tables" / "claims.csv" for name, o in outputs.items()}), profile,
+                demonstrations_of({name: o.folder / "tables" for name, o in outputs.items()}))}
 <div class="cards">{''.join(cards)}</div>
 <h2>Provenance</h2>
 <p>Profile <code>{html.escape(profile)}</code>; model(s) {model_text}; built from commit <code>{html.escape(revision)}</code>
@@ -394,6 +398,24 @@ def claim_rows(files: Mapping[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "the paper says", "this run", "verdict", "notebook"])
 
 
+def demonstrations_of(folders: Mapping[str, Path]) -> dict[str, list[str]]:
+    """Per notebook, the runs its tables mark as demonstrations (``estimates.mark_demonstrations``),
+    read from every CSV in ``folders`` (notebook name -> its tables folder)."""
+    from e2h_utils.analysis import claims
+
+    out = {}
+    for name, folder in folders.items():
+        frames = {path.stem: pd.read_csv(path) for path in sorted(Path(folder).glob("*.csv"))}
+        shown = claims.demonstrations(frames)
+        if shown:
+            out[name] = shown
+    return out
+
+
+def _demo_text(demos: Mapping[str, list[str]]) -> str:
+    return "; ".join(f"{', '.join(runs)} ({name})" for name, runs in demos.items())
+
+
 def _kind(verdict: str) -> str:
     word = str(verdict).split(" (")[0]
     return "decided" if word in DECIDED else "demonstration" if word == "no verdict" else "open"
@@ -410,6 +432,8 @@ def claims_block(site: Path) -> str:
     table = ["| claim | the paper says | this run (embedded profile) | verdict |", "|---|---|---|---|"]
     table += [f"| {r['claim']} | {r['the paper says']} | {r['this run']} | **{r['verdict']}** |" for _, r in rows.iterrows()]
     demo = [f"- {r['claim']}: {r['this run']}" for _, r in rows[rows["kind"] == "demonstration"].iterrows()]
+    demos = demonstrations_of({name: Path(site) / "tables" / name for name, *_ in CARDS})
+    demo += [f"- runs shown at demonstration size, read by no claim: {_demo_text(demos)}"] if demos else []
     return "\n".join([README_BEGIN, "**Decided by this run** (each claim once, from the notebook that measures it):", "", *decided, "",
                       "Every claim, once (inconclusive ones say what would decide them):", "", *table,
                       *(["", "**Demonstrations, not measurements** (shown, never given a verdict):", "", *demo]
