@@ -12,7 +12,7 @@ DEVICES     ?=
 MEASURED    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lab reproduce report plan dry-run clean clean-all
+.PHONY: help setup test test-fast lab reproduce report plan dry-run gpu-check clean clean-all
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -58,6 +58,9 @@ plan: setup  ## every run of PROFILE: memory, compute and predicted CI half-widt
 
 dry-run: setup  ## PROFILE's notebooks on a tiny random stand-in model, sizes capped, into outputs/PROFILE-dry-run
 	$(BIN)/python -m e2h_utils.pipeline.reproduce --profile $(PROFILE) --dry-run
+
+gpu-check: setup  ## on one GPU, offline (~minutes): precisions vs CPU float32, a QLoRA step, a device_map split, rates -> outputs/gpu_check.json
+	$(BIN)/python -m e2h_utils.pipeline.gpu_check
 
 clean:  ## remove executed outputs and caches of Python/pytest (keeps results/ and the model cache)
 	rm -rf outputs .pytest_cache
