@@ -115,6 +115,14 @@ def _label(row: pd.Series) -> str:
 NOT_RUN = Verdict(INCONCLUSIVE, "not run in this profile", "not run in this profile")
 
 
+def _all_agree(states: list[str], parts: list[str]) -> Verdict:
+    """One verdict from a claim's per-comparison states: inconsistent when any is, consistent when all
+    are, else inconclusive (the CI of some comparison too wide)."""
+    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
+        else INCONCLUSIVE
+    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+
+
 # --- the checks ---------------------------------------------------------------------------------------
 
 def _sgr_mostly_high(tables: Tables) -> Verdict:
@@ -190,9 +198,7 @@ def _sgr_does_not_fall_with_scale(tables: Tables) -> Verdict:
         states.append(INCONSISTENT if large["hi"] < small["lo"] else CONSISTENT)
     if not parts:
         return Verdict(INCONCLUSIVE, "no comparison has a readable SGR at both ends of the scale", "CI too wide")
-    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
-        else INCONCLUSIVE
-    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+    return _all_agree(states, parts)
 
 
 def _unpaired(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
@@ -225,9 +231,7 @@ def _fall_only_when_gap_large(tables: Tables) -> Verdict:
             states.append(INCONCLUSIVE)
     if not parts:
         return NOT_RUN
-    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
-        else INCONCLUSIVE
-    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+    return _all_agree(states, parts)
 
 
 def _fall_paired(pairs: pd.DataFrame) -> Verdict:
@@ -253,9 +257,7 @@ def _fall_paired(pairs: pd.DataFrame) -> Verdict:
             states.append(INCONCLUSIVE)
     if not parts:
         return NOT_RUN
-    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
-        else INCONCLUSIVE
-    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+    return _all_agree(states, parts)
 
 
 def _no_worse_than_easy(rows: pd.DataFrame, describe: Callable[[pd.Series], str]) -> Verdict:
@@ -263,11 +265,9 @@ def _no_worse_than_easy(rows: pd.DataFrame, describe: Callable[[pd.Series], str]
     points, inconsistent when one lies above zero."""
     states = [INCONSISTENT if r["lo"] > 0 else CONSISTENT if r["hi"] <= EQUIVALENCE else INCONCLUSIVE
               for _, r in rows.iterrows()]
-    text = "; ".join(_with_need(describe(r), would_need(r, lower=(0.0,), upper=(EQUIVALENCE,)) if st == INCONCLUSIVE
-                                else "") for st, (_, r) in zip(states, rows.iterrows()))
-    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
-        else INCONCLUSIVE
-    return Verdict(verdict, text, "CI too wide" if verdict == INCONCLUSIVE else "")
+    parts = [_with_need(describe(r), would_need(r, lower=(0.0,), upper=(EQUIVALENCE,)) if st == INCONCLUSIVE else "")
+             for st, (_, r) in zip(states, rows.iterrows())]
+    return _all_agree(states, parts)
 
 
 def _noisy_hard_labels(tables: Tables) -> Verdict:
@@ -302,9 +302,7 @@ def _costly_hard_labels(tables: Tables) -> Verdict:
         states.append(INCONSISTENT if lo > 0 else CONSISTENT if hi <= EQUIVALENCE else INCONCLUSIVE)
     if not parts:
         return NOT_RUN
-    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
-        else INCONCLUSIVE
-    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+    return _all_agree(states, parts)
 
 
 def _ten_easy_examples(tables: Tables) -> Verdict:
@@ -326,9 +324,7 @@ def _ten_easy_examples(tables: Tables) -> Verdict:
                                 "readable", would_need(gap, lower=(0.0,)))
                      if gap is not None else f"{head}, oracle gap not above zero: SGR not readable")
         states.append(INCONCLUSIVE)
-    verdict = INCONSISTENT if INCONSISTENT in states else CONSISTENT if all(s == CONSISTENT for s in states) \
-        else INCONCLUSIVE
-    return Verdict(verdict, "; ".join(parts), "CI too wide" if verdict == INCONCLUSIVE else "")
+    return _all_agree(states, parts)
 
 
 def _same_comparison(table: pd.DataFrame, row: pd.Series) -> pd.Series | None:
