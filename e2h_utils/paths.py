@@ -12,6 +12,7 @@ Environment variables (all optional):
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 MIRROR_ENV = "E2H_MIRROR"
@@ -44,9 +45,21 @@ def results_dir() -> Path:
     return Path(value).expanduser().resolve() if value else project_root() / "results"
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_profile_name(profile: str) -> str:
+    """``profile`` if it is a plain name (letters, digits, ``_ . -``; no path separators, no ``..``): a
+    profile names a folder under ``parameters/`` and one under ``outputs/``, never a path elsewhere."""
+    if not isinstance(profile, str) or not _NAME.fullmatch(profile) or ".." in profile:
+        raise ValueError(f"profile {profile!r} is not a profile name: give the name of a folder under "
+                         f"{project_root() / 'parameters'} (letters, digits, '_', '.', '-'; no '/' or '..')")
+    return profile
+
+
 def outputs_dir(profile: str) -> Path:
     """Executed notebooks, figures and tables of one parameter profile."""
-    return project_root() / "outputs" / profile
+    return project_root() / "outputs" / check_profile_name(profile)
 
 
 def notebooks_dir() -> Path:

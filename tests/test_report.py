@@ -145,3 +145,8 @@ def test_demonstrations_are_listed_from_the_tables_that_mark_them(tmp_path):
     assert report.demonstrations_of({"easy_to_hard": folder}) == {"easy_to_hard": ["gsm8k/num_steps/icl_cot"]}
     block = report.claims_block(tmp_path)
     assert "read by no claim: gsm8k/num_steps/icl_cot (easy_to_hard)" in block
+
+
+def test_a_profile_path_is_refused(capsys):
+    assert report.main(["--profile", "../../x", "--out", "/tmp/never"]) == 2
+    assert "is not a profile name" in capsys.readouterr().err and not Path("/tmp/never").exists()

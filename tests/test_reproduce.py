@@ -171,6 +171,16 @@ def test_unknown_profile_lists_profiles(project: Path, capsys) -> None:
     assert "paper, smoke" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["../../x", "smoke/../paper", "/tmp/x", "..", ""])
+def test_a_profile_is_a_name_never_a_path(project: Path, capsys, name: str) -> None:
+    """``--profile ../../x`` once wrote outputs and a lock outside outputs/: a profile is a folder name."""
+    assert reproduce.main(["--profile", name]) == 2
+    assert "is not a profile name" in capsys.readouterr().err or not name
+    with pytest.raises(ValueError, match="not a profile name"):
+        paths.outputs_dir(name)
+    assert not (project.parent / "x").exists() and not (project / "outputs").exists()
+
+
 def test_unknown_only_name_is_error(project: Path) -> None:
     set_yaml(project, "demo", "value: 2\n")
     with pytest.raises(ValueError, match="nope"):

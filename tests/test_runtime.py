@@ -59,3 +59,21 @@ def test_the_slurm_gpu_kind_must_be_one_the_plan_knows():
 def test_the_paper_run_settings_parse():
     settings = runtime.for_profile("paper")
     assert settings.executor.kind == "inprocess" and settings.executor.slurm.gpus_per_node == 8
+
+
+@pytest.mark.parametrize("slurm, message", [
+    ({"additional": {"qos": "high\nrm -rf ~"}}, "newline or a shell metacharacter"),
+    ({"additional": {"comment": "a;b"}}, "shell metacharacter"),
+    ({"additional": {"comment": "$(id)"}}, "shell metacharacter"),
+    ({"additional": {"wrap": "echo hi"}}, "unknown option 'wrap'"),
+    ({"partition": "gpu --qos=x"}, "executor.slurm.partition"),
+    ({"account": "a`id`"}, "executor.slurm.account"),
+])
+def test_slurm_options_are_plain_tokens_or_refused(slurm, message):
+    """Slurm options go into the batch script the cluster runs: a newline in a value would start a shell
+    command there, so every value is a plain token and ``additional`` takes known #SBATCH options only."""
+    with pytest.raises(runtime.SettingsError, match=message):
+        runtime.parse({"executor": {"kind": "slurm", "slurm": slurm}})
+    ok = runtime.parse({"executor": {"kind": "slurm", "slurm": {"partition": "gpu-a100", "additional": {
+        "qos": "high", "gres": "gpu:a100:4", "exclude": "node[01-04]", "mail_user": "me@lab.org"}}}})
+    assert dict(ok.executor.slurm.additional)["gres"] == "gpu:a100:4"

@@ -17,6 +17,7 @@ gradient checkpointing when a QLoRA micro-batch would not fit without it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -49,6 +50,7 @@ class SlurmSettings:
     additional: tuple[tuple[str, str], ...] = ()  # more #SBATCH options, e.g. {qos: high}
 
     def __post_init__(self) -> None:
+        _check_sbatch(self)
         if str(self.gpu).upper() not in GPUS:
             raise SettingsError(f"executor.slurm.gpu must be one of {', '.join(GPUS)}, not {self.gpu!r}")
         if self.gpus_per_node < 1 or self.cpus_per_task < 1 or self.timeout_min < 1:
@@ -102,6 +104,35 @@ class RunSettings:
         if not self.max_memory:
             return None
         return {int(k) if str(k).isdigit() else str(k): str(v) for k, v in self.max_memory}
+
+
+# ``additional`` #SBATCH options the batch script may carry (submitit writes each as ``#SBATCH --key=value``);
+# anything else, and any value with whitespace or a shell metacharacter, is refused: a newline in a value
+# would start a shell command in the script the cluster runs.
+SBATCH_KEYS = frozenset({
+    "qos", "reservation", "exclude", "nodelist", "nodes", "ntasks", "ntasks_per_node", "gres", "gpus", "gpus_per_task",
+    "cpus_per_gpu", "mem_per_cpu", "mem_per_gpu", "time", "time_min", "mail_type", "mail_user", "comment", "licenses",
+    "exclusive", "requeue", "no_requeue", "signal", "dependency", "begin", "deadline", "priority", "nice", "wckey",
+    "cluster", "clusters", "distribution", "hint", "switches", "tmp",
+})
+_SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.,:=@%+/\[\]-]*")
+
+
+def _check_sbatch(slurm: Any) -> None:
+    """Every Slurm option that goes into the batch script is a plain token (``SBATCH_KEYS``, ``_SBATCH_VALUE``)."""
+    named = [(name, getattr(slurm, name)) for name in ("partition", "account", "constraint")
+             if getattr(slurm, name) is not None]
+    for name, value in named:
+        if not _SBATCH_VALUE.fullmatch(str(value)):
+            raise SettingsError(f"executor.slurm.{name}: {value!r} holds whitespace or a shell metacharacter; "
+                                "give a plain Slurm value (letters, digits, _ . , : = @ % + / - [ ])")
+    for key, value in slurm.additional:
+        if str(key).replace("-", "_") not in SBATCH_KEYS:
+            raise SettingsError(f"executor.slurm.additional: unknown option {key!r}; valid: {', '.join(sorted(SBATCH_KEYS))} "
+                                "(partition, account, constraint, cpus, memory and time have their own settings)")
+        if not _SBATCH_VALUE.fullmatch(str(value)):
+            raise SettingsError(f"executor.slurm.additional.{key}: {value!r} holds whitespace, a newline or a shell "
+                                "metacharacter; give a plain Slurm value (letters, digits, _ . , : = @ % + / - [ ])")
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:

@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         out = build(args.profile, args.out)
         if args.profile == "embedded" and args.out is None and update_readme(out):
             print("README.md: the claims table was updated from the report")
-    except ReportError as error:
+    except (ReportError, ValueError) as error:  # ValueError: a profile that is not a name
         print(f"error: {error}", file=sys.stderr)
         return 2
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -92,7 +92,7 @@ def profiles() -> list[str]:
 
 
 def _profile_dir(profile: str) -> Path:
-    folder = paths.parameters_dir() / profile
+    folder = paths.parameters_dir() / paths.check_profile_name(profile)
     if not profile or not folder.is_dir():
         raise ValueError(
             f"unknown profile {profile!r}: no folder {folder}. "
