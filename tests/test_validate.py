@@ -64,6 +64,17 @@ def test_the_committed_profiles_are_valid():
     ("model_scale", {"model_dtype": "half"}, "model_dtype: unknown dtype 'half'; valid: auto, float32, bfloat16, "
                                              "float16, authors"),
     ("easy_to_hard", {"method_options": {"qlora": {"authors_batch": -4}}}, "method_options: qlora: qlora: authors_batch"),
+    # values of the right type but out of range, NaN included, are refused where they are declared
+    ("easy_to_hard", {"method_options": {"probe": {"l2": float("nan")}}},
+     "method_options: probe: probe: l2 must be a finite number >= 0, not nan"),
+    ("easy_to_hard", {"method_options": {"probe": {"epochs": 0}}}, "probe: epochs must be an integer >= 1, not 0"),
+    ("easy_to_hard", {"method_options": {"qlora": {"lr": -1}}}, "qlora: lr must be a finite number > 0, not -1"),
+    ("easy_to_hard", {"method_options": {"qlora": {"dropout": float("inf")}}}, "qlora: dropout must be a finite number"),
+    ("easy_to_hard", {"test_fraction": float("nan")}, "test_fraction: expected a finite number, got nan"),
+    ("label_noise", {"rates": [0.0, float("nan")]}, "rates: expected a finite number, got nan"),
+    ("easy_to_hard", {"seeds": {"icl": [2**64], "probe": [0], "qlora": [0]}},
+     "seeds: icl: expected a seed between 0 and 4294967295 (2**32 - 1), got 18446744073709551616"),
+    ("easy_to_hard", {"split_seed": 2**40}, "split_seed: expected a seed between 0"),
 ])
 def test_bad_values_are_named_with_what_is_valid(name, changes, expected):
     found = problems(name, **changes)

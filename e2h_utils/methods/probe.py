@@ -26,17 +26,23 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from e2h_utils.methods import bounds
+from e2h_utils.methods.bounds import bounded
+
 PROBE_VERSION = 2  # 2: the authors' estimator (SGD, unsquared L2, clipping, decay to 10%)
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    epochs: int = 100  # --learned_probe_epochs
-    lr: float = 0.05  # Probe.fit: lr = 5e-2 for a linear probe
-    l2: float = 1.0  # --l2_reg: weight of ||w||_2 (unsquared)
-    max_grad_norm: float = 1.0  # --max_grad_norm
-    lr_floor: float = 0.1  # --probing_lr_decay 10-percent: the learning rate decays to 10%
-    max_refits: int = 6  # safe_fit(patience=5): refits while counter <= 5
+    epochs: int = bounded(100, 1, integer=True)  # --learned_probe_epochs
+    lr: float = bounded(0.05, 0, open_low=True)  # Probe.fit: lr = 5e-2 for a linear probe
+    l2: float = bounded(1.0, 0)  # --l2_reg: weight of ||w||_2 (unsquared)
+    max_grad_norm: float = bounded(1.0, 0, open_low=True)  # --max_grad_norm
+    lr_floor: float = bounded(0.1, 0, 1, open_low=True)  # --probing_lr_decay 10-percent: the learning rate decays to 10%
+    max_refits: int = bounded(6, 0, integer=True)  # safe_fit(patience=5): refits while counter <= 5
+
+    def __post_init__(self) -> None:
+        bounds.check(self)
 
 
 @dataclass

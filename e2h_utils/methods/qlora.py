@@ -42,6 +42,8 @@ import torch
 from tqdm.auto import tqdm
 
 from e2h_utils.engine import batching, models, resources, runtime, scoring
+from e2h_utils.methods import bounds
+from e2h_utils.methods.bounds import bounded
 
 # transformers 5 deprecates a name peft still calls on every LoRA model: harmless, and once per model
 warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -53,21 +55,21 @@ OPTIMIZERS = ("auto", "adamw", "adam8bit")
 
 @dataclass(frozen=True)
 class QLoRAConfig:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.1
+    r: int = bounded(16, 1, integer=True)
+    alpha: int = bounded(32, 0, open_low=True)
+    dropout: float = bounded(0.1, 0, 1, open_high=True)
     # the adapted projections; the default, the authors' q and v projections, is named per architecture
     # as they name it (resources.lora_target_modules: query_key_value on Falcon, Wqkv on MPT, c_attn on
     # Qwen), any other list is taken as given
     target_modules: tuple[str, ...] = resources.DEFAULT_LORA_TARGETS
     quantization: str = "8bit"  # 8bit (the authors', LLM.int8) | 4bit (NF4) | none (plain LoRA)
-    lr: float = 1e-4  # --probing_lr
-    max_batch: int = 50  # effective batch: min(n, max_batch) items per update
-    min_updates: int = 10  # --minimum_gradient_updates (150 for chain of thought)
-    min_epochs: int = 3  # standardize_optimization_config: 3 epochs unless more are needed
-    max_grad_norm: float = 1.0  # clip_grad_norm_(..., 1.)
-    lr_floor: float = 0.1  # --probing_lr_decay 10-percent
-    weight_decay: float = 1e-5  # --weight_decay
+    lr: float = bounded(1e-4, 0, open_low=True)  # --probing_lr
+    max_batch: int = bounded(50, 1, integer=True)  # effective batch: min(n, max_batch) items per update
+    min_updates: int = bounded(10, 1, integer=True)  # --minimum_gradient_updates (150 for chain of thought)
+    min_epochs: int = bounded(3, 1, integer=True)  # standardize_optimization_config: 3 epochs unless more are needed
+    max_grad_norm: float = bounded(1.0, 0, open_low=True)  # clip_grad_norm_(..., 1.)
+    lr_floor: float = bounded(0.1, 0, 1)  # --probing_lr_decay 10-percent
+    weight_decay: float = bounded(1e-5, 0)  # --weight_decay
     optimizer: str = "auto"  # auto: bitsandbytes Adam8bit on an 8-bit base (theirs), else AdamW
     # 0: every update takes min(n, max_batch) distinct items, an epoch's last update the rest (``schedule``).
     # B > 0: the authors' update counter for their dataloader batch of B sequences per device (run_jobs.py:
@@ -75,18 +77,12 @@ class QLoRAConfig:
     # thought), gradients accumulated over min(n, max_batch) // that many micro-batches and counted across
     # epochs, a trailing partial accumulation never applied, the learning rate decaying over the updates
     # their schedule counts (``update_plan``; models/probes.py:339,354-356,437-443,456)
-    authors_batch: int = 0
+    authors_batch: int = bounded(0, 0, integer=True)
 
     def __post_init__(self) -> None:
+        bounds.check(self)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if self.min_updates < 1 or self.min_epochs < 1 or self.max_batch < 1:
-            raise ValueError("min_updates, min_epochs and max_batch must be at least 1")
-        if not 0.0 <= self.lr_floor <= 1.0:
-            raise ValueError(f"lr_floor must be in [0, 1], not {self.lr_floor}")
-        if isinstance(self.authors_batch, bool) or not isinstance(self.authors_batch, int) or self.authors_batch < 0:
-            raise ValueError(f"authors_batch must be 0 (our schedule) or the authors' per-device batch, "
-                             f"not {self.authors_batch!r}")
 
     def key_options(self) -> dict[str, Any]:
         """The settings as results are keyed by them: an option added after results were stored is

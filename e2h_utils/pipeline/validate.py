@@ -14,6 +14,7 @@ accepted as the notebook's own business.
 
 from __future__ import annotations
 
+import math
 import numbers
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -47,6 +48,8 @@ def _number(value: Any, low: float | None = None, high: float | None = None, *, 
             open_high: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise Invalid(f"expected a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(float(value)):  # .nan passes every comparison below
+        raise Invalid(f"expected a finite number, got {value!r}")
     if low is not None and (value < low or (open_low and value == low)):
         raise Invalid(f"expected a number {'>' if open_low else '>='} {low}, got {value}")
     if high is not None and (value > high or (open_high and value == high)):
@@ -100,7 +103,17 @@ def _one_of(valid: Iterable[str], what: str) -> Callable[[Any], str]:
 
 _dataset = _one_of(datasets.DATASETS, "dataset")
 _method = _one_of(methods.KINDS, "method")
-_seed_list = lambda value: _list(value, lambda s: _int(s, 0))  # noqa: E731
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeding take it, and a stored result's int64 column holds it
+
+
+def _seed(value: Any) -> int:
+    seed = _int(value, 0)
+    if seed > SEED_MAX:
+        raise Invalid(f"expected a seed between 0 and {SEED_MAX} (2**32 - 1), got {seed}")
+    return seed
+
+
+_seed_list = lambda value: _list(value, _seed)  # noqa: E731
 
 
 def _model(value: Any) -> None:
@@ -243,7 +256,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "college_max_test": _optional_int, "robustness_max_test_per_level": _optional_int,
     "test_levels": lambda v: _list(v, _one_of(hardness.LEVELS, "test level")),
     "grid_train_levels": lambda v: _list(v, _one_of(("none", *POOLS), "training level")),
-    "split_seed": lambda v: _int(v, 0), "bootstrap_seed": lambda v: _int(v, 0),
+    "split_seed": _seed, "bootstrap_seed": _seed,
     "n_boot": lambda v: _int(v, 1),
     "all_to_all": _bool,
     "sanity_check_items": lambda v: _int(v, 0),
@@ -272,7 +285,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "n_samples": _per_sampled(lambda n: _int(n, 1)), "n_train_samples": _per_sampled(_optional_int),
     "temperature": lambda v: _number(v, 0.0, open_low=True), "top_k": _optional_int,
     "top_p": lambda v: _number(v, 0.0, 1.0, open_low=True), "generator_k": _per_sampled(lambda k: _int(k, 0)),
-    "max_new_tokens": _per_sampled(_optional_int), "sampling_seed": lambda v: _int(v, 0),
+    "max_new_tokens": _per_sampled(_optional_int), "sampling_seed": _seed,
     "test_problems": _per_sampled(_optional_int), "train_problems": _per_sampled(lambda n: _int(n, 1)),
     "evaluators": lambda v: _mapping(v, _evaluator, lambda names: _list(names, _dataset)),
     "evaluator_n": lambda v: _mapping(v, _evaluator, lambda n: _mapping(n, _dataset, lambda m: _int(m, 1))
