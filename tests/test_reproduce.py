@@ -322,9 +322,11 @@ def test_failure_keeps_good_output_then_fix_replaces_it(project: Path, capsys) -
 
 
 @pytest.mark.slow
-def test_a_real_ctrl_c_exits_130_with_one_line(project: Path) -> None:
-    """SIGINT to the runner mid-notebook, as a terminal's Ctrl-C: exit 130, one line, no traceback
-    from papermill or the kernel, nothing half-written."""
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_real_ctrl_c_exits_130_with_one_line(project: Path, signum: str) -> None:
+    """SIGINT to the runner mid-notebook, as a terminal's Ctrl-C, or SIGTERM, what ``kill PID`` (the lock
+    message's advice) sends: exit 130, one line, no traceback from papermill or the kernel, nothing
+    half-written."""
     import signal
     import subprocess
     import sys
@@ -345,7 +347,7 @@ def test_a_real_ctrl_c_exits_130_with_one_line(project: Path) -> None:
     while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert started.exists(), proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signum))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     lines = [line for line in err.splitlines() if line.strip()]

@@ -432,7 +432,7 @@ def _force_exit() -> None:
 
 
 def _on_sigint(signum, frame) -> None:  # noqa: ARG001
-    """Ctrl-C: unwind as KeyboardInterrupt (papermill stops the kernel, ``execute`` removes the
+    """Ctrl-C (and SIGTERM, what ``kill`` sends): unwind as KeyboardInterrupt (papermill stops the kernel, ``execute`` removes the
     partial output); a watchdog finishes the job if that hangs, and a second Ctrl-C at once."""
     import threading
 
@@ -692,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # the command line
         signal.signal(signal.SIGINT, _on_sigint)
+    if argv is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # `kill PID`, as the lock message says
+        signal.signal(signal.SIGTERM, _on_sigint)
     try:
         if args.list:
             for name, state in list_jobs(args.profile, args.only).items():
