@@ -57,6 +57,12 @@ def check_profile_name(profile: str) -> str:
     return profile
 
 
+def lock_file(profile: str) -> Path:
+    """The lock of one profile's runs (``make reproduce``, ``make report``): outside ``outputs/``, so
+    ``make clean`` during a run cannot delete it, and outside ``.cache/`` (``make clean-all``)."""
+    return project_root() / ".locks" / f"{check_profile_name(profile)}.lock"
+
+
 def outputs_dir(profile: str) -> Path:
     """Executed notebooks, figures and tables of one parameter profile."""
     return project_root() / "outputs" / check_profile_name(profile)

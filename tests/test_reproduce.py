@@ -274,7 +274,7 @@ def test_run_then_up_to_date_then_rerun_on_change(project: Path) -> None:
     assert executed.is_file() and (out / "value.txt").read_text() == "smoke:2"
     record = json.loads((out / "fingerprint.json").read_text())
     assert record["fingerprint"] == reproduce.fingerprint(reproduce.discover("smoke")[0])
-    assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == [".lock"]  # no partial/old folder left
+    assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == []  # no partial/old folder left
     injected = nbformat.read(executed, as_version=4).cells[1]
     assert "injected-parameters" in injected.metadata.tags and "value = 2" in injected.source
 
@@ -315,7 +315,7 @@ def test_failure_keeps_good_output_then_fix_replaces_it(project: Path, capsys) -
     assert reproduce.main(["--profile", "smoke"]) == 0
     assert (out / "value.txt").read_text() == "smoke:4"
     assert not failed.exists()
-    assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == [".lock"]
+    assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == []
 
 
 # --- faults: one run per profile, interrupts, dead kernels, full disks ----------------------------
@@ -356,13 +356,30 @@ def test_a_real_ctrl_c_exits_130_with_one_line(project: Path, signum: str) -> No
     assert not (smoke / "demo").exists() and not (smoke / ".demo.partial").exists()
 
 
+def test_the_lock_outlives_make_clean_and_keeps_make_report_out(project: Path, capsys) -> None:
+    """``make clean`` (rm -rf outputs) during a run must not free the lock, and ``make report`` never reads
+    outputs a run is still writing: the lock lies outside outputs/ and the report takes it too."""
+    import shutil
+
+    from e2h_utils.pipeline import report
+
+    set_yaml(project, "demo", "value: 2\n")
+    with reproduce.profile_lock("smoke") as lock:
+        assert paths.outputs_dir("smoke") not in lock.parents and (project / ".cache") not in lock.parents
+        shutil.rmtree(project / "outputs", ignore_errors=True)  # make clean
+        with pytest.raises(RuntimeError, match="another run of profile 'smoke'"):
+            reproduce.run("smoke")
+        assert report.main(["--profile", "smoke", "--out", str(project / "site")]) == 2
+        assert "another run of profile 'smoke'" in capsys.readouterr().err
+
+
 def test_a_second_run_of_a_profile_is_refused_naming_the_first(project: Path) -> None:
     set_yaml(project, "demo", "value: 2\n")
     with reproduce.profile_lock("smoke"):
         with pytest.raises(RuntimeError) as info:
             reproduce.run("smoke")
     message = str(info.value)
-    assert f"(pid {os.getpid()})" in message and "outputs/smoke/.lock" in message and f"kill {os.getpid()}" in message
+    assert f"(pid {os.getpid()})" in message and ".locks/smoke.lock" in message and f"kill {os.getpid()}" in message
     assert not (project / "outputs" / "smoke" / "demo").exists()
     assert reproduce.run("smoke") == {"demo": "ran"}  # the lock went with its holder
 
@@ -436,7 +453,7 @@ def test_a_full_disk_keeps_nothing_half_written(project: Path, monkeypatch, caps
     assert "RuntimeError: unlucky value" in line and "No space left on device" in line
     assert ".FAILED" not in line  # no pointer to a folder that does not exist
     outputs = project / "outputs" / "smoke"
-    assert [p.name for p in outputs.iterdir()] == [".lock"]  # no partial, no FAILED
+    assert not outputs.exists() or [p.name for p in outputs.iterdir()] == []  # no partial, no FAILED
 
 
 def test_failure_summary_keeps_the_notebooks_exception_type(project: Path, capsys) -> None:

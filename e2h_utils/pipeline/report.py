@@ -300,7 +300,16 @@ def _card(outputs: NotebookOutputs, rq: str, question: str, figure: str, tables:
 
 
 def build(profile: str, out: Path | None = None) -> Path:
-    """Build the site of ``profile`` into ``out`` (default: ``default_out``); returns the folder."""
+    """Build the site of ``profile`` into ``out`` (default: ``default_out``); returns the folder. Holds the
+    profile's lock (``reproduce.profile_lock``): never while a run of the profile writes its outputs, nor
+    two builds at once."""
+    from e2h_utils.pipeline.reproduce import profile_lock
+
+    with profile_lock(profile):
+        return _build(profile, out)
+
+
+def _build(profile: str, out: Path | None = None) -> Path:
     outputs = {o.name: o for o in collect(profile)}
     out = Path(out) if out is not None else default_out(profile)
     staging = out.with_name(f".{out.name}.building")
@@ -476,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         out = build(args.profile, args.out)
         if args.profile == "embedded" and args.out is None and update_readme(out):
             print("README.md: the claims table was updated from the report")
-    except (ReportError, ValueError) as error:  # ValueError: a profile that is not a name
+    except (ReportError, ValueError, RuntimeError) as error:  # a profile that is not a name; the profile is locked
         print(f"error: {error}", file=sys.stderr)
         return 2
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

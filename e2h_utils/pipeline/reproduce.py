@@ -347,11 +347,12 @@ class RunInterrupted(Exception):
 
 @contextlib.contextmanager
 def profile_lock(profile: str) -> Iterator[Path]:
-    """One run of a profile at a time: ``outputs/<profile>/.lock``, held by the running process
-    (the lock goes with the process, so a killed run never leaves a stale one)."""
+    """One run of a profile at a time: ``.locks/<profile>.lock`` (``paths.lock_file``), held by the running
+    process (the lock goes with the process, so a killed run never leaves a stale one); ``make reproduce``
+    and ``make report`` both take it."""
     import fcntl
 
-    path = paths.outputs_dir(profile) / ".lock"
+    path = paths.lock_file(profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")
     try:
