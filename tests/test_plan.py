@@ -198,3 +198,27 @@ def test_power_is_measured_on_stored_seeds_of_the_same_group(tmp_path):
     assert gap == pytest.approx(exact, rel=0.05)  # the stored data's own bootstrap width
     assumed = plan.power_rows("nb", [comparison], [300])[0].quantities[0].predicted
     assert gap < 0.8 * assumed
+
+
+def test_the_plan_reads_parameters_cells_without_running_them(tmp_path):
+    """``make plan`` runs nothing: a parameters cell is read as literal assignments, and code there is an
+    error naming the notebook and the line, never executed."""
+    import nbformat
+
+    from e2h_utils.pipeline.plan import notebook_defaults
+
+    def notebook(source):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})]
+        path = tmp_path / "nb.ipynb"
+        nbformat.write(nb, str(path))
+        return path
+
+    values = notebook_defaults(notebook('a = 1  # comment\nb = {"x": [1, 2.5], "y": None}\nc = -3\n'))
+    assert values == {"a": 1, "b": {"x": [1, 2.5], "y": None}, "c": -3}
+    marker = tmp_path / "ran"
+    with pytest.raises(ValueError, match="line 2: only 'name = <literal>'"):
+        notebook_defaults(notebook(f"a = 1\nopen({str(marker)!r}, 'w')\n"))
+    with pytest.raises(ValueError, match="line 1: a is not a literal"):
+        notebook_defaults(notebook(f"a = open({str(marker)!r}, 'w')\n"))
+    assert not marker.exists()

@@ -93,14 +93,26 @@ class PlannedRun:
 # --- the notebooks' parameters ------------------------------------------------------------
 
 def notebook_defaults(notebook: Path) -> dict[str, Any]:
-    """The values of a notebook's ``parameters`` cell (executed: it holds literals only)."""
+    """The values of a notebook's ``parameters`` cell, read without running it: every statement must be
+    ``name = <literal>`` (numbers, strings, lists, dicts, tuples, True/False/None), so planning runs no
+    notebook code. Anything else is an error naming the notebook and the line."""
+    import ast
+
     import nbformat
 
     nb = nbformat.read(str(notebook), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             values: dict[str, Any] = {}
-            exec(compile(cell.source, str(notebook), "exec"), {}, values)  # noqa: S102 - our own notebook
+            for node in ast.parse(cell.source, str(notebook)).body:
+                if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+                    raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: only 'name = <literal>' "
+                                     "assignments belong there (the plan reads them without running the notebook)")
+                try:
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: {node.targets[0].id} is not "
+                                     "a literal (numbers, strings, lists, dicts, True/False/None)") from None
             return values
     raise ValueError(f"{notebook} has no cell tagged 'parameters'")
 
