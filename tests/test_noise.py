@@ -129,6 +129,7 @@ def test_noise_rates():
     assert noise_rates(0.0) == {"easy": 0.0, "hard": 0.0}
     assert noise_rates(0.3) == {"easy": 0.3, "hard": pytest.approx(0.6)}
     assert noise_rates(0.5) == {"easy": 0.5, "hard": 1.0}
-    assert noise_rates(0.8) == {"easy": 0.8, "hard": 1.0}  # capped
+    with pytest.raises(ValueError, match=r"0.8 x hard_multiplier 2 = 1.6 > 1 .* keep every rate <= 0.5"):
+        noise_rates(0.8)  # never capped silently
     assert noise_rates(0.2, hard_multiplier=3.0) == {"easy": 0.2, "hard": pytest.approx(0.6)}
     assert all(type(v) is float for v in noise_rates(0.25).values())

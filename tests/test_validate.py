@@ -75,6 +75,7 @@ def test_the_committed_profiles_are_valid():
     ("easy_to_hard", {"seeds": {"icl": [2**64], "probe": [0], "qlora": [0]}},
      "seeds: icl: expected a seed between 0 and 4294967295 (2**32 - 1), got 18446744073709551616"),
     ("easy_to_hard", {"split_seed": 2**40}, "split_seed: expected a seed between 0"),
+    ("label_noise", {"rates": [0.0, 0.3, 0.6]}, "rates: noise rate 0.6 x hard_multiplier 2 = 1.2 > 1 for hard data"),
 ])
 def test_bad_values_are_named_with_what_is_valid(name, changes, expected):
     found = problems(name, **changes)

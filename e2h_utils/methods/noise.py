@@ -39,5 +39,10 @@ def corrupt_labels(examples: pd.DataFrame, p: float, seed: int, salt: str = "") 
 
 
 def noise_rates(p: float, hard_multiplier: float = 2.0) -> dict[str, float]:
-    """The paper's pairing: easy data at rate ``p``, hard data at ``hard_multiplier * p`` (capped at 1)."""
-    return {"easy": float(p), "hard": float(min(1.0, hard_multiplier * p))}
+    """The paper's pairing: easy data at rate ``p``, hard data at ``hard_multiplier * p``. A hard rate
+    above 1 is an error (it was once capped silently, which made the pairing no longer ``multiplier x p``)."""
+    hard = hard_multiplier * p
+    if hard > 1.0 + 1e-12:
+        raise ValueError(f"noise rate {p:g} x hard_multiplier {hard_multiplier:g} = {hard:g} > 1 for hard data: "
+                         f"keep every rate <= {1 / hard_multiplier:g} (1 / hard_multiplier), or lower hard_multiplier")
+    return {"easy": float(p), "hard": float(min(1.0, hard))}

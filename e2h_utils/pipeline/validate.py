@@ -25,6 +25,7 @@ from e2h_utils.engine import models
 from e2h_utils.experiments import mdl, settings
 from e2h_utils.experiments.spec import POOLS, SpecError
 from e2h_utils.methods import base as methods
+from e2h_utils.methods import noise
 
 Problem = str
 
@@ -332,6 +333,14 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
                 if method == "qlora_cot" and isinstance(values.get("cot_n_train"), Mapping) \
                         and method not in values["cot_n_train"]:
                     problems.append("cot_n_train: no n for method 'qlora_cot'")
+    rates, multiplier = values.get("rates"), values.get("hard_multiplier")
+    if isinstance(rates, list) and isinstance(multiplier, (int, float)) and not isinstance(multiplier, bool):
+        for rate in (r for r in rates if isinstance(r, (int, float)) and not isinstance(r, bool)):
+            try:
+                noise.noise_rates(float(rate), float(multiplier))
+            except ValueError as error:
+                problems.append(f"rates: {error}")
+                break
     if "measure" in values and "dataset" in values and values["dataset"] in datasets.DATASETS:
         try:
             hardness.get_measure(values["dataset"], values["measure"])
