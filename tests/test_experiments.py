@@ -565,3 +565,20 @@ def test_a_fixed_test_set(frame, measure):
     assert ExperimentSpec("arc", "grade", ICL(3), Training("easy"), test=selection).canonical()["test"]["fixed"] == "fixed_test"
     with pytest.raises(KeyError, match="nope"):
         split_roles(marked, measure, Selection(fixed="nope"))
+
+
+def test_a_result_with_non_finite_probabilities_is_never_stored(tmp_path):
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from e2h_utils.experiments.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    payload = {"dataset": "arc", "method": "probe", "x": 1}
+    good = pd.DataFrame({"item_id": ["a", "b"], "probs": [[0.2, 0.8], [0.5, 0.5]], "p_correct": [0.8, 0.5]})
+    assert store.save(payload, 0, good).is_file()
+    bad = good.assign(probs=[[np.nan, np.nan], [0.5, 0.5]], p_correct=[np.nan, 0.5])
+    with pytest.raises(ValueError, match="arc/probe: 1 of 2 items have non-finite probabilities"):
+        store.save(payload, 1, bad)
+    assert not store.path(payload, 1).exists()

@@ -54,6 +54,7 @@ class ResultStore:
         return frame
 
     def save(self, payload: dict[str, Any], seed: int, frame: pd.DataFrame) -> Path:
+        _check_finite(frame, payload)
         folder = self.folder(payload)
         atomic.clean_stale(folder)
         spec_file = folder / "spec.json"
@@ -89,6 +90,24 @@ class ResultStore:
 # --- stored keys of an earlier layout ------------------------------------------------------
 
 KEYS_MARKER = ".keys-canonical"  # in results/: its runs are stored under canonical-option keys
+
+
+def _check_finite(frame: pd.DataFrame, payload: dict[str, Any]) -> None:
+    """A result whose choice probabilities are not finite (a NaN option, a diverged probe) is refused at
+    write time: argmax would pick choice 0 and the NaN would be read as an accuracy."""
+    import numpy as np
+
+    if "probs" not in frame.columns or frame.empty:
+        return
+    values = [np.asarray(v, dtype=float) for v in frame["probs"]]
+    bad = [i for i, v in enumerate(values) if not np.all(np.isfinite(v))]
+    if "p_correct" in frame.columns:
+        bad += [i for i, v in enumerate(frame["p_correct"].to_numpy(dtype=float)) if not np.isfinite(v)]
+    if bad:
+        what = f"{payload.get('dataset', '?')}/{payload.get('method', '?')}"
+        raise ValueError(f"{what}: {len(set(bad))} of {len(frame)} items have non-finite probabilities (NaN or inf): "
+                         "nothing was stored. A method option out of range (a learning rate, l2) or a diverged "
+                         "training run gives this; check the run's method_options")
 
 
 def canonical_payload(stored: dict[str, Any]) -> dict[str, Any] | None:
