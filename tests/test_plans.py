@@ -239,16 +239,18 @@ def test_noise_sweep(tiny_lm, runner, icl_calls):
     kwargs = dict(seeds=[0, 1], model=tiny_lm.spec.name, test=HARD)
     plain = result_table(runner, [plans.comparison("arc", "grade", ICL(3), **kwargs)]).set_index("quantity")
     icl_calls.clear()
-    sweep = result_table(runner, plans.label_noise("arc", "grade", ICL(3), [0.0, 0.3, 0.6], **kwargs))
+    sweep = result_table(runner, plans.label_noise("arc", "grade", ICL(3), [0.0, 0.3, 0.5], **kwargs))
     sgr = _quantity(sweep, "sgr")  # one row per comparison (per p)
-    assert list(sgr["p"]) == [0.0, 0.3, 0.6]
-    assert list(sgr["noise_easy_rate"]) == [0.0, 0.3, 0.6]
-    assert list(sgr["noise_hard_rate"]) == pytest.approx([0.0, 0.6, 1.0])  # 2p, capped at 1
+    assert list(sgr["p"]) == [0.0, 0.3, 0.5]
+    assert list(sgr["noise_easy_rate"]) == [0.0, 0.3, 0.5]
+    assert list(sgr["noise_hard_rate"]) == pytest.approx([0.0, 0.6, 1.0])  # 2p, at most 1 (0.6 would be refused)
+    with pytest.raises(ValueError, match="> 1 for hard data"):
+        plans.label_noise("arc", "grade", ICL(3), [0.6], **kwargs)
     # p = 0 is the plain run: same accuracies, and nothing recomputed for it (nor zero-shot)
     at_zero = sweep[sweep["p"] == 0.0].set_index("quantity")
     for quantity in ("unsupervised", "easy", "hard", "gap"):
         assert at_zero.loc[quantity, "point"] == pytest.approx(plain.loc[quantity, "point"])
-    assert {noise for *_, noise in icl_calls} == {0.3, 0.6, 1.0}
+    assert {noise for *_, noise in icl_calls} == {0.3, 0.6, 0.5, 1.0}
     assert len(icl_calls) == 2 * 2 * 2  # two noisy rates x easy/hard x two seeds
     assert {"sgr", "hard_minus_easy"} <= set(sweep["quantity"])
     assert {"sgr_stable", "lo", "n_items"} <= set(sweep.columns)
