@@ -21,7 +21,7 @@ from e2h_utils.experiments import plans, store as results
 from e2h_utils.experiments.runner import Runner
 from e2h_utils.experiments.spec import ExperimentSpec, SpecError, Training, key_payload
 from e2h_utils.experiments.spec import TestSelection as Selection  # renamed: pytest collects Test* / test_*
-from e2h_utils.experiments.split import split_roles, training_pool
+from e2h_utils.experiments.split import fold_rows, split_roles, training_pool
 from e2h_utils.experiments.split import test_items as select_test_items
 from e2h_utils.experiments.store import ResultStore
 from e2h_utils.methods import runners
@@ -582,3 +582,64 @@ def test_a_result_with_non_finite_probabilities_is_never_stored(tmp_path):
     with pytest.raises(ValueError, match="arc/probe: 1 of 2 items have non-finite probabilities"):
         store.save(payload, 1, bad)
     assert not store.path(payload, 1).exists()
+
+
+# --- cross-fitting -------------------------------------------------------------------------
+
+def test_cross_fit_tests_every_item_of_a_level_once_by_a_fold_that_never_trained_on_it(frame, measure):
+    cross = Selection(test_fraction=0.25, cross_fit=True)
+    assert cross.folds == 4 and Selection(test_fraction=0.25).folds == 1
+    roles = split_roles(frame, measure, cross)
+    test = select_test_items(frame, roles, cross)
+    assert len(test) == N_ROWS and test["id"].is_unique  # every leveled item, not a quarter of them
+    for level, n in {"easy": 30, "medium": 20, "hard": 10}.items():
+        folds = roles.loc[roles["level"] == level, "fold"]
+        assert sorted(folds.value_counts()) == sorted(np.bincount(np.arange(n) % 4))  # balanced
+    for fold in range(4):
+        scored = fold_rows(test, roles, fold)
+        assert len(scored) > 0
+        pool = training_pool(frame, roles, "all", fold)
+        assert not set(scored["id"]) & set(pool["id"])  # never trained on what it scores
+        assert len(scored) + len(pool) == N_ROWS  # and trained on everything else
+    # the cap takes a prefix of each level's order: a larger cap tests a superset, folds unchanged
+    three = select_test_items(frame, roles, Selection(test_fraction=0.25, cross_fit=True, max_per_level=3))
+    assert three["level"].value_counts().to_dict() == {"easy": 3, "medium": 3, "hard": 3}
+    assert set(three["id"]) < set(test["id"])
+    # the paired split is fold 0 against the pool, as before
+    paired = split_roles(frame, measure, Selection())
+    assert set(training_pool(frame, paired, "all")["id"]) == set(frame.loc[paired["role"] == "train", "id"])
+
+
+def test_cross_fit_is_keyed_only_when_on_and_needs_one_over_k(tiny_lm):
+    from e2h_utils.experiments.spec import test_form
+    assert "cross_fit" not in test_form(Selection())  # the paired split keeps its keys
+    assert test_form(Selection(cross_fit=True))["cross_fit"] is True
+    with pytest.raises(SpecError, match=r"test_fraction = 1/K"):
+        Selection(test_fraction=0.3, cross_fit=True)
+    with pytest.raises(SpecError, match="fixed test set"):
+        Selection(cross_fit=True, fixed="math500")
+    assert spec_for(tiny_lm, "easy").canonical() != spec_for(
+        tiny_lm, "easy", test=Selection(test_fraction=0.5, max_per_level=4, cross_fit=True)).canonical()
+
+
+def test_a_cross_fitted_run_scores_every_item_once_per_seed_without_training_on_it(tiny_lm, frame, tmp_path):
+    cross = Selection(test_fraction=0.5, max_per_level=8, cross_fit=True, levels=("hard",))
+    store = ResultStore(tmp_path)
+    outs = {level: run(tiny_lm, spec_for(tiny_lm, level, test=cross), frame, store)
+            for level in ("none", "easy", "hard")}
+    roles = split_roles(frame, hardness.get_measure("arc", "grade"), cross)
+    hard = select_test_items(frame, roles, cross)
+    assert len(hard) == 8  # the hard level has 10: a paired split would test 5 (then capped)
+    for level, out in outs.items():
+        for _, part in out.groupby("seed"):
+            assert list(part["item_id"]) == list(hard["id"])  # every item, once, in the test order
+    fold_of = roles["fold"].set_axis(frame["id"].to_numpy())
+    for row in outs["hard"].to_dict("records"):
+        examples = list(row["example_ids"])
+        assert len(examples) == 3 and row["item_id"] not in examples
+        assert (fold_of.loc[examples] != fold_of.loc[row["item_id"]]).all()  # drawn outside its fold
+    # each seed trained twice (one draw per fold), and two folds' draws differ
+    draws = outs["hard"].groupby("seed")["example_ids"].apply(lambda s: {tuple(x) for x in s})
+    assert all(len(d) == 2 for d in draws)
+    again = run(tiny_lm, spec_for(tiny_lm, "hard", test=cross), frame, store)  # reused from the store
+    pd.testing.assert_frame_equal(again, outs["hard"])

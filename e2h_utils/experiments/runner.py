@@ -54,6 +54,12 @@ def draw(spec: ExperimentSpec, pool: pd.DataFrame, seed: int) -> pd.DataFrame:
     return drawn
 
 
+def in_test_order(scored: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """A seed's item results (one part per fold under cross-fitting) in the order of its test items."""
+    rank = pd.Series(range(len(test)), index=test["id"].to_numpy())
+    return scored.iloc[rank.loc[scored["item_id"]].to_numpy().argsort(kind="stable")].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class Timing:
     spec: ExperimentSpec
@@ -88,18 +94,19 @@ class Runner:
             self.frames[dataset] = datasets.load_dataset(dataset)
         return self.frames[dataset]
 
-    def _pool(self, spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame) -> tuple[pd.DataFrame, dict | None]:
-        """(the training pool, the source frame's digest input) of a spec."""
+    def _pool(self, spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame,
+              fold: int = 0) -> tuple[pd.DataFrame, dict | None]:
+        """(the training pool of ``fold``'s run, the source frame's digest input) of a spec."""
         source = spec.train_source
         if source is None:
-            pool = split.training_pool(frame, roles, spec.train_level)
+            pool = split.training_pool(frame, roles, spec.train_level, fold)
             where = f"level {spec.train_level!r} of {spec.dataset}/{spec.measure}"
             source_frame = None
         else:
             source_frame = frame if source.dataset == spec.dataset else self.frame(source.dataset)
             pool = source.select(source_frame)
-            if source.dataset == spec.dataset:  # every held-out item of the split leaves the pool
-                pool = pool[~pool["id"].isin(frame.loc[roles["role"] == "test", "id"])]
+            if source.dataset == spec.dataset:  # every item the run scores leaves the pool
+                pool = pool[~pool["id"].isin(frame.loc[roles["fold"] == fold, "id"])]
             where = source.label
         if spec.method.trains and pool.empty:
             raise SpecError(f"no training items in {where}")
@@ -129,17 +136,24 @@ class Runner:
         frame = self.frame(spec.dataset)
         roles = split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
         test = split.test_items(frame, roles, spec.test)
-        pool, _ = self._pool(spec, frame, roles)
+        folds = [(split.fold_rows(test, roles, k), self._pool(spec, frame, roles, k)[0]) for k in range(spec.test.folds)]
+        folds = [(part, pool) for part, pool in folds if not part.empty]
+        if not spec.method.trains or not folds:  # nothing to keep apart: one scoring pass
+            folds = [(test, self._pool(spec, frame, roles)[0])]
         payload = self.payload(spec)
         run_seed = runner_for(spec.method)
+        label = f"{spec.dataset}/{spec.measure} {spec.train_level}"
         parts, computed = [], 0
         for seed in spec.run_seeds:
             def compute(seed: int = seed) -> pd.DataFrame:
-                job = SeedJob(lm=self.lm, dataset=spec.dataset, test=test, train=draw(spec, pool, seed), seed=seed,
-                              prompt_format=spec.prompt_format, max_length=spec.max_length,
-                              features_root=self.store.root, settings=self.settings, progress=self.progress,
-                              label=f"{spec.dataset}/{spec.measure} {spec.train_level}", key=spec_key(payload))
-                return run_seed(spec.method, job)
+                scored = [run_seed(spec.method, SeedJob(
+                    lm=self.lm, dataset=spec.dataset, test=fold_test, train=draw(spec, pool, seed), seed=seed,
+                    prompt_format=spec.prompt_format, max_length=spec.max_length, features_root=self.store.root,
+                    settings=self.settings, progress=self.progress,
+                    key=spec_key(payload) if len(folds) == 1 else f"{spec_key(payload)}/fold-{k}",  # kept adapters
+                    label=label if len(folds) == 1 else f"{label} fold {k + 1}/{len(folds)}"))
+                    for k, (fold_test, pool) in enumerate(folds)]
+                return in_test_order(pd.concat(scored, ignore_index=True), test)
 
             result, new = self.store.get_or_compute(payload, seed, compute)
             computed += int(new)
@@ -159,8 +173,9 @@ class Runner:
                     raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {self.lm.spec.name!r}")
                 if spec.method.trains:
                     frame = self.frame(spec.dataset)
-                    self._pool(spec, frame, split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure),
-                                                              spec.test))
+                    roles = split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
+                    for fold in range(spec.test.folds):
+                        self._pool(spec, frame, roles, fold)
             except SpecError as error:
                 problems.append(f"- {spec.describe()}: {error}")
         if problems:

@@ -126,6 +126,14 @@ class _Split:
 
 
 @dataclass(frozen=True)
+class _CrossFit:
+    """``cross_fit``: score every item of a test level, each by a run trained without its fold
+    (``experiments.split``); the notebooks that train and test on levels of one split have it."""
+
+    cross_fit: bool
+
+
+@dataclass(frozen=True)
 class _MDL:
     """The ``mdl_*`` parameters (``experiments.mdl``)."""
 
@@ -174,9 +182,9 @@ class _Methods(_MethodTable):
     prompt_formats: Mapping[str, str]
 
 
-def _test(values: Any, cap: int | None, levels: Sequence[str] = ("hard",)) -> TestSelection:
+def _test(values: _Split, cap: int | None, levels: Sequence[str] = ("hard",)) -> TestSelection:
     return TestSelection(test_fraction=values.test_fraction, max_per_level=cap, split_seed=values.split_seed,
-                         levels=tuple(levels))
+                         levels=tuple(levels), cross_fit=isinstance(values, _CrossFit) and values.cross_fit)
 
 
 def mdl_settings(values: Any) -> mdl.MDLSettings:
@@ -196,7 +204,7 @@ def mdl_settings(values: Any) -> mdl.MDLSettings:
 # --- one class per notebook -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class EasyToHard(_Model, _Methods, _Split, _Bootstrap, _MDL):
+class EasyToHard(_Model, _Methods, _Split, _CrossFit, _Bootstrap, _MDL):
     measures: Mapping[str, Sequence[str]]
     methods: Sequence[str]
     method_measures: Mapping[str, Mapping[str, Sequence[str]]]  # a method on fewer measures than `measures`
@@ -253,8 +261,7 @@ class EasyToHard(_Model, _Methods, _Split, _Bootstrap, _MDL):
     def all_to_all_plan(self) -> list[plans.Reading]:
         if not self.all_to_all:
             return []
-        test = TestSelection(test_fraction=self.test_fraction, max_per_level=self.all_to_all_max_test_per_level,
-                             split_seed=self.split_seed)
+        test = _test(self, self.all_to_all_max_test_per_level, hardness.LEVELS)
         return [entry for dataset, names in self.measures.items() for kind in self.methods
                 for entry in plans.all_to_all(dataset, names[0], self.method(kind, dataset), seeds=self.seeds[kind],
                                               model=self.model, test=test, prompt_format=self.fmt(dataset))]
@@ -272,7 +279,7 @@ class HardnessMeasures(_Model, _Bootstrap, _MDL):
 
 
 @dataclass(frozen=True)
-class LabelNoise(_Model, _Methods, _Split, _Bootstrap):
+class LabelNoise(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
     sweeps_to_run: Mapping[str, Sequence[str]]
     rates: Sequence[float]
     hard_multiplier: float
@@ -287,7 +294,7 @@ class LabelNoise(_Model, _Methods, _Split, _Bootstrap):
 
 
 @dataclass(frozen=True)
-class SampleCount(_Model, _Split, _Bootstrap, _MethodTable):
+class SampleCount(_Model, _Split, _CrossFit, _Bootstrap, _MethodTable):
     curves: Mapping[str, Sequence[str]]
     sizes: Mapping[str, Sequence[int]]
     seeds: Mapping[str, Sequence[int]]
@@ -324,7 +331,7 @@ class SampleCount(_Model, _Split, _Bootstrap, _MethodTable):
 
 
 @dataclass(frozen=True)
-class ModelScale(_Methods, _Split, _Bootstrap):
+class ModelScale(_Methods, _Split, _CrossFit, _Bootstrap):
     models_to_compare: Sequence[str]
     model_dtype: str
     model_quantization: str
@@ -357,7 +364,7 @@ class ModelScale(_Methods, _Split, _Bootstrap):
 
 
 @dataclass(frozen=True)
-class TrainTestGap(_Model, _Methods, _Split, _Bootstrap):
+class TrainTestGap(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
     grid: Mapping[str, Sequence[str]]
     grid_train_levels: Sequence[str]
     grid_max_test_per_level: int | None
@@ -368,8 +375,7 @@ class TrainTestGap(_Model, _Methods, _Split, _Bootstrap):
     college_max_test: int | None
 
     def grid_plan(self, frames: Frames | None = None) -> list[plans.Reading]:
-        test = TestSelection(test_fraction=self.test_fraction, max_per_level=self.grid_max_test_per_level,
-                             split_seed=self.split_seed)
+        test = _test(self, self.grid_max_test_per_level, hardness.LEVELS)
         return [entry for dataset, measure, method in self.targets(self.grid)
                 for entry in plans.level_grid(dataset, measure, method, seeds=self.seeds[method.kind],
                                               model=self.model, test=test, train_levels=self.grid_train_levels,

@@ -120,16 +120,30 @@ class TestSelection:
     # a boolean column marking a fixed test set (MATH-500 in MATH: ``math500``); the other rows of
     # each level are the training pool and ``test_fraction`` is not used (None: the paired split)
     fixed: str | None = None
+    # cross-fitting (``experiments.split``): each level is cut into K = 1 / test_fraction folds and
+    # every item (up to the cap) is a test item, scored by a run trained without its fold
+    cross_fit: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
             raise SpecError(f"test_fraction must be in (0, 1), not {self.test_fraction}")
+        if self.cross_fit and self.fixed is not None:
+            raise SpecError(f"cross_fit cannot be used with a fixed test set ({self.fixed!r}): its pool is fixed")
+        if self.cross_fit and abs(1.0 / self.test_fraction - round(1.0 / self.test_fraction)) > 1e-9:
+            raise SpecError(f"cross_fit needs test_fraction = 1/K for K folds (0.5, 0.25, 0.2, ...), not "
+                            f"{self.test_fraction}")
         if self.max_per_level is not None and self.max_per_level < 1:
             raise SpecError(f"max_per_level must be positive or None, not {self.max_per_level}")
         object.__setattr__(self, "levels", tuple(self.levels))
         unknown = set(self.levels) - set(hardness.LEVELS)
         if unknown or not self.levels:
             raise SpecError(f"test levels must be a non-empty subset of {hardness.LEVELS}, not {self.levels}")
+
+    @property
+    def folds(self) -> int:
+        """How many training runs per seed score the test items: K = 1 / test_fraction under
+        cross-fitting, else 1 (the pool is trained on once and the held-out items are scored)."""
+        return int(round(1.0 / self.test_fraction)) if self.cross_fit else 1
 
 
 @dataclass(frozen=True)
@@ -227,11 +241,13 @@ class ExperimentSpec:
 
 
 def test_form(test: TestSelection) -> dict[str, Any]:
-    """A test selection as results are keyed by it (``fixed`` only when set, so the paired split's
-    keys are those of the first layout)."""
+    """A test selection as results are keyed by it (``fixed`` and ``cross_fit`` only when set, so the
+    paired split's keys are those of the first layout)."""
     form = asdict(test)
     if form["fixed"] is None:
         form.pop("fixed")
+    if not form["cross_fit"]:
+        form.pop("cross_fit")
     return form
 
 

@@ -13,6 +13,14 @@ authors' (the other half is the pool), so CIs are about sqrt(2) wider than their
 data; what it buys: the easy, hard and unsupervised accuracies are differences on identical items
 (docs/fidelity.md). Small profiles cap the test items per level; the cap takes a prefix of the same
 fixed order, so a larger cap tests a superset.
+
+Cross-fitting (``TestSelection.cross_fit``) keeps the pairing and gives back the other half: each
+level's shuffle is cut into K = 1 / test_fraction folds (an item's fold is its rank modulo K), every
+item up to the cap is a test item, and each seed trains K times, once per fold, on the training
+level without that fold, scoring that fold's test items. Every item is then scored once per
+condition and seed by a run that never saw it, as in the authors' "test on everything else", and
+the conditions still share their test items. Without cross-fitting the test items are fold 0 and
+the pool is fold -1, so one code path serves both.
 """
 
 from __future__ import annotations
@@ -27,10 +35,11 @@ from e2h_utils.experiments.spec import ExperimentSpec, TestSelection
 
 
 def split_roles(frame: pd.DataFrame, measure: hardness.Measure, test: TestSelection) -> pd.DataFrame:
-    """Per row: ``level``, ``role`` (train / test / <NA>) and ``order`` (rank in its level's shuffle)."""
+    """Per row: ``level``, ``role`` (train / test / <NA>), ``order`` (rank in its level's shuffle)
+    and ``fold`` (the training run that scores it: 0 ... K - 1; -1: a pool item, never scored)."""
     levels = hardness.assign_levels(frame, measure)
     out = pd.DataFrame({"level": levels, "role": pd.Series(pd.NA, index=frame.index, dtype=object),
-                        "order": -1}, index=frame.index)
+                        "order": -1, "fold": -1}, index=frame.index)
     rng = np.random.default_rng([test.split_seed, zlib.crc32(measure.key.encode())])
     if test.fixed is not None and test.fixed not in frame.columns:
         raise KeyError(f"the fixed test set column {test.fixed!r} is not in the frame")
@@ -43,9 +52,14 @@ def split_roles(frame: pd.DataFrame, measure: hardness.Measure, test: TestSelect
             test_rows, pool_rows = shuffled[fixed], shuffled[~fixed]
             out.loc[test_rows, "order"] = np.arange(len(test_rows))  # caps take a prefix of the test rows
             out.loc[pool_rows, "order"] = len(test_rows) + np.arange(len(pool_rows))
+        elif test.cross_fit:  # every row is scored, by the run of its fold
+            test_rows, pool_rows = shuffled, shuffled[:0]
+            out.loc[shuffled, "fold"] = np.arange(len(index)) % test.folds
         else:
             n_test = int(round(test.test_fraction * len(index)))
             test_rows, pool_rows = shuffled[:n_test], shuffled[n_test:]
+        if not test.cross_fit:
+            out.loc[test_rows, "fold"] = 0
         out.loc[test_rows, "role"] = "test"
         out.loc[pool_rows, "role"] = "train"
     return out
@@ -59,19 +73,28 @@ def test_items(frame: pd.DataFrame, roles: pd.DataFrame, test: TestSelection) ->
     return frame.loc[chosen.index].assign(level=chosen["level"].astype(str))
 
 
-def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str) -> pd.DataFrame:
+def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str, fold: int = 0) -> pd.DataFrame:
+    """The items the run of ``fold`` may train on: the training level's rows outside that fold (under
+    the paired split, its pool)."""
     if train_level == "none":
         return frame.iloc[:0]
-    train = roles[roles["role"] == "train"]
+    train = roles[roles["level"].notna() & (roles["fold"] != fold)]
     if train_level != "all":
         train = train[train["level"] == train_level]
     return frame.loc[train.sort_values(["level", "order"]).index]
 
 
+def fold_rows(test: pd.DataFrame, roles: pd.DataFrame, fold: int) -> pd.DataFrame:
+    """The test items (``test_items``) scored by the run of ``fold``."""
+    return test[roles.loc[test.index, "fold"].to_numpy() == fold]
+
+
 def pool_size(frame: pd.DataFrame, spec: ExperimentSpec) -> int:
-    """How many training items the spec's training level offers under its split (pure)."""
+    """How many training items the spec's training level offers under its split (pure; the
+    smallest fold's pool under cross-fitting)."""
     measure = hardness.get_measure(spec.dataset, spec.measure)
-    return len(training_pool(frame, split_roles(frame, measure, spec.test), spec.train_level))
+    roles = split_roles(frame, measure, spec.test)
+    return min(len(training_pool(frame, roles, spec.train_level, k)) for k in range(spec.test.folds))
 
 
 def held_out_ids(frame: pd.DataFrame, spec: ExperimentSpec) -> list[str]:

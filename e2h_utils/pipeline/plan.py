@@ -457,8 +457,8 @@ def _probe_ids(run: PlannedRun, seeds: Sequence[int]) -> list[str]:
     spec: ExperimentSpec = run.spec
     measure = hardness.get_measure(spec.dataset, spec.measure)
     roles = split.split_roles(run.frame, measure, spec.test)
-    pool = split.training_pool(run.frame, roles, spec.train_level)
-    drawn = [i for seed in seeds for i in draw(spec, pool, seed)["id"]]
+    pools = [split.training_pool(run.frame, roles, spec.train_level, k) for k in range(spec.test.folds)]
+    drawn = [i for seed in seeds for pool in pools for i in draw(spec, pool, seed)["id"]]
     return list(run.item_ids) + drawn
 
 
@@ -504,7 +504,7 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
         if isinstance(method, QLoRA):
             batch, per_epoch, epochs = schedule(method.n, method.config)
             per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
-            train = Work(train_tokens=epochs * method.n * per_item, train_context=per_item / 2)
+            train = Work(train_tokens=epochs * method.n * per_item, train_context=per_item / 2).scaled(spec.test.folds)
             return (train + _scoring(tokens, list(test["id"]))).scaled(len(seeds))
         return _scoring(tokens, list(test["id"]), prefix=examples).scaled(len(seeds))
     # chain of thought: prefill, then generate about the reference reasoning's length
@@ -522,7 +522,8 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
     if isinstance(method.inner, QLoRA):
         _, _, epochs = schedule(method.inner.n, method.inner.config)
         per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
-        work = work + Work(train_tokens=epochs * method.inner.n * per_item, train_context=per_item / 2)
+        work = work + Work(train_tokens=epochs * method.inner.n * per_item,
+                           train_context=per_item / 2).scaled(spec.test.folds)  # one training per fold
     return work.scaled(len(seeds))
 
 

@@ -259,7 +259,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "grid_train_levels": lambda v: _list(v, _one_of(("none", *POOLS), "training level")),
     "split_seed": _seed, "bootstrap_seed": _seed,
     "n_boot": lambda v: _int(v, 1),
-    "all_to_all": _bool,
+    "all_to_all": _bool, "cross_fit": _bool,
     "sanity_check_items": lambda v: _int(v, 0),
     "sanity_check_formats": lambda v: _list(v, _one_of(prompts.FORMATS, "prompt format"), non_empty=False),
     "demonstrations": lambda v: _list(v, _method, non_empty=False),
@@ -341,6 +341,11 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
             except ValueError as error:
                 problems.append(f"rates: {error}")
                 break
+    fraction = values.get("test_fraction")
+    if values.get("cross_fit") is True and isinstance(fraction, (int, float)) and 0 < fraction < 1 \
+            and abs(1 / fraction - round(1 / fraction)) > 1e-9:
+        problems.append(f"test_fraction: cross_fit cuts each level into 1 / test_fraction folds, so test_fraction "
+                        f"must be 1/K (0.5, 0.25, 0.2, ...), not {fraction} (or set cross_fit: false)")
     if "measure" in values and "dataset" in values and values["dataset"] in datasets.DATASETS:
         try:
             hardness.get_measure(values["dataset"], values["measure"])
