@@ -12,7 +12,7 @@ DEVICES     ?=
 MEASURED    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lab reproduce report plan dry-run gpu-check clean clean-all
+.PHONY: help setup lint test test-fast lab reproduce report plan dry-run gpu-check clean clean-all
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -38,10 +38,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 	@echo "setup done: $(VENV) with kernel '$(KERNEL)'"
 
-test: setup  ## run every test (unit, integration on the mirror/model, notebooks under the smoke profile)
+lint: setup  ## ruff (line length 120) on e2h_utils, tests and benchmarks; mypy on e2h_utils
+	$(BIN)/ruff check e2h_utils tests benchmarks
+	$(BIN)/mypy
+
+test: setup lint  ## run every test (unit, integration on the mirror/model, notebooks under the smoke profile)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: setup  ## run only the fast unit tests (no model, no notebooks)
+test-fast: setup lint  ## run only the fast unit tests (no model, no notebooks)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lab: setup  ## open JupyterLab on the notebooks
@@ -62,8 +66,8 @@ dry-run: setup  ## PROFILE's notebooks on a tiny random stand-in model, sizes ca
 gpu-check: setup  ## on one GPU, offline (~minutes): precisions vs CPU float32, a QLoRA step, a device_map split, rates -> outputs/gpu_check.json
 	$(BIN)/python -m e2h_utils.pipeline.gpu_check
 
-clean:  ## remove executed outputs and caches of Python/pytest (keeps results/ and the model cache)
-	rm -rf outputs .pytest_cache
+clean:  ## remove executed outputs and caches of Python/pytest/ruff/mypy (keeps results/ and the model cache)
+	rm -rf outputs .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-all: clean  ## also remove results/, the data/model cache (.cache) and .venv

@@ -87,7 +87,8 @@ def main(argv=None) -> int:
         scored = len(items) * n_seeds
         rows.append({"dataset": dataset, "measure": measure, "train_level": level, "k": k, "seeds": n_seeds,
                      "items_scored": scored, "items_timed": len(sample),
-                     "fast_s_per_item": timed["fast_s"] / len(sample), "plain_s_per_item": timed["plain_s"] / len(sample),
+                     "fast_s_per_item": timed["fast_s"] / len(sample),
+                     "plain_s_per_item": timed["plain_s"] / len(sample),
                      "plain_s_est": timed["plain_s"] / len(sample) * scored, "same_prediction": agree})
         print(json.dumps(rows[-1]))
     table = pd.DataFrame(rows)

@@ -41,9 +41,11 @@ test_split: test
 fewshot_split: train
 fewshot_config:
   sampler: first_n
-  doc_to_text: "Question: {{{{question}}}} {{% for t in choices.text %}}\\n{{{{ '{letters}'[loop.index0] }}}}) {{{{t}}}}{{% endfor %}} \\nAnswer:"
+  doc_to_text: "Question: {{{{question}}}} {{% for t in choices.text %}}\\n{{{{ '{letters}'[loop.index0] }}}}) \
+{{{{t}}}}{{% endfor %}} \\nAnswer:"
 output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}} {{% for t in choices.text %}}\\n{{{{ '{letters}'[loop.index0] }}}}) {{{{t}}}}{{% endfor %}}\\nAnswer:"
+doc_to_text: "Question: {{{{question}}}} {{% for t in choices.text %}}\\n{{{{ '{letters}'[loop.index0] }}}}) \
+{{{{t}}}}{{% endfor %}}\\nAnswer:"
 doc_to_choice: "{{{{choices.text}}}}"
 doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
 target_delimiter: " "

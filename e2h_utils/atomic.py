@@ -35,7 +35,7 @@ def _alive(pid: int) -> bool:
 def clean_stale(folder: Path) -> list[Path]:
     """Remove the temporary folders in ``folder`` left by writers that no longer run; returns them."""
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():

@@ -73,7 +73,8 @@ def check_site(base: str, screenshot: Path, max_pages: int = 200) -> Visit:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: visit.console_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("console",
+                lambda m: visit.console_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: visit.console_errors.append(f"{page.url}: {e}"))
         while queue and visit.pages < max_pages:
             url = queue.pop(0)

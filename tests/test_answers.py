@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from e2h_utils.data import answers
 from e2h_utils.data.answers import extract_number, extract_yes_no, normalize_number, numbers_match
 
 # --- extract_number ------------------------------------------------------------------------
@@ -126,8 +127,6 @@ def test_extract_yes_no_uses_last_marker():
 
 
 # --- the authors' strict rule (utils/metrics.py::generative_exact_match_accuracy_sum) ---------------
-
-from e2h_utils.data import answers
 
 
 @pytest.mark.parametrize("text, kind, cut, expected", [

@@ -4,7 +4,6 @@ the verdict its rule says (synthetic result tables; no model)."""
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from e2h_utils.analysis import claims, estimates
 from e2h_utils.analysis.claims import CONSISTENT, INCONCLUSIVE, INCONSISTENT
@@ -72,7 +71,8 @@ def test_noise_cost_few_scale_grid_college_and_correlations():
     assert verdict("S1", few=few) == CONSISTENT
     assert verdict("S1", few=rows("sgr", [({"n": 10}, 0.1, -0.2, 0.4, True)])) == INCONSISTENT
     # gap n.s.: the SGR (here outside its own percentile CI, as a noise ratio can be) is not printed; the gap is
-    noisy = pd.concat([rows("sgr", [({"n": 10}, -4.0, -3.77, 4.21, False)]), rows("gap", [({"n": 10}, 0.01, -0.1, 0.12)])])
+    noisy = pd.concat([rows("sgr", [({"n": 10}, -4.0, -3.77, 4.21, False)]),
+                       rows("gap", [({"n": 10}, 0.01, -0.1, 0.12)])])
     out = next(c for c in claims.CLAIMS if c.id == "S1").check({"few": noisy})
     assert out.verdict == INCONCLUSIVE and "-400.0" not in out.this_run
     assert "oracle gap (hard − unsup.) 1.0 [-10.0, 12.0] points, not above zero: SGR not readable" in out.this_run
@@ -137,10 +137,12 @@ def test_demonstration_rows_are_shown_but_never_given_a_verdict():
     assert e2["verdict"] == "no verdict (demonstration, not a measurement)"
     assert "demonstration, not a measurement only: arc/grade/icl" in e2["this run"]
     # with a measurement beside it, the demonstration is left out and named
-    both = pd.concat([estimates.mark_demonstrations(rows("hard_minus_easy", [({"dataset": "mmlu_stem5"}, 0.0, -0.04, 0.04)]),
+    both = pd.concat([estimates.mark_demonstrations(rows("hard_minus_easy",
+                                                         [({"dataset": "mmlu_stem5"}, 0.0, -0.04, 0.04)]),
                                                     methods=["qlora"]), marked], ignore_index=True)
     e2 = claims.table("easy_to_hard", {"results": both}).set_index("claim").loc["E2"]
-    assert e2["verdict"] == CONSISTENT and "not read (demonstration, not a measurement): arc/grade/icl" in e2["this run"]
+    assert (e2["verdict"] == CONSISTENT
+            and "not read (demonstration, not a measurement): arc/grade/icl" in e2["this run"])
     # evaluators: a demonstration dataset is not read either
     gains = rows("easy_gain", [({"n_samples": 8}, 0.2, 0.1, 0.3)], dataset="gsm8k", rule="weighted",
                  train_level="comparison", method="probe")
@@ -174,7 +176,8 @@ def test_train_test_gap_and_cost_claims_read_paired_comparisons_when_given():
                                      ({"lower": "medium", "n_items": 300}, 0.01, -0.03, 0.05)])
     out = next(c for c in claims.CLAIMS if c.id == "T1").check({"grid_pairs": pairs})
     assert out.verdict == CONSISTENT and "hard − medium 1.0 [-3.0, 5.0]" in out.this_run
-    medium_falls = rows("hard_minus_easy", [({"lower": "easy"}, 0.06, 0.02, 0.10), ({"lower": "medium"}, 0.05, 0.01, 0.09)])
+    medium_falls = rows("hard_minus_easy", [({"lower": "easy"}, 0.06, 0.02, 0.10),
+                                            ({"lower": "medium"}, 0.05, 0.01, 0.09)])
     assert verdict("T1", grid_pairs=medium_falls) == INCONSISTENT
     cost = rows("hard_minus_easy", [({"cost": 320.0, "n_easy": 320, "n_hard": 160}, -0.02, -0.06, 0.02)])
     out = next(c for c in claims.CLAIMS if c.id == "S2").check({"cost_pairs": cost})

@@ -88,7 +88,8 @@ def cot_spec(lm, train_level: str, method: str = "icl_cot", n_train: int = 1, op
     kwargs.setdefault("test", Selection(max_per_level=2, levels=("hard",)))
     options = {"max_new_tokens": 5} if options is None else options
     zero_shot = train_level == "none"
-    return ExperimentSpec(dataset="gsm8k", measure="num_steps", method=build(method, 0 if zero_shot else n_train, options),
+    return ExperimentSpec(dataset="gsm8k", measure="num_steps",
+                          method=build(method, 0 if zero_shot else n_train, options),
                           training=None if zero_shot else Training(train_level), model=lm.spec.name, **kwargs)
 
 
@@ -343,7 +344,8 @@ def test_lm_loss_ignores_padding_value(tiny_lm):
 
 def cot_pairs(tokenizer, frame: pd.DataFrame, n: int) -> list[tuple[list[int], list[int]]]:
     fmt = get_cot_format(None, "gsm8k")
-    return [(scoring.encode(tokenizer, fmt.prompt(r)), scoring.encode(tokenizer, fmt.target(r)) + [tokenizer.eos_token_id])
+    return [(scoring.encode(tokenizer, fmt.prompt(r)),
+             scoring.encode(tokenizer, fmt.target(r)) + [tokenizer.eos_token_id])
             for r in frame.head(n).to_dict("records")]
 
 

@@ -22,7 +22,8 @@ def _arc_raw() -> pd.DataFrame:
             "answerKey": "C",
         },
         {
-            "id": "NYSEDREGENTS_2", "question": "Which of these is a liquid at room temperature?", "config": "ARC-Challenge", "split": "test",
+            "id": "NYSEDREGENTS_2", "question": "Which of these is a liquid at room temperature?",
+            "config": "ARC-Challenge", "split": "test",
             "choices": {"text": ["ice", "liquid water", "steam"], "label": ["1", "2", "3"]},
             "answerKey": "2",
         },
@@ -123,12 +124,12 @@ def test_tidy_arc_levels_from_grade():
 
 def test_parse_mmlu():
     raw = pd.DataFrame([
-        {"question": "What is a force?", "subject": "high_school_physics", "choices": ["a", "a push or pull", "c", "d"], "answer": 1,
-         "split": "test"},
-        {"question": "What is mass?", "subject": "high_school_physics", "choices": ["e", "f", "g", "an amount of matter"], "answer": 3,
-         "split": "test"},
-        {"question": "What is the Lagrangian of a free particle?", "subject": "college_physics", "choices": ["kinetic energy", "j", "k", "l"], "answer": 0,
-         "split": "validation"},
+        {"question": "What is a force?", "subject": "high_school_physics",
+         "choices": ["a", "a push or pull", "c", "d"], "answer": 1, "split": "test"},
+        {"question": "What is mass?", "subject": "high_school_physics",
+         "choices": ["e", "f", "g", "an amount of matter"], "answer": 3, "split": "test"},
+        {"question": "What is the Lagrangian of a free particle?", "subject": "college_physics",
+         "choices": ["kinetic energy", "j", "k", "l"], "answer": 0, "split": "validation"},
     ])
     df = data.parse_mmlu(raw)
     assert list(df["id"]) == ["high_school_physics/test/0", "high_school_physics/test/1",

@@ -76,7 +76,8 @@ def test_result_table_has_every_rule_the_evaluator_sgr_and_auroc(runner, tiny_lm
     scores = {(spec.evaluator.kind, spec.train_level): frame for spec, frame in runner.run_all(
         [EvaluatorSpec(cands, Probe(6, ProbeConfig(epochs=5)), level, (0, 1)) for level in ("easy", "hard")]).items()}
     test = runner.samples(cands)["test"]
-    result = evaluator_table.table(test, scores, labels={"model": "tiny", "dataset": "strategyqa", "measure": "num_steps"},
+    result = evaluator_table.table(test, scores,
+                                   labels={"model": "tiny", "dataset": "strategyqa", "measure": "num_steps"},
                                    bootstrap=Bootstrap(n_boot=50))
     readings = result[result["quantity"] == "accuracy"]
     assert set(readings["rule"]) == {"majority", "pass_at_n", "best_of_n", "weighted"}

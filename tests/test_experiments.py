@@ -166,7 +166,8 @@ def test_canonical_form():
     assert "seeds" not in canonical and canonical == b.canonical()
     assert canonical["scorer_version"] == SCORER_VERSION
     assert ExperimentSpec("arc", "grade", ICL(10), Training("hard")).canonical() != canonical
-    assert ExperimentSpec("arc", "grade", ICL(10), Training("easy"), test=Selection(split_seed=1)).canonical() != canonical
+    assert (ExperimentSpec("arc", "grade", ICL(10), Training("easy"), test=Selection(split_seed=1)).canonical()
+            != canonical)
     zero = ExperimentSpec("arc", "grade", ZeroShot(), seeds=(3,)).canonical()
     assert zero["train_level"] == "none" and zero["n_train"] == 0 and zero["method"] == "zero_shot"
 
@@ -175,7 +176,8 @@ def test_the_stored_form_of_the_first_layout_is_kept():
     """Field names and values of the stored form are those results were first keyed by: stored
     results keep their keys (the key of every run of the smoke, embedded and paper profiles was
     checked equal to the one the string-typed specs gave)."""
-    spec = ExperimentSpec("arc", "grade", ICL(10), Training("easy"), test=Selection(max_per_level=150, levels=("hard",)))
+    spec = ExperimentSpec("arc", "grade", ICL(10), Training("easy"),
+                          test=Selection(max_per_level=150, levels=("hard",)))
     assert spec.canonical() == {
         "dataset": "arc", "measure": "grade", "train_level": "easy", "method": "icl", "n_train": 10,
         "model": "embedded", "test": {"test_fraction": 0.5, "max_per_level": 150, "split_seed": 0, "levels": ("hard",)},
@@ -467,7 +469,8 @@ def test_comparison_in_the_result_table(tiny_lm, frame, tmp_path):
     assert (values["n_items"] == 4).all()
     assert values.loc["unsupervised", "n_seeds"] == 1 and values.loc["easy", "n_seeds"] == 2
     assert values.loc["hard", "point"] == pytest.approx(estimates.correct_matrix(conditions["hard"])[0].mean())
-    assert values.loc["gap", "point"] == pytest.approx(values.loc["hard", "point"] - values.loc["unsupervised", "point"])
+    assert values.loc["gap", "point"] == pytest.approx(values.loc["hard", "point"]
+                                                       - values.loc["unsupervised", "point"])
     assert (table["method"] == "icl").all() and (table["dataset"] == "arc").all()
     wide = estimates.wide(table, ["dataset", "measure", "method"])
     assert len(wide) == 1 and wide[("sgr", "point")].iloc[0] == pytest.approx(values.loc["sgr", "point"], nan_ok=True)
@@ -562,7 +565,8 @@ def test_a_fixed_test_set(frame, measure):
     capped = select_test_items(marked, roles, Selection(fixed="fixed_test", max_per_level=2, levels=("hard",)))
     assert len(capped) == 2 and set(capped["id"]) <= set(test["id"])
     assert "fixed" not in ExperimentSpec("arc", "grade", ICL(3), Training("easy")).canonical()["test"]
-    assert ExperimentSpec("arc", "grade", ICL(3), Training("easy"), test=selection).canonical()["test"]["fixed"] == "fixed_test"
+    assert (ExperimentSpec("arc", "grade", ICL(3), Training("easy"), test=selection).canonical()["test"]["fixed"]
+            == "fixed_test")
     with pytest.raises(KeyError, match="nope"):
         split_roles(marked, measure, Selection(fixed="nope"))
 

@@ -122,8 +122,8 @@ def test_choice_hidden_states_layer_order(tiny_lm):
     both = scoring.choice_hidden_states(model, items, (2, 1), pad_id=tokenizer.pad_token_id)
     last = scoring.choice_hidden_states(model, items, (2,), pad_id=tokenizer.pad_token_id)
     middle = scoring.choice_hidden_states(model, items, (1,), pad_id=tokenizer.pad_token_id)
-    for b, l, m in zip(both, last, middle):
-        np.testing.assert_allclose(b, np.concatenate([l, m], axis=1), rtol=1e-5, atol=1e-6)
+    for b, s, m in zip(both, last, middle):
+        np.testing.assert_allclose(b, np.concatenate([s, m], axis=1), rtol=1e-5, atol=1e-6)
 
 
 def test_default_layers(tiny_lm):

@@ -171,8 +171,9 @@ def _f51():
     assert answer.config.authors_batch == cot.config.authors_batch == 4  # the 70b on 4 GPUs (run_jobs.py:108)
     assert all(m.config.authors_batch == 4 for _, _, m in _paper("sample_count").targets(
         {"qlora": ["arc/grade"]}))
-    for config, answers, counts in ((answer.config, 4, (9, 12)), (answer.config, 2, (9, 12)), (cot.config, 1, (126, 152))):
-        counter = qlora.authors_counter(160, config, answers)
+    for config, n_answers, counts in ((answer.config, 4, (9, 12)), (answer.config, 2, (9, 12)),
+                                      (cot.config, 1, (126, 152))):
+        counter = qlora.authors_counter(160, config, n_answers)
         assert (counter.performed, counter.scheduled) == counts
 
 

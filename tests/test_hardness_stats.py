@@ -34,7 +34,8 @@ def test_measure_columns():
     frame = make_frame()
     want = {"grade": "grade", "question_words": "question_words", "answer_chars": "answer_chars"}
     assert measure_columns(frame, "arc") == want
-    frame = frame.assign(mdl=np.linspace(0, 1, len(frame)), mdl_probe=0.5, difficulty=np.nan, extra=np.arange(len(frame)))
+    frame = frame.assign(mdl=np.linspace(0, 1, len(frame)), mdl_probe=0.5, difficulty=np.nan,
+                         extra=np.arange(len(frame)))
     found = measure_columns(frame, "arc", extra=("extra", "mdl", "not_there"))
     # registered measures with values (mdl_probe is constant: left out), in registry order, then extras
     assert found == {**want, "mdl": "mdl", "extra": "extra"}

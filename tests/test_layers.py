@@ -45,7 +45,8 @@ def test_imports_go_only_to_earlier_layers(path):
     assert here in LAYERS
     for module in imported(path):
         there = layer_of(module)
-        assert LAYERS.index(there) <= LAYERS.index(here), f"{path.relative_to(PACKAGE)} ({here}) imports {module} ({there})"
+        assert LAYERS.index(there) <= LAYERS.index(here), (f"{path.relative_to(PACKAGE)} ({here}) "
+                                                           f"imports {module} ({there})")
 
 
 def test_every_layer_is_a_package_with_a_map():

@@ -174,7 +174,8 @@ def test_trained_mdl_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
 
 
 def test_qlora_mdl_runs_on_the_holdout(tiny_lm, frame, tmp_path):
-    config = QLoRAConfig(quantization="none", min_updates=1, min_epochs=1, max_batch=4)  # micro_batch: a run setting now
+    # micro_batch: a run setting now
+    config = QLoRAConfig(quantization="none", min_updates=1, min_epochs=1, max_batch=4)
     spec = MDLSpec(dataset="arc", learner="qlora", model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
                    max_items=6, qlora=config)
     out = run_mdl(tiny_lm, frame, spec, store=ResultStore(tmp_path), progress=False)

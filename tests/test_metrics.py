@@ -76,7 +76,8 @@ def test_sgr_clipped() -> None:
     assert sgr_clipped(0.25, 0.75, 0.75) == 1.0
     assert sgr_clipped(0.4, 0.3, 0.8) == 0.0  # easy below unsupervised
     assert math.isnan(sgr_clipped(0.5, 0.6, 0.5))
-    np.testing.assert_allclose(sgr_clipped(np.array([0.2, 0.4]), np.array([0.9, 0.3]), np.array([0.6, 0.8])), [1.0, 0.0])
+    np.testing.assert_allclose(sgr_clipped(np.array([0.2, 0.4]), np.array([0.9, 0.3]), np.array([0.6, 0.8])),
+                               [1.0, 0.0])
 
 
 # --- bootstrap -----------------------------------------------------------------------------
@@ -224,7 +225,8 @@ def test_sgr_stable_true_on_clear_gap() -> None:
     assert 0.4 < s["sgr"] < 0.8
     assert s["sgr_lo"] < s["sgr"] < s["sgr_hi"]
     # A min_gap above the whole gap makes it unstable again.
-    s = summarize_e2h(_bernoulli(rng, 0.25, 1, 500), _bernoulli(rng, 0.6, 3, 500), _bernoulli(rng, 0.8, 3, 500), min_gap=0.9)
+    s = summarize_e2h(_bernoulli(rng, 0.25, 1, 500), _bernoulli(rng, 0.6, 3, 500), _bernoulli(rng, 0.8, 3, 500),
+                      min_gap=0.9)
     assert s["sgr_stable"] is False
 
 

@@ -391,7 +391,8 @@ def test_authors_dtype_is_theirs_per_pinned_model():
     assert ModelSpec("meta-llama/Llama-2-70b-hf", dtype="bfloat16").resolved_dtype == "bfloat16"
     # the identity records the dtype a model loads in: "authors" reads as what it gives
     authors = models.model_identity(ModelSpec("meta-llama/Llama-2-70b-hf", dtype="authors", quantization="auto"))
-    assert authors == models.model_identity(ModelSpec("meta-llama/Llama-2-70b-hf", dtype="float16", quantization="8bit"))
+    assert authors == models.model_identity(ModelSpec("meta-llama/Llama-2-70b-hf", dtype="float16",
+                                                      quantization="8bit"))
     assert "'dtype': 'auto'" in models.model_identity(ModelSpec("embedded"))  # other specs keep their identity
 
 

@@ -108,7 +108,8 @@ def test_easy_to_hard_smoke(smoke_project):
 # --- the RQ1 / RQ3 / RQ4 notebooks and the walkthrough -------------------------------------------
 
 def _smoke_params(name: str) -> dict:
-    return reproduce.check_parameters(ROOT / "notebooks" / f"{name}.ipynb", ROOT / "parameters" / "smoke" / f"{name}.yaml")
+    return reproduce.check_parameters(ROOT / "notebooks" / f"{name}.ipynb",
+                                      ROOT / "parameters" / "smoke" / f"{name}.yaml")
 
 
 def _run_smoke(name: str) -> Path:

@@ -116,8 +116,6 @@ def _fake_plan():
 
 
 def test_the_power_table_predicts_from_the_stated_assumption():
-    from e2h_utils.analysis import power
-
     comparison, curve = _fake_plan()
     rows = plan.power_rows("easy_to_hard", [comparison, *curve, curve[1]], [400, 100, 100, None])
     assert len(rows) == 3  # no item count: left out

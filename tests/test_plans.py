@@ -455,7 +455,8 @@ def test_method_measures_narrow_one_method_and_leave_the_others():
         assert {(d, m) for k, d, m in ran if k == kind} == {
             ("arc", "grade"), ("mmlu_stem5", "school_level"), ("strategyqa", "num_steps")}
     wider = settings.parse("easy_to_hard", {**values, "method_measures": {}})
-    assert {(c.easy.method.kind, c.easy.dataset) for c in wider.e2h_plan()} >= {("qlora", "arc"), ("qlora", "mmlu_stem5")}
+    assert ({(c.easy.method.kind, c.easy.dataset) for c in wider.e2h_plan()}
+            >= {("qlora", "arc"), ("qlora", "mmlu_stem5")})
 
 
 def test_prompt_formats_reach_every_answer_scored_run_and_the_paper_keeps_the_authors():
@@ -498,7 +499,8 @@ def test_robustness_runs_take_their_own_k():
     from e2h_utils.pipeline.plan import notebook_parameters
 
     values = notebook_parameters("smoke", "model_scale")
-    cfg = settings.parse("model_scale", {**values, "robustness_runs": {"icl_cot": ["strategyqa/num_steps", "gsm8k/num_steps"]},
+    cfg = settings.parse("model_scale", {**values,
+                                         "robustness_runs": {"icl_cot": ["strategyqa/num_steps", "gsm8k/num_steps"]},
                                          "robustness_k_shot": {"strategyqa": 4}})
     ks = {e.easy.dataset: e.easy.method.inner.k for e in cfg.robustness_plan("embedded")}
     assert ks == {"strategyqa": 4, "gsm8k": cfg.k_shot["gsm8k"]}

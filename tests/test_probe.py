@@ -90,7 +90,8 @@ def test_probe_padding_never_wins():
     # a model whose loss depends on padded slots would not match a per-item computation
     w = torch.from_numpy(probe.weight).float()
     logits = (x @ w).masked_fill(~mask, float("-inf"))
-    per_item = [torch.log_softmax(torch.from_numpy(((np.asarray(f) - probe.mean) / probe.std).astype(np.float32)) @ w, -1)[y]
+    per_item = [torch.log_softmax(torch.from_numpy(((np.asarray(f) - probe.mean) / probe.std).astype(np.float32)) @ w,
+                                  -1)[y]
                 for f, y in zip(features, labels)]
     batched = logits.log_softmax(-1)[torch.arange(40), torch.tensor(labels)]
     torch.testing.assert_close(batched, torch.stack(per_item))

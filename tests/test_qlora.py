@@ -36,7 +36,8 @@ def random_items(vocab: int, n: int, seed: int, n_choices: int = 4) -> tuple[lis
     def tokens(k: int) -> tuple[int, ...]:
         return tuple(int(t) for t in rng.integers(N_SPECIAL, vocab, size=k))
 
-    items = [ScoringItem(tokens(int(rng.integers(2, 9))), tuple(tokens(int(rng.integers(1, 4))) for _ in range(n_choices)))
+    items = [ScoringItem(tokens(int(rng.integers(2, 9))),
+                         tuple(tokens(int(rng.integers(1, 4))) for _ in range(n_choices)))
              for _ in range(n)]
     return items, [int(rng.integers(n_choices)) for _ in range(n)]
 
@@ -110,7 +111,8 @@ def test_updates_are_clipped_to_norm_one(tiny_model_dir, monkeypatch):
     class Recording(torch.optim.AdamW):
         def step(self, closure=None):
             norms.append(float(torch.linalg.vector_norm(torch.stack(
-                [torch.linalg.vector_norm(p.grad) for g in self.param_groups for p in g["params"] if p.grad is not None]))))
+                [torch.linalg.vector_norm(p.grad) for g in self.param_groups for p in g["params"]
+                 if p.grad is not None]))))
             return super().step(closure)
 
     monkeypatch.setattr(torch.optim, "AdamW", Recording)
@@ -415,7 +417,8 @@ def test_lora_targets_on_llama_and_explicit_lists(tiny_model_dir):
     assert adapted == {"q_proj", "v_proj"}
     model.unload()
     explicit = attach_lora(lm.model, QLoRAConfig(quantization="none", target_modules=("k_proj",)))  # taken as given
-    assert {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in explicit.named_parameters() if "lora_A" in n} == {"k_proj"}
+    assert ({n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in explicit.named_parameters() if "lora_A" in n}
+            == {"k_proj"})
     explicit.unload()
 
 

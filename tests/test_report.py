@@ -139,7 +139,8 @@ def test_demonstrations_are_listed_from_the_tables_that_mark_them(tmp_path):
     folder = tmp_path / "tables" / "easy_to_hard"
     folder.mkdir(parents=True)
     pd.DataFrame({"dataset": ["arc", "gsm8k"], "measure": ["grade", "num_steps"], "method": ["icl", "icl_cot"],
-                  "quantity": ["gap", "gap"], "demonstration": [False, True]}).to_csv(folder / "results.csv", index=False)
+                  "quantity": ["gap", "gap"], "demonstration": [False, True]}).to_csv(
+        folder / "results.csv", index=False)
     pd.DataFrame({"claim": ["E2"], "the paper says": ["x"], "this run": ["y"], "verdict": ["consistent"]}).to_csv(
         folder / "claims.csv", index=False)
     assert report.demonstrations_of({"easy_to_hard": folder}) == {"easy_to_hard": ["gsm8k/num_steps/icl_cot"]}

@@ -26,7 +26,8 @@ Path(output_dir, "value.txt").write_text(f"{profile}:{value}")
 """
 
 
-def write_notebook(path: Path, body: str = BODY, parameters: str = 'profile = "x"\noutput_dir = "."\nvalue = 1') -> Path:
+def write_notebook(path: Path, body: str = BODY,
+                   parameters: str = 'profile = "x"\noutput_dir = "."\nvalue = 1') -> Path:
     """A notebook with a cell tagged ``parameters`` and one cell of ``body``."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "e2h", "language": "python", "display_name": "Python (e2h)"}
@@ -94,14 +95,16 @@ def test_yaml_syntax_error_names_file_and_line(project: Path) -> None:
 
 def test_yaml_duplicate_key_is_an_error(project: Path) -> None:
     notebook = project / "notebooks" / "demo.ipynb"
-    with pytest.raises(ValueError, match=r"demo\.yaml, line 3: invalid YAML: duplicate key 'value' \(first on line 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"demo\.yaml, line 3: invalid YAML: duplicate key 'value' \(first on line 1\)"):
         reproduce.check_parameters(notebook, set_yaml(project, "demo", "value: 3\nx: 1\nvalue: 4\n"))
 
 
 def test_a_shared_file_is_included_under_the_notebooks_own_values(project: Path) -> None:
     """`include: _shared.yaml`: the shared settings a notebook declares, its own YAML winning;
     a change of the shared file reruns the notebooks that include it."""
-    write_notebook(project / "notebooks" / "other.ipynb", parameters='profile = "x"\noutput_dir = "."\nvalue = 1\nk = 0')
+    write_notebook(project / "notebooks" / "other.ipynb",
+                   parameters='profile = "x"\noutput_dir = "."\nvalue = 1\nk = 0')
     set_yaml(project, "_shared", "value: 5\nk: 3\n")
     demo = set_yaml(project, "demo", "include: _shared.yaml\n")
     other = set_yaml(project, "other", "include: _shared.yaml\nvalue: 7\n")
@@ -253,7 +256,8 @@ def test_parameters_cells_are_the_embedded_profile() -> None:
     `make reproduce` stored (and every YAML sets every parameter the cell has)."""
 
     for notebook in sorted((REAL_ROOT / "notebooks").glob("*.ipynb")):
-        cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        cell = next(c for c in nbformat.read(notebook, as_version=4).cells
+                    if "parameters" in c.metadata.get("tags", []))
         defaults: dict = {}
         exec(cell.source, defaults)  # a cell of plain assignments
         assert defaults["profile"] == "embedded", notebook.name
@@ -395,7 +399,8 @@ def test_ctrl_c_prints_one_line_and_keeps_what_finished(project: Path, monkeypat
 
     real = papermill.execute_notebook
     monkeypatch.setattr(papermill, "execute_notebook",
-                        lambda input_path, *a, **k: real(input_path, *a, **k) if "demo" in str(input_path) else interrupted())
+                        lambda input_path, *a, **k: (real(input_path, *a, **k) if "demo" in str(input_path)
+                                                     else interrupted()))
     assert reproduce.main(["--profile", "smoke"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("interrupted during other;") and "(demo)" in err[-1] and "run the same command" in err[-1]

@@ -146,8 +146,8 @@ def test_a_missing_split_of_a_config_names_that_file(empty_mirror: Path):
     folder.mkdir(parents=True)
     import pandas as pd
 
-    pd.DataFrame({"question": ["q"], "subject": ["college_physics"], "choices": [["a", "b"]], "answer": [0]}).to_parquet(
-        folder / "validation-00000-of-00001.parquet")
+    pd.DataFrame({"question": ["q"], "subject": ["college_physics"], "choices": [["a", "b"]],
+                  "answer": [0]}).to_parquet(folder / "validation-00000-of-00001.parquet")
     assert len(sources.load_hub_split(sources.MMLU, "college_physics", "validation")) == 1
     with pytest.raises(sources.MirrorFileMissing) as info:
         sources.load_hub_split(sources.MMLU, "college_physics", "test")

@@ -49,10 +49,13 @@ def summary() -> pd.DataFrame:
     boot = Bootstrap(200)
     parts = [
         ({"dataset": "arc_c", "method": "icl"},
-         matrix_rows(_bernoulli(rng, 0.25, 1, n), _bernoulli(rng, 0.6, 3, n), _bernoulli(rng, 0.8, 3, n), bootstrap=boot)),
-        ({"dataset": "mmlu", "method": "icl"}, matrix_rows(same, _bernoulli(rng, 0.5, 3, n), same.copy(), bootstrap=boot)),
+         matrix_rows(_bernoulli(rng, 0.25, 1, n), _bernoulli(rng, 0.6, 3, n), _bernoulli(rng, 0.8, 3, n),
+                     bootstrap=boot)),
+        ({"dataset": "mmlu", "method": "icl"},
+         matrix_rows(same, _bernoulli(rng, 0.5, 3, n), same.copy(), bootstrap=boot)),
         ({"dataset": "gsm8k", "method": "probe"},
-         matrix_rows(_bernoulli(rng, 0.2, 1, n), _bernoulli(rng, 0.8, 3, n), _bernoulli(rng, 0.6, 3, n), bootstrap=boot)),
+         matrix_rows(_bernoulli(rng, 0.2, 1, n), _bernoulli(rng, 0.8, 3, n), _bernoulli(rng, 0.6, 3, n),
+                     bootstrap=boot)),
     ]
     df = pd.DataFrame([{**keys, **row} for keys, rows in parts for row in rows])
     flags = df.drop_duplicates("dataset")

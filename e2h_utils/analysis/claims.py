@@ -221,7 +221,8 @@ def _fall_only_when_gap_large(tables: Tables) -> Verdict:
         if not {"easy", "hard"} <= set(cells.index):
             continue
         d, lo, hi = _unpaired(cells.loc["hard"], cells.loc["easy"])  # hard-trained − easy-trained on hard items
-        parts.append(f"{'/'.join(key)}: hard-trained − easy-trained on hard items {_pct(d)} [{_pct(lo)}, {_pct(hi)}] points")
+        parts.append(f"{'/'.join(key)}: hard-trained − easy-trained on hard items "
+                     f"{_pct(d)} [{_pct(lo)}, {_pct(hi)}] points")
         if lo > 0:  # a fall when the gap is largest (easy → hard)
             medium_fall = "medium" in cells.index and _unpaired(cells.loc["hard"], cells.loc["medium"])[1] > 0
             states.append(INCONSISTENT if medium_fall else CONSISTENT)
@@ -330,7 +331,8 @@ def _ten_easy_examples(tables: Tables) -> Verdict:
 def _same_comparison(table: pd.DataFrame, row: pd.Series) -> pd.Series | None:
     """The row of ``table`` with the keys of ``row`` (another quantity of the same comparison)."""
     keys = [c for c in ("model", "dataset", "measure", "method", "n") if c in row and c in table.columns]
-    match = table[np.logical_and.reduce([table[c] == row[c] for c in keys])] if keys and not table.empty else table.iloc[:0]
+    match = (table[np.logical_and.reduce([table[c] == row[c] for c in keys])] if keys and not table.empty
+             else table.iloc[:0])
     return match.iloc[0] if len(match) else None
 
 
@@ -389,8 +391,9 @@ def _rerank_verdict(tables: Tables, rows: pd.DataFrame, describe: Callable[[pd.S
 
 def _easy_evaluators_beat_majority(tables: Tables) -> Verdict:
     rows = _largest_n(_rows(tables.get("results"), "easy_gain", rule="weighted", train_level="comparison"))
-    return _rerank_verdict(tables, rows, lambda r: f"{r['dataset']} {r['method']} evaluator, N = {int(r['n_samples'])}: "
-                                                   f"weighted voting − majority {_ci(r)} points")
+    return _rerank_verdict(tables, rows,
+                           lambda r: f"{r['dataset']} {r['method']} evaluator, N = {int(r['n_samples'])}: "
+                                     f"weighted voting − majority {_ci(r)} points")
 
 
 def _weighted_beats_best_of_n(tables: Tables) -> Verdict:
@@ -441,8 +444,8 @@ CLAIMS: tuple[Claim, ...] = (
           "Hard-test accuracy begins to fall only when the train-test hardness gap grows large.",
           "Hase et al. 2024, §5.3 (RQ4), Fig. 8",
           "on hard test items, hard-trained − easy-trained (unpaired, from the two CIs): consistent when it lies above "
-          "zero and hard-trained − medium-trained does not; inconsistent when easy is clearly better, or medium already "
-          "falls", _fall_only_when_gap_large),
+          "zero and hard-trained − medium-trained does not; inconsistent when easy is clearly better, or medium "
+          "already falls", _fall_only_when_gap_large),
     Claim("T2", ("train_test_gap",),
           "Prompts of ARC grade ≤ 3 questions do nearly as well on MMLU college questions as MMLU college prompts "
           "(\"third grade to college\").",
@@ -460,9 +463,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("V2", ("easy_to_hard_evaluators",),
           "Weighted voting beats best-of-N with the same (easy-trained) evaluator.",
           "Sun et al. 2024, §4.2.1 (\"Weighted voting outshines Best-of-n\")",
-          "weighted voting − best-of-N with the easy-trained evaluator on the same hard problems, at the largest N, per "
-          "dataset and evaluator: consistent when most CIs lie above zero, inconsistent when most lie below; a dataset "
-          "without a correct sample on any hard test problem is left out (nothing to re-rank)", _weighted_beats_best_of_n),
+          "weighted voting − best-of-N with the easy-trained evaluator on the same hard problems, at the largest N, "
+          "per dataset and evaluator: consistent when most CIs lie above zero, inconsistent when most lie below; a "
+          "dataset without a correct sample on any hard test problem is left out (nothing to re-rank)",
+          _weighted_beats_best_of_n),
 )
 
 

@@ -4,15 +4,23 @@ Every table and figure of the notebooks reads this one long table (``table``). I
 
 | column | meaning |
 |---|---|
-| ``model``, ``dataset``, ``measure``, ``method`` | what ran (``method``: the method's kind, e.g. ``icl``, ``probe``, ``icl_cot``) |
-| what varies, where it applies | ``train_level`` (none / easy / medium / hard / all), ``n`` (training size), ``test_level``, ``p`` / ``noise_easy_rate`` / ``noise_hard_rate`` (label noise), ``source`` / ``pool`` (prompt sources), ``rule`` (answer rule), ``prompt_format`` |
-| ``quantity`` | ``accuracy`` (one run, a ``Reading``); for a ``Comparison``: ``unsupervised``, ``easy``, ``hard`` (accuracies), ``gap`` (hard - unsupervised), ``easy_gain`` (easy - unsupervised), ``hard_minus_easy``, ``sgr``, ``sgr_clipped`` |
-| ``point``, ``lo``, ``hi`` | the estimate on all items and seeds, and its 95% paired-bootstrap interval (fractions, not percent) |
-| ``n_items``, ``n_seeds`` | test items read, and seeds of the run (a comparison's derived quantities: of the easy run) |
+| ``model``, ``dataset``, ``measure``, ``method`` | what ran (``method``: the method's kind, e.g. ``icl``, \
+``probe``, ``icl_cot``) |
+| what varies, where it applies | ``train_level`` (none / easy / medium / hard / all), ``n`` (training size), \
+``test_level``, ``p`` / ``noise_easy_rate`` / ``noise_hard_rate`` (label noise), ``source`` / ``pool`` (prompt \
+sources), ``rule`` (answer rule), ``prompt_format`` |
+| ``quantity`` | ``accuracy`` (one run, a ``Reading``); for a ``Comparison``: ``unsupervised``, ``easy``, ``hard`` \
+(accuracies), ``gap`` (hard - unsupervised), ``easy_gain`` (easy - unsupervised), ``hard_minus_easy``, ``sgr``, \
+``sgr_clipped`` |
+| ``point``, ``lo``, ``hi`` | the estimate on all items and seeds, and its 95% paired-bootstrap interval (fractions, \
+not percent) |
+| ``n_items``, ``n_seeds`` | test items read, and seeds of the run (a comparison's derived quantities: of the easy \
+run) |
 | ``n_shots`` | readings: the most training examples a seed's run used (in-context examples that fit the prompt) |
 | ``sgr_stable`` | comparisons: the gap's CI lies above zero, so SGR is readable (else shown as n.s.) |
 | ``clipped_differs`` | comparisons: easy >= hard or easy < unsupervised, where clipped SGR differs from SGR |
-| ``demonstration`` | where a notebook marks them (``mark_demonstrations``): a run the profile makes at demonstration size only, shown but never read by a claim (``analysis.claims``) |
+| ``demonstration`` | where a notebook marks them (``mark_demonstrations``): a run the profile makes at \
+demonstration size only, shown but never read by a claim (``analysis.claims``) |
 
 The bootstrap (``metrics``) resamples test items (paired across the three runs of a comparison)
 and seeds (independently per run). ``wide(table, index)`` pivots it to one row per comparison or
@@ -81,14 +89,17 @@ def comparison_rows(unsupervised: pd.DataFrame, easy: pd.DataFrame, hard: pd.Dat
             raise ValueError("the three runs of a comparison were not scored on the same test items")
         ids = item_ids
         arrays.append(matrix)
-    return matrix_rows(*arrays, bootstrap=bootstrap)
+    # mypy cannot see that ``arrays`` holds exactly the three matrices
+    return matrix_rows(*arrays, bootstrap=bootstrap)  # type: ignore[misc, arg-type]
 
 
 def matrix_rows(unsupervised: np.ndarray, easy: np.ndarray, hard: np.ndarray,
                 bootstrap: Bootstrap = Bootstrap()) -> list[dict[str, Any]]:
     """The rows of one comparison from its ``correct[seed, item]`` matrices (same items, same order)."""
     arrays = [np.asarray(a, dtype=float) for a in (unsupervised, easy, hard)]
-    summary = metrics.summarize_e2h(*arrays, n_boot=bootstrap.n_boot, seed=bootstrap.seed)
+    # mypy cannot see that ``arrays`` holds exactly the three matrices
+    summary = metrics.summarize_e2h(*arrays, n_boot=bootstrap.n_boot,  # type: ignore[misc, arg-type]
+                                    seed=bootstrap.seed)
     flags = {"sgr_stable": summary["sgr_stable"], "clipped_differs": summary["clipped_differs"]}
     rows = []
     for name, matrix in zip(CONDITIONS, arrays):
@@ -123,7 +134,8 @@ def table(plan: Iterable[Entry], results: Mapping[ExperimentSpec, pd.DataFrame],
     return out[keys + tail] if len(out) else out
 
 
-def mark_demonstrations(result: pd.DataFrame, methods: Iterable[str] = (), datasets: Iterable[str] = ()) -> pd.DataFrame:
+def mark_demonstrations(result: pd.DataFrame, methods: Iterable[str] = (),
+                        datasets: Iterable[str] = ()) -> pd.DataFrame:
     """``result`` with a boolean column ``demonstration``: rows of ``methods`` (method kinds) or of
     ``datasets`` that the profile runs at demonstration size only (the model cannot do them at this
     size). Claims never read such rows; tables and figures show them, marked."""
@@ -178,7 +190,8 @@ def wide(result: pd.DataFrame, index: Sequence[str]) -> pd.DataFrame:
 def accuracy_by_level(items: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy per run and test level (over seeds and items), with the number of item-seed
     scores, from ``item_table``: the per-level table of the easy-to-hard notebook."""
-    keys = [c for c in ("model", "dataset", "measure", "method", "condition", "train_level", "rule") if c in items.columns]
+    keys = [c for c in ("model", "dataset", "measure", "method", "condition", "train_level", "rule")
+            if c in items.columns]
     if items.empty:
         return pd.DataFrame(columns=[*keys, "level", "accuracy", "n"])
     return (items.groupby(keys + ["level"], observed=True, dropna=False)["correct"].agg(["mean", "count"])
@@ -227,6 +240,7 @@ def few_vs_many(curves: pd.DataFrame, few: int = 10) -> pd.DataFrame:
         for name, pick in (("easy", easy), ("best hard", hard)):
             row[f"{name} n"] = int(pick["n"].iloc[0]) if len(pick) else None
             row[f"{name} accuracy"] = float(pick["point"].iloc[0]) if len(pick) else float("nan")
-            row[f"{name} CI"] = (f"[{100 * pick['lo'].iloc[0]:.1f}, {100 * pick['hi'].iloc[0]:.1f}]" if len(pick) else "")
+            row[f"{name} CI"] = (f"[{100 * pick['lo'].iloc[0]:.1f}, {100 * pick['hi'].iloc[0]:.1f}]" if len(pick)
+                                 else "")
         rows.append(row)
     return pd.DataFrame(rows)

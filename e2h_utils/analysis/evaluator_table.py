@@ -18,7 +18,8 @@ with the gap's CI rule (``sgr_stable``; these rows have ``train_level`` "compari
 ``weighted_minus_best``: weighted voting minus best-of-N with the same evaluator (``rule``
 "weighted_vs_best_of_n"; problems and seeds resampled together); ``auroc``: the evaluator's AUROC on
 the hard test samples, per seed and averaged (``n_samples`` = N; bootstrap draws that hold one class
-only are dropped, so its CI is conditional on both classes being drawn). Every CI is the paired bootstrap of ``analysis.metrics``: test problems resampled
+only are dropped, so its CI is conditional on both classes being drawn).
+Every CI is the paired bootstrap of ``analysis.metrics``: test problems resampled
 (paired across rules) and evaluator seeds independently; majority voting and pass@N have one "seed"
 (one sample set).
 """

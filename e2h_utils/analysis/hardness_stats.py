@@ -93,7 +93,8 @@ def strongest_pairs(rho: pd.DataFrame, pairs: pd.DataFrame, top: int = 3) -> pd.
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             if np.isfinite(rho.loc[a, b]):
-                rows.append({"measure a": a, "measure b": b, "rho": float(rho.loc[a, b]), "items": int(pairs.loc[a, b])})
+                rows.append({"measure a": a, "measure b": b, "rho": float(rho.loc[a, b]),
+                             "items": int(pairs.loc[a, b])})
     table = pd.DataFrame(rows, columns=["measure a", "measure b", "rho", "items"])
     return table.reindex(table["rho"].abs().sort_values(ascending=False).index).head(top).reset_index(drop=True)
 
@@ -116,5 +117,6 @@ def easy_vs_hard(by_level: pd.DataFrame) -> pd.DataFrame:
             continue
         easy, hard = levels.loc["easy"], levels.loc["hard"]
         rows.append({"dataset": dataset, "measure": measure, "easy": easy["point"], "hard": hard["point"],
-                     "clearly harder": bool(hard["hi"] < easy["lo"]), "n easy": int(easy["n"]), "n hard": int(hard["n"])})
+                     "clearly harder": bool(hard["hi"] < easy["lo"]), "n easy": int(easy["n"]),
+                     "n hard": int(hard["n"])})
     return pd.DataFrame(rows, columns=["dataset", "measure", "easy", "hard", "clearly harder", "n easy", "n hard"])

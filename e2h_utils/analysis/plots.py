@@ -11,7 +11,7 @@ import contextlib
 import math
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from e2h_utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # Okabe-Ito colorblind-safe palette.
 OKABE_ITO = (
@@ -51,7 +54,7 @@ NOT_SIGNIFICANT_COLOR = "#999999"
 CONDITIONS = ("unsupervised", "easy", "hard")
 
 
-def style_rc() -> dict[str, Any]:
+def style_rc() -> dict[RcKeyType, Any]:
     """The rc settings of the project's figure style (paper-sized, grid, colorblind-safe)."""
     return {
         "figure.figsize": (6.0, 3.2),
@@ -225,9 +228,9 @@ def plot_sgr(
         left, right = _x_limits(point, lo, hi, stable)
         y = np.arange(n)[::-1]
         for i in range(n):
-            p, l, h = (np.clip(v, left, right) for v in (point[i], lo[i], hi[i]))
+            p, low, h = (np.clip(v, left, right) for v in (point[i], lo[i], hi[i]))
             shown = p if math.isfinite(p) else 0.0
-            xerr = _errors(np.array([shown]), np.array([l]), np.array([h]))
+            xerr = _errors(np.array([shown]), np.array([low]), np.array([h]))
             if stable[i]:
                 color = colors[hue_values[i]]
                 ax.errorbar(shown, y[i], xerr=xerr, fmt="o", color=color, markersize=5)

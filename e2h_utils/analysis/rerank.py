@@ -76,13 +76,15 @@ def apply(rule: str, keys: Sequence[Hashable | None], correct: Sequence[bool], s
     return RULE_FUNCTIONS[rule](keys, correct, scores)
 
 
-def by_n(rule: str, keys: Sequence[Hashable | None], correct: Sequence[bool], scores: Sequence[float] = ()) -> list[bool]:
+def by_n(rule: str, keys: Sequence[Hashable | None], correct: Sequence[bool],
+         scores: Sequence[float] = ()) -> list[bool]:
     """The rule's outcome on the first n samples, for n = 1 .. N."""
     scores = list(scores) if len(scores) else [0.0] * len(keys)
     return [apply(rule, keys[:n], correct[:n], scores[:n]) for n in range(1, len(keys) + 1)]
 
 
-def auroc(scores: Sequence[float], labels: Sequence[bool], weights: Sequence[float] | None = None) -> float:
+def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[bool] | np.ndarray,
+          weights: Sequence[float] | None = None) -> float:
     """Area under the ROC curve of ``scores`` for ``labels`` (the probability that a random correct
     sample outscores a random incorrect one; ties count half), each sample counted ``weights`` times
     (a bootstrap's draw counts); nan without both classes."""
@@ -121,7 +123,7 @@ def _problems(samples: pd.DataFrame) -> tuple[list[str], list[tuple[list[Hashabl
     out, ids = [], []
     for item_id, part in ordered.sort_values(["item_id", "sample"]).groupby("item_id", sort=True):
         ids.append(str(item_id))
-        keys = [None if int(k) < 0 else int(k) for k in part["vote_key"]]
+        keys: list[Hashable | None] = [None if int(k) < 0 else int(k) for k in part["vote_key"]]
         out.append((keys, [bool(c) for c in part["correct"]], part.index.to_numpy()))
     return ids, out
 
@@ -158,7 +160,8 @@ def outcomes(samples: pd.DataFrame, rule: str, ns: Sequence[int],
     return out
 
 
-def auroc_replicates(samples: pd.DataFrame, scores: pd.DataFrame, n_boot: int, seed: int = 0) -> tuple[float, np.ndarray]:
+def auroc_replicates(samples: pd.DataFrame, scores: pd.DataFrame, n_boot: int,
+                     seed: int = 0) -> tuple[float, np.ndarray]:
     """(the evaluator's AUROC, its bootstrap replicates): the AUROC of each seed's scores over every
     sample, averaged over seeds (seeds' scores are never ranked against each other); a replicate
     resamples problems with all their samples (the same draw for every seed) and seeds, as the
@@ -167,6 +170,7 @@ def auroc_replicates(samples: pd.DataFrame, scores: pd.DataFrame, n_boot: int, s
                                                              on=["item_id", "sample"])
     problem_ids, problem = np.unique(merged["item_id"].astype(str), return_inverse=True)
     seed_ids = np.unique(merged["seed"])
+    values: np.ndarray | list[float]  # a seed's distinct scores, then a replicate's AUROC per seed
     per_seed = []
     for s in seed_ids:
         rows = (merged["seed"] == s).to_numpy()

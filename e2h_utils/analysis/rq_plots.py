@@ -8,7 +8,7 @@ Accuracies are fractions in the frames and percentages on the axes.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from e2h_utils.analysis.plots import CONDITION_COLORS, NOT_SIGNIFICANT_COLOR, OKABE_ITO, color_for, style
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 LEVEL_ORDER = ("none", "easy", "medium", "hard", "all")
 
@@ -33,7 +36,7 @@ def _grid(n_panels: int, width: float = 3.2, height: float = 2.8, max_cols: int 
 def _shared_legend(fig: Figure, axes: Sequence, title: str | None = None) -> None:
     """One legend for the figure, right of the panels, with every label drawn in any panel
     (a panel may lack a series: e.g. a dataset with one MDL learner)."""
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
@@ -130,7 +133,8 @@ def _band(ax, x, point, lo, hi, color, label, level=None):
     ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
 
 
-def plot_learning_curves(curves: pd.DataFrame, x: str = "n", panel_cols: Sequence[str] = ("dataset", "measure", "method"),
+def plot_learning_curves(curves: pd.DataFrame, x: str = "n",
+                         panel_cols: Sequence[str] = ("dataset", "measure", "method"),
                          xlabel: str | None = None, title: str | None = None) -> Figure:
     """Hard-test accuracy vs ``x`` (``n`` or ``cost``) per training level, with 95% CI bands;
     the zero-shot baseline as a dashed line. ``curves``: the accuracy rows of a result table

@@ -126,7 +126,8 @@ def estimate_table(result: pd.DataFrame, index_cols: Sequence[str], quantity: st
     number of test items: e.g. the accuracies of prompt sources or of the sanity check."""
     rows = result[result["quantity"] == quantity]
     table = pd.DataFrame({**{c: rows[c].to_numpy() for c in index_cols},
-                          column: [format_estimate(p, lo, hi) for p, lo, hi in zip(rows["point"], rows["lo"], rows["hi"])],
+                          column: [format_estimate(p, lo, hi)
+                                   for p, lo, hi in zip(rows["point"], rows["lo"], rows["hi"])],
                           "test items": rows["n_items"].to_numpy()})
     if "n_shots" in rows.columns and rows["n_shots"].notna().any():
         table["examples in the prompt"] = rows["n_shots"].to_numpy()

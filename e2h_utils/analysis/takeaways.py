@@ -62,9 +62,11 @@ def hardness_measures(matrices: dict[str, tuple[pd.DataFrame, pd.DataFrame]], st
                      f"{hardness_stats.median_abs_correlation(rho):.2f}; {best}.")
     if len(by_level):
         for row in hardness_stats.easy_vs_hard(by_level).to_dict("records"):
-            verdict = "clearly lower on hard items" if row["clearly harder"] else "no clear difference (95% CIs overlap)"
+            verdict = ("clearly lower on hard items" if row["clearly harder"]
+                       else "no clear difference (95% CIs overlap)")
             lines.append(f"- zero-shot {row['dataset']}/{row['measure']}: easy {100 * row['easy']:.1f}% "
-                         f"({row['n easy']} items) vs hard {100 * row['hard']:.1f}% ({row['n hard']} items) — {verdict}.")
+                         f"({row['n easy']} items) vs hard {100 * row['hard']:.1f}% ({row['n hard']} items) "
+                         f"— {verdict}.")
     return "\n".join(lines)
 
 
@@ -75,7 +77,8 @@ def label_noise(result: pd.DataFrame) -> str:
     for key, part in summary.groupby([("dataset", ""), ("measure", ""), ("method", "")], sort=False):
         part = part.sort_values(("p", ""))
         first, last = part.iloc[0], part.iloc[-1]
-        lines.append(f"- {'/'.join(key)}: hard − easy at p = {first[('p', '')]:g}: {_points(first, 'hard_minus_easy')}; "
+        lines.append(f"- {'/'.join(key)}: hard − easy at p = {first[('p', '')]:g}: "
+                     f"{_points(first, 'hard_minus_easy')}; "
                      f"at p = {last[('p', '')]:g} (hard noise {last[('noise_hard_rate', '')]:g}): "
                      f"{_points(last, 'hard_minus_easy')}.")
     return "\n".join(lines)

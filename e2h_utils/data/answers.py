@@ -158,7 +158,7 @@ def vote_keys(extracted: list[str | None], kind: str) -> list[int | None]:
 
         return groups(extracted)
     seen: dict[str, int] = {}
-    keys = []
+    keys: list[int | None] = []
     for answer in extracted:
         if answer is None:
             keys.append(None)

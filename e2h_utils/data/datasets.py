@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, cast
 
 import numpy as np
 import pandas as pd
 
 from e2h_utils.data import hardness, sources
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DATASETS = ("arc", "mmlu_stem5", "strategyqa", "gsm8k", "math")
 
@@ -322,7 +325,7 @@ def mirror_files() -> list:
     files = [sources.hub_split_path(sources.ARC, c, s) for c in ARC_CONFIGS for s in ARC_SPLITS]
     files += [sources.hub_split_path(sources.MMLU, c, s) for c in MMLU_STEM5_SUBJECTS for s in MMLU_SPLITS]
     files += [sources.hub_split_path(sources.GSM8K, "main", s) for s in GSM8K_SPLITS]
-    mirror = sources.paths.mirror_root()
+    mirror = cast("Path", sources.paths.mirror_root())  # set: checked above
     files += [mirror / "github" / f.repo / f.path
               for f in (sources.STRATEGYQA_TRAIN, sources.STRATEGYQA_DEV, sources.ARC_ANNOTATIONS)]
     files += [sources.hub_split_path(sources.MATH, subject, "test") for subject in MATH_SUBJECTS]

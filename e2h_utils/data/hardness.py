@@ -21,6 +21,7 @@ is reused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -59,8 +60,8 @@ class Measure:
 
     def cutoffs(self, values: pd.Series) -> tuple[float, float]:
         """(easy bound, hard bound) in the measure's own units, for these values."""
-        if self.percentiles is None:
-            return float(self.easy_max), float(self.hard_min)
+        if self.percentiles is None:  # then both bounds are set (__post_init__)
+            return float(cast(float, self.easy_max)), float(cast(float, self.hard_min))
         finite = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
         if finite.size == 0:
             raise ValueError(f"measure {self.key}: no values to take percentiles of")

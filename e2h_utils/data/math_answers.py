@@ -19,6 +19,7 @@ All are pure; a checker that cannot parse an answer says "not equivalent" (never
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 _BOXES = ("\\boxed{", "\\fbox{")
 
@@ -85,7 +86,7 @@ def groups(answers: list[str | None]) -> list[int | None]:
     first: dict[str, str] = {}
     for answer, form in zip(answers, forms):
         if form is not None:
-            first.setdefault(form, answer)
+            first.setdefault(form, cast(str, answer))  # a form comes from a non-empty answer
     unique = list(first)
     label: dict[str, int] = {}
     heads: list[str] = []

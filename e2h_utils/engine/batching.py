@@ -81,6 +81,9 @@ class _BufferLayer(DynamicLayer):
     copying the whole cache, the in-context prefix included, at every step: on a CPU that copy
     took more time than the model's arithmetic.)"""
 
+    keys: torch.Tensor  # always set here (``_view``); the base class also allows None
+    values: torch.Tensor
+
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
         super().__init__()
         rows, heads, length, dim = keys.shape

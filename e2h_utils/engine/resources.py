@@ -65,8 +65,8 @@ KNOWN_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 KNOWN_CONFIGS["meta-llama/Llama-2-70b-chat-hf"] = KNOWN_CONFIGS["meta-llama/Llama-2-70b-hf"]
 # Sun et al.'s generator (easy-to-hard evaluators): Code Llama 7b's architecture, its 32,016-token vocabulary
 KNOWN_CONFIGS["EleutherAI/llemma_7b"] = ("llama", dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                                        num_attention_heads=32, num_key_value_heads=32, vocab_size=32016,
-                                                        max_position_embeddings=4096))
+                                                        num_attention_heads=32, num_key_value_heads=32,
+                                                        vocab_size=32016, max_position_embeddings=4096))
 
 # Hub models whose loaded architecture is not the one KNOWN_CONFIGS sizes them with: Qwen-72B runs its
 # own code (trust_remote_code, model_type "qwen": fused c_attn), KNOWN_CONFIGS counts it as Qwen2.
@@ -136,8 +136,10 @@ class Architecture:
         """r x (in + out) per targeted projection and layer (q/v: hidden in, heads / KV heads out;
         a fused query-key-value projection: hidden in, heads + 2 KV heads out)."""
         qkv = (self.hidden, (self.heads + 2 * self.kv_heads) * self.head_dim)
-        sizes = {"q_proj": (self.hidden, self.heads * self.head_dim), "k_proj": (self.hidden, self.kv_heads * self.head_dim),
-                 "v_proj": (self.hidden, self.kv_heads * self.head_dim), "o_proj": (self.heads * self.head_dim, self.hidden),
+        sizes = {"q_proj": (self.hidden, self.heads * self.head_dim),
+                 "k_proj": (self.hidden, self.kv_heads * self.head_dim),
+                 "v_proj": (self.hidden, self.kv_heads * self.head_dim),
+                 "o_proj": (self.heads * self.head_dim, self.hidden),
                  "gate_proj": (self.hidden, self.intermediate), "up_proj": (self.hidden, self.intermediate),
                  "down_proj": (self.intermediate, self.hidden), "query_key_value": qkv, "Wqkv": qkv, "c_attn": qkv,
                  "dense": (self.heads * self.head_dim, self.hidden)}
@@ -236,7 +238,9 @@ def architecture(name: str) -> Architecture:
     head_dim = int(getattr(text, "head_dim", None) or hidden // heads)
     intermediate = int(getattr(text, "intermediate_size", None) or getattr(text, "ffn_hidden_size", None)
                        or hidden * int(getattr(text, "expansion_ratio", 4)))
-    context = int(getattr(text, "max_position_embeddings", None) or getattr(text, "max_seq_len", 2048))
+    # mypy types the right operand in the context of the left (Any | None); its default 2048 is an int
+    context = int(getattr(text, "max_position_embeddings", None)  # type: ignore[arg-type]
+                  or getattr(text, "max_seq_len", 2048))
     vocab = int(getattr(text, "vocab_size"))
     return Architecture(name=name, params=params, quantizable=quantizable, embedding=embedding, active=active,
                         layers=layers, hidden=hidden, heads=heads, kv_heads=int(kv_heads), head_dim=head_dim,

@@ -128,7 +128,8 @@ def _check_sbatch(slurm: Any) -> None:
                                 "give a plain Slurm value (letters, digits, _ . , : = @ % + / - [ ])")
     for key, value in slurm.additional:
         if str(key).replace("-", "_") not in SBATCH_KEYS:
-            raise SettingsError(f"executor.slurm.additional: unknown option {key!r}; valid: {', '.join(sorted(SBATCH_KEYS))} "
+            raise SettingsError(f"executor.slurm.additional: unknown option {key!r}; "
+                                f"valid: {', '.join(sorted(SBATCH_KEYS))} "
                                 "(partition, account, constraint, cpus, memory and time have their own settings)")
         if not _SBATCH_VALUE.fullmatch(str(value)):
             raise SettingsError(f"executor.slurm.additional.{key}: {value!r} holds whitespace, a newline or a shell "

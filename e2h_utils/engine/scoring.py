@@ -150,7 +150,8 @@ def _continue_choices(decoder: Any, qb: _QuestionBatch, owner_rows: Sequence[int
     cache = DynamicCache(ddp_cache_data=[(k.index_select(0, owner.to(k.device)), v.index_select(0, owner.to(v.device)))
                                          for k, v in qb.layers])  # each layer's cache on its own device
     positions = prefix_len + qb.lengths[owner].unsqueeze(1) + torch.arange(ids.shape[1], device=device)
-    return decoder(input_ids=ids, attention_mask=torch.cat([_ones(len(owner), prefix_len, device), qb.mask[owner], mask], 1),
+    return decoder(input_ids=ids,
+                   attention_mask=torch.cat([_ones(len(owner), prefix_len, device), qb.mask[owner], mask], 1),
                    position_ids=positions, past_key_values=cache, use_cache=True,
                    output_hidden_states=output_hidden_states)
 
@@ -170,7 +171,8 @@ def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
         # the first answer token is predicted from the question's last state
         last = qb.hidden[torch.arange(len(qb.items), device=device), (qb.lengths - 1).to(device)]
         firsts = [(b, c) for b, i in enumerate(qb.items) for c in range(len(items[i].choice_ids))]
-        lp = _token_logprobs(head, last[[b for b, _ in firsts]], [items[qb.items[b]].choice_ids[c][0] for b, c in firsts])
+        lp = _token_logprobs(head, last[[b for b, _ in firsts]],
+                             [items[qb.items[b]].choice_ids[c][0] for b, c in firsts])
         for (b, c), value in zip(firsts, lp):
             parts[qb.items[b]][c].append(value)
         # the remaining answer tokens of every choice, from the question's cache

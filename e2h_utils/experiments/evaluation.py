@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -334,5 +334,6 @@ class EvaluatorPlan:
 def evaluator_specs(candidates: Candidates, evaluators_: Mapping[str, Method], train_levels: Iterable[str],
                     seeds: Mapping[str, Iterable[int]]) -> list[EvaluatorSpec]:
     """Every (evaluator, training level) of one candidate set."""
-    return [EvaluatorSpec(candidates, method, level, tuple(seeds[kind]))
+    # EvaluatorSpec checks that each method is a Probe or QLoRA
+    return [EvaluatorSpec(candidates, cast("Probe | QLoRA", method), level, tuple(seeds[kind]))
             for kind, method in evaluators_.items() for level in train_levels]

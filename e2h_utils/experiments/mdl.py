@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,8 @@ class MDLSpec:
             raise SpecError(f"unknown MDL learner {self.learner!r}; valid: {', '.join(LEARNERS)}")
         if self.learner in TRAINED and self.dataset not in HOLDOUT_DATASETS:
             raise SpecError(f"the {self.learner!r} MDL learner trains on the authors' MDL hold-out, which only "
-                            f"{', '.join(HOLDOUT_DATASETS)} has; {self.dataset} has the zero_shot MDL (as in the paper)")
+                            f"{', '.join(HOLDOUT_DATASETS)} has; {self.dataset} has the zero_shot MDL "
+                            "(as in the paper)")
         sizes = tuple(int(n) for n in self.subset_sizes)
         if not sizes or min(sizes) < 1:
             raise SpecError(f"subset_sizes must be positive, not {self.subset_sizes}")
@@ -100,9 +101,9 @@ class MDLSpec:
         return COLUMNS[self.learner]
 
     def payload(self, model_identity: str, data_digest: str = "") -> dict:
-        spec = {"dataset": self.dataset, "learner": self.learner, "max_items": self.max_items,
-                "sample_seed": self.sample_seed, "prompt_format": prompts.get_format(self.prompt_format,
-                                                                                     self.dataset).name}
+        spec: dict[str, Any] = {"dataset": self.dataset, "learner": self.learner, "max_items": self.max_items,
+                                "sample_seed": self.sample_seed,
+                                "prompt_format": prompts.get_format(self.prompt_format, self.dataset).name}
         if self.learner in TRAINED:
             spec["subset_sizes"] = list(self.subset_sizes)
             spec["max_holdout"] = self.max_holdout
@@ -129,7 +130,8 @@ def holdout_items(frame: pd.DataFrame, spec: MDLSpec | None = None) -> pd.DataFr
     """The authors' MDL hold-out (the trained learners' training population), in id order; a
     seeded sample of ``spec.max_holdout`` of it for small profiles."""
     if "mdl_holdout" not in frame.columns:
-        raise SpecError("the frame has no 'mdl_holdout' column: load it with e2h_utils.data.datasets.load_dataset('arc')")
+        raise SpecError("the frame has no 'mdl_holdout' column: "
+                        "load it with e2h_utils.data.datasets.load_dataset('arc')")
     items = frame[frame["mdl_holdout"].astype(bool)].sort_values("id")
     if spec is not None and spec.max_holdout is not None and len(items) > spec.max_holdout:
         rng = np.random.default_rng([spec.sample_seed, zlib.crc32(f"mdl-holdout/{spec.dataset}".encode())])
@@ -198,7 +200,8 @@ def trained_payload(model_identity: str, frame: pd.DataFrame, spec: MDLSpec) -> 
 def zero_shot_payload(model_identity: str, items: pd.DataFrame, dataset: str,
                       prompt_format: str | None = None) -> dict:
     """What ``zero_shot_items`` stores its results under (no model needed: plans read it)."""
-    return {"dataset": dataset, "method": "zero_shot_items", "prompt_format": prompts.get_format(prompt_format, dataset).name,
+    return {"dataset": dataset, "method": "zero_shot_items",
+            "prompt_format": prompts.get_format(prompt_format, dataset).name,
             "items": datasets.content_digest(items), "n_items": int(items["id"].nunique()),
             "model_identity": model_identity, "scorer_version": SCORER_VERSION}
 
@@ -211,7 +214,8 @@ def zero_shot_items(lm: LoadedModel, items: pd.DataFrame, dataset: str, *, promp
 
     def compute() -> pd.DataFrame:
         rows = items.sort_values("id")
-        scores, _ = icl.score_with_examples(lm, fmt, rows.iloc[:0], rows, progress=progress, desc=f"{dataset} zero-shot")
+        scores, _ = icl.score_with_examples(lm, fmt, rows.iloc[:0], rows, progress=progress,
+                                            desc=f"{dataset} zero-shot")
         out = scoring.predictions(scores, list(rows["label"].astype(int)))
         out.insert(0, "item_id", list(rows["id"]))
         return out
@@ -253,8 +257,10 @@ def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: Resul
     else:
         payload = trained_payload(lm.identity, frame, spec)
         cache = features.FeatureCache(store.root)
+        # the ignore: mypy cannot infer a lambda that binds ``seed`` through a default argument
         parts = [store.get_or_compute(payload, seed,
-                                      lambda seed=seed: _trained_seed(lm, spec, frame, scored, seed, progress, cache))[0]
+                                      lambda seed=seed: _trained_seed(lm, spec, frame, scored, seed,  # type: ignore[misc]
+                                                                      progress, cache))[0]
                  for seed in tqdm(spec.seeds, desc=f"MDL {spec.dataset} {spec.learner}", disable=not progress,
                                   leave=False)]
         out = pd.concat(parts, ignore_index=True)
@@ -324,7 +330,7 @@ def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, st
         identity = model_identity(as_spec(name, dtype=settings.dtype, quantization=settings.quantization))
         stored = [stored_confidences(identity, frames[spec.dataset], spec, store) for spec in specs]
         if all(part is not None for part in stored):
-            parts += [part.assign(dataset=spec.dataset) for spec, part in zip(specs, stored)]
+            parts += [cast(pd.DataFrame, part).assign(dataset=spec.dataset) for spec, part in zip(specs, stored)]
             continue
         lm = load_model(name, dtype=settings.dtype, quantization=settings.quantization)
         for spec in specs:

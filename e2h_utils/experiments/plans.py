@@ -133,7 +133,8 @@ def learning_curve(dataset: str, measure: str, method: Method, sizes: Sequence[i
     """Hard-test accuracy for every training pool and size n (k for ICL); the zero-shot baseline
     is the entry with ``train_level="none"``, ``n=0`` (a size of 0 is that baseline for every pool)."""
     label = keys(model=model, dataset=dataset, measure=measure, method=method.kind)
-    out = [Reading(run(dataset, measure, method, None, seeds=seeds, model=model, test=test, prompt_format=prompt_format),
+    out = [Reading(run(dataset, measure, method, None, seeds=seeds, model=model, test=test,
+                       prompt_format=prompt_format),
                    label + (("train_level", "none"), ("n", 0)))]
     for pool in pools:
         for n in sizes:
@@ -208,8 +209,8 @@ def label_noise(dataset: str, measure: str, method: Method, rates: Sequence[floa
     for p in rates:
         rate = noise.noise_rates(float(p), hard_multiplier)
         out.append(comparison(dataset, measure, method, seeds=seeds, model=model, test=test, noise_easy=rate["easy"],
-                              noise_hard=rate["hard"], prompt_format=prompt_format, p=float(p), noise_easy_rate=rate["easy"],
-                              noise_hard_rate=rate["hard"]))
+                              noise_hard=rate["hard"], prompt_format=prompt_format, p=float(p),
+                              noise_easy_rate=rate["easy"], noise_hard_rate=rate["hard"]))
     return out
 
 
@@ -254,7 +255,8 @@ def all_to_all(dataset: str, measure: str, method: Method, *, seeds: Sequence[in
     """Trained on every level's pool and tested on every level (the reference point of the
     paper's tables), with the zero-shot run beside it."""
     label = keys(model=model, dataset=dataset, measure=measure, method=method.kind)
-    return [Reading(run(dataset, measure, method, pool, seeds=seeds, model=model, test=test, prompt_format=prompt_format),
+    return [Reading(run(dataset, measure, method, pool, seeds=seeds, model=model, test=test,
+                        prompt_format=prompt_format),
                     label + (("train_level", pool or "none"),), level=None) for pool in (None, "all")]
 
 

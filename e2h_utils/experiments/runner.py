@@ -136,7 +136,8 @@ class Runner:
         frame = self.frame(spec.dataset)
         roles = split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
         test = split.test_items(frame, roles, spec.test)
-        folds = [(split.fold_rows(test, roles, k), self._pool(spec, frame, roles, k)[0]) for k in range(spec.test.folds)]
+        folds = [(split.fold_rows(test, roles, k), self._pool(spec, frame, roles, k)[0])
+                 for k in range(spec.test.folds)]
         folds = [(part, pool) for part, pool in folds if not part.empty]
         if not spec.method.trains or not folds:  # nothing to keep apart: one scoring pass
             folds = [(test, self._pool(spec, frame, roles)[0])]

@@ -16,7 +16,7 @@ error naming the notebook and the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 
 import pandas as pd
 
@@ -27,6 +27,9 @@ from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, Evaluator
 from e2h_utils.methods.base import Method, build
 from e2h_utils.methods.evaluators import EVALUATOR_KINDS
 from e2h_utils.methods.sampling import Sampling
+
+if TYPE_CHECKING:
+    from e2h_utils.methods.base import Probe, QLoRA
 
 Frames = Mapping[str, pd.DataFrame]
 
@@ -56,12 +59,15 @@ def parse_targets(targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, 
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(KINDS)}")
         if isinstance(pairs, str):  # a single "dataset/measure" written without brackets
             pairs = [pairs]
+        if not isinstance(pairs, (list, tuple)):
+            raise ValueError(f"expected a list of 'dataset/measure' under {method!r}, not {pairs!r}")
         for pair in pairs:
             dataset, sep, measure = str(pair).partition("/")
             if not sep or not dataset or not measure:
                 raise ValueError(f"expected 'dataset/measure' (e.g. 'arc/grade'), not {pair!r} under {method!r}")
             if dataset not in DATASETS:
-                raise ValueError(f"unknown dataset {dataset!r} in {pair!r} under {method!r}; valid: {', '.join(DATASETS)}")
+                raise ValueError(f"unknown dataset {dataset!r} in {pair!r} under {method!r}; "
+                                 f"valid: {', '.join(DATASETS)}")
             try:
                 hardness.get_measure(dataset, measure)
             except KeyError as error:
@@ -413,7 +419,8 @@ class TrainTestGap(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
 
     def derived_plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
         """The comparisons the notebook reads from its own runs (no runs of their own): what its claims read."""
-        return [*self.grid_comparisons(frames), *(e for name in self.college_models for e in self.college_comparison(name))]
+        return [*self.grid_comparisons(frames),
+                *(e for name in self.college_models for e in self.college_comparison(name))]
 
 
 @dataclass(frozen=True)
@@ -462,7 +469,8 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
 
         for dataset, measure in self.evaluator_datasets.items():
             if dataset not in DATASETS:
-                raise SettingsError(f"easy_to_hard_evaluators: unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+                raise SettingsError(f"easy_to_hard_evaluators: unknown dataset {dataset!r}; "
+                                    f"valid: {', '.join(DATASETS)}")
             try:
                 hardness.get_measure(dataset, measure)
             except KeyError as error:
@@ -489,7 +497,8 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
                                         f"{missing}")
         bad = sorted(set(self.train_levels) - set(TRAIN_LEVELS))
         if bad:
-            raise SettingsError(f"easy_to_hard_evaluators: unknown train level(s) {bad}; valid: {', '.join(TRAIN_LEVELS)}")
+            raise SettingsError(f"easy_to_hard_evaluators: unknown train level(s) {bad}; "
+                                f"valid: {', '.join(TRAIN_LEVELS)}")
 
     def candidates(self, dataset: str) -> Candidates:
         sampling = Sampling(n=self.n_samples[dataset], temperature=self.temperature, top_k=self.top_k,
@@ -507,7 +516,8 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
         return build(kind, n, self.evaluator_options.get(kind))
 
     def evaluator_plan(self) -> list[EvaluatorSpec]:
-        return [EvaluatorSpec(self.candidates(dataset), self.evaluator(kind, dataset), level,
+        # EvaluatorSpec checks that the evaluator is a Probe or QLoRA
+        return [EvaluatorSpec(self.candidates(dataset), cast("Probe | QLoRA", self.evaluator(kind, dataset)), level,
                               tuple(self.evaluator_seeds[kind]))
                 for dataset in self.evaluator_datasets for kind, names in self.evaluators.items() if dataset in names
                 for level in self.train_levels]
@@ -552,5 +562,5 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-__all__ = ["EasyToHard", "EasyToHardEvaluators", "HardnessMeasures", "LabelNoise", "ModelScale", "NOTEBOOKS", "SampleCount", "SettingsError",
-           "TrainTestGap", "Walkthrough", "parse", "parse_sources", "parse_targets"]
+__all__ = ["EasyToHard", "EasyToHardEvaluators", "HardnessMeasures", "LabelNoise", "ModelScale", "NOTEBOOKS",
+           "SampleCount", "SettingsError", "TrainTestGap", "Walkthrough", "parse", "parse_sources", "parse_targets"]

@@ -162,7 +162,8 @@ def rekey_stored_runs(store: ResultStore) -> int:
                 shutil.rmtree(old, ignore_errors=True)
             atomic.write_text(new / "spec.json", json.dumps(payload, sort_keys=True, indent=1, default=str))
             moved += 1
-        atomic.write_text(root / KEYS_MARKER, "runs are keyed by canonical options (experiments.store.canonical_payload)\n")
+        atomic.write_text(root / KEYS_MARKER,
+                          "runs are keyed by canonical options (experiments.store.canonical_payload)\n")
     if moved:
         print(f"results: {moved} stored run(s) moved to the keys of their canonical spec (defaults merged, "
               "execution settings left out); nothing is recomputed")

@@ -20,7 +20,7 @@ one seed, given a ``SeedJob``. A new method is one class here and one runner the
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, cast
 
 import pandas as pd
 
@@ -30,7 +30,8 @@ from e2h_utils.engine.runtime import RunSettings
 from e2h_utils.methods.probe import PROBE_VERSION, ProbeConfig
 from e2h_utils.methods.qlora import COT_MIN_UPDATES, QLORA_VERSION, QLoRAConfig
 
-COT_BASELINES = ("authors", "step_by_step")  # chain of thought's unsupervised baseline (see ExperimentSpec.unsupervised)
+# chain of thought's unsupervised baseline (see ExperimentSpec.unsupervised)
+COT_BASELINES = ("authors", "step_by_step")
 
 
 class MethodError(ValueError):
@@ -216,7 +217,8 @@ class CoT(Method):
                            "baseline": self.baseline_recipe})
 
     def resized(self, size: int) -> "CoT":
-        return replace(self, inner=self.inner.resized(size))
+        # ICL and QLoRA resize to their own kind (ZeroShot has no size: Method.resized raises)
+        return replace(self, inner=cast("ZeroShot | ICL | QLoRA", self.inner.resized(size)))
 
     def baseline(self) -> "CoT":
         return replace(self, inner=ZeroShot())

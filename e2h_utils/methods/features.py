@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,7 +88,7 @@ def features_for(lm: Any, rows: pd.DataFrame, dataset: str, *, prompt_format: st
     return {i: have[i] for i in rows["id"]}
 
 
-def cached_states(lm: Any, payload: dict[str, Any], texts: dict[str, tuple[str, Sequence[str]]],
+def cached_states(lm: Any, payload: dict[str, Any], texts: Mapping[str, tuple[str, Sequence[str]]],
                   layers: Sequence[int], *, cache: FeatureCache | None = None, progress: bool = True,
                   desc: str = "hidden states") -> dict[str, np.ndarray]:
     """Hidden states (choices x features) of ``texts`` (``{id: (prompt, choices)}``) at the last

@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from e2h_utils.data.prompts import PromptFormat
+from e2h_utils.data.prompts import CoTFormat, PromptFormat
 from e2h_utils.engine.scoring import (
     ScoringItem,
     choice_logprobs,
@@ -37,18 +37,19 @@ def draw_examples(pool: pd.DataFrame, k: int, seed: int, salt: str = "") -> pd.D
     return pool.iloc[index]  # in drawn order, which is random
 
 
-def prefix_text(examples: pd.DataFrame, fmt: PromptFormat) -> str:
+def prefix_text(examples: pd.DataFrame, fmt: PromptFormat | CoTFormat) -> str:
     """The solved examples joined by the separator. The separator before the test question
     belongs to the question's side (see ``question_text``): splitting the prompt right after
     the last example keeps its tokens identical to those of the whole prompt tokenized at once."""
     return fmt.separator.join(fmt.example(row) for row in examples.to_dict("records"))
 
 
-def question_text(prompt: str, fmt: PromptFormat, has_examples: bool) -> str:
+def question_text(prompt: str, fmt: PromptFormat | CoTFormat, has_examples: bool) -> str:
     return fmt.separator + prompt if has_examples else prompt
 
 
-def question_ids(tokenizer, examples: pd.DataFrame, fmt: PromptFormat, prompts: list[str]) -> list[list[int]]:
+def question_ids(tokenizer, examples: pd.DataFrame, fmt: PromptFormat | CoTFormat,
+                 prompts: list[str]) -> list[list[int]]:
     """Token ids of each test prompt as they follow the examples' prefix in the full prompt."""
     if examples.empty:
         return [encode(tokenizer, p) for p in prompts]
@@ -57,7 +58,7 @@ def question_ids(tokenizer, examples: pd.DataFrame, fmt: PromptFormat, prompts: 
 
 
 def fit_prefix(
-    tokenizer, bos_ids: list[int], examples: pd.DataFrame, fmt: PromptFormat,
+    tokenizer, bos_ids: list[int], examples: pd.DataFrame, fmt: PromptFormat | CoTFormat,
     items: list[ScoringItem], max_length: int,
 ) -> tuple[list[int], int]:
     """(prefix ids, examples kept): drop examples until prefix + longest item fits. Dropping
@@ -92,6 +93,6 @@ def score_with_examples(
     prefix_ids, kept = fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
     ids = question_ids(lm.tokenizer, examples.iloc[:kept], fmt, [fmt.prompt(r) for r in records])
     items = [make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r), prompt_ids=q) for r, q in zip(records, ids)]
-    scores = choice_logprobs(lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress, desc=desc,
-                             **lm.budget.kwargs())
+    scores = choice_logprobs(lm.model, prefix_ids, items, pad_id=lm.tokenizer.pad_token_id, progress=progress,
+                             desc=desc, **lm.budget.kwargs())
     return scores, kept

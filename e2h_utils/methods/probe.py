@@ -38,7 +38,8 @@ class ProbeConfig:
     lr: float = bounded(0.05, 0, open_low=True)  # Probe.fit: lr = 5e-2 for a linear probe
     l2: float = bounded(1.0, 0)  # --l2_reg: weight of ||w||_2 (unsquared)
     max_grad_norm: float = bounded(1.0, 0, open_low=True)  # --max_grad_norm
-    lr_floor: float = bounded(0.1, 0, 1, open_low=True)  # --probing_lr_decay 10-percent: the learning rate decays to 10%
+    # --probing_lr_decay 10-percent: the learning rate decays to 10%
+    lr_floor: float = bounded(0.1, 0, 1, open_low=True)
     max_refits: int = bounded(6, 0, integer=True)  # safe_fit(patience=5): refits while counter <= 5
 
     def __post_init__(self) -> None:
@@ -95,7 +96,8 @@ def _fit(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, config: ProbeConf
     bound = 1.0 / np.sqrt(x.shape[-1])  # nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5))
     weight = ((torch.rand(x.shape[-1], generator=generator) * 2 - 1) * bound).requires_grad_()
     optimizer = torch.optim.SGD([weight], lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config.epochs, config.lr_floor))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  lambda step: lr_factor(step, config.epochs, config.lr_floor))
     losses = []
     for _ in range(config.epochs):
         loss = probe_loss(weight, x, mask, y, l2)
@@ -161,7 +163,8 @@ def train_binary_probe(features: np.ndarray, labels: Sequence[bool], config: Pro
     weight = ((torch.rand(z.shape[1], generator=generator) * 2 - 1) * bound).requires_grad_()
     bias = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([weight, bias], lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config.epochs, config.lr_floor))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  lambda step: lr_factor(step, config.epochs, config.lr_floor))
     losses = []
     for _ in range(config.epochs):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(z @ weight + bias, y) \

@@ -278,7 +278,7 @@ def finetune(model: Any, pad_id: int, items: Sequence[scoring.ScoringItem], labe
 
 def train_and_score(lm: models.LoadedModel, train_items: Sequence[scoring.ScoringItem], train_labels: Sequence[int],
                     test_items: Sequence[scoring.ScoringItem], config: QLoRAConfig, seed: int,
-                    keep_adapter: Path | None = None, progress: bool = False,
+                    keep_adapter: str | Path | None = None, progress: bool = False,
                     micro_batch: int = 8) -> tuple[list[np.ndarray], list[float]]:
     """Adapters on ``lm``'s quantized base: train, score the test items; (logprobs, losses)."""
     base = models.training_base(lm, config.quantization)
@@ -321,7 +321,7 @@ def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Se
 
 def train_and_generate(lm: models.LoadedModel, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
                        prompts: Sequence[Sequence[int]], config: QLoRAConfig, seed: int, *, max_new_tokens: int,
-                       stop: Sequence[str], stop_patterns: Sequence[Any] = (), keep_adapter: Path | None = None,
+                       stop: Sequence[str], stop_patterns: Sequence[Any] = (), keep_adapter: str | Path | None = None,
                        progress: bool = False, micro_batch: int = 8,
                        generation_batch: int = 8) -> tuple[list[str], list[float]]:
     """Adapters on ``lm``'s quantized base trained with the LM loss, then greedy generation for ``prompts``."""

@@ -16,7 +16,7 @@ returns the generation, the answer read from it and its correctness under both a
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import pandas as pd
 
@@ -119,14 +119,15 @@ def run_cot(method: CoT, job: SeedJob) -> pd.DataFrame:
     texts = [fmt.zero_shot_prompt(r, method.baseline_recipe) if zero_shot else fmt.prompt(r) for r in rows]
     examples = job.train
     # room for the longest prompt (with the separator after the examples) plus the generated tokens
+    # a run's method has its generation length resolved (ExperimentSpec: CoT.with_length)
     budget = [scoring.ScoringItem(tuple(scoring.encode(lm.tokenizer, icl.question_text(t, fmt, not examples.empty))),
-                                  ((0,) * method.max_new_tokens,)) for t in texts]
+                                  ((0,) * cast(int, method.max_new_tokens),)) for t in texts]
     max_length = job.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
     prompt_ids = icl.question_ids(lm.tokenizer, examples.iloc[:kept], fmt, texts)
     stop, patterns = stops(fmt, method.extraction, trained=False)
     generated = generation.greedy_generate(
-        lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=method.max_new_tokens, stop=stop,
+        lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=cast(int, method.max_new_tokens), stop=stop,
         stop_patterns=patterns, batch_size=job.settings.generation_batch, progress=job.progress,
         desc=f"{job.label} CoT seed {job.seed}")
     return generation_frame(fmt, job.test, generated, job.seed, list(examples["id"].iloc[:kept]), method.extraction,
@@ -142,8 +143,9 @@ def _cot_qlora(method: CoT, job: SeedJob, fmt: prompts.CoTFormat) -> pd.DataFram
     stop, patterns = stops(fmt, method.extraction, trained=True)
     assert isinstance(method.inner, QLoRA)
     texts, losses = train_and_generate(lm, pairs, prompt_ids, method.inner.config, job.seed,
-                                       max_new_tokens=method.max_new_tokens, stop=stop, stop_patterns=patterns,
-                                       keep_adapter=_keep_adapter(job, method), progress=job.progress,
+                                       max_new_tokens=cast(int, method.max_new_tokens), stop=stop,
+                                       stop_patterns=patterns, keep_adapter=_keep_adapter(job, method),
+                                       progress=job.progress,
                                        micro_batch=job.settings.micro_batch,
                                        generation_batch=job.settings.generation_batch)
     result = generation_frame(fmt, job.test, texts, job.seed, list(train["id"]), method.extraction,
@@ -152,8 +154,8 @@ def _cot_qlora(method: CoT, job: SeedJob, fmt: prompts.CoTFormat) -> pd.DataFram
     return result
 
 
-# the one table: method type -> its runner
-RUNNERS: dict[type, Runner] = {
+# the one table: method type -> its runner (each takes its own method type)
+RUNNERS: dict[type, Callable[..., pd.DataFrame]] = {
     ZeroShot: run_scored,
     ICL: run_scored,
     Probe: run_probe,

@@ -1,7 +1,8 @@
 """Sampling N candidate solutions per problem from the generator (the easy-to-hard evaluators).
 
 A ``Sampling`` says how the generator writes its candidates: ``n`` solutions per problem at
-``temperature`` (the ``top_k`` most likely tokens, nucleus ``top_p``: Sun et al.'s 0.7 and 20 by default), after ``k`` worked examples (the chain-of-thought format of the
+``temperature`` (the ``top_k`` most likely tokens, nucleus ``top_p``: Sun et al.'s 0.7 and 20 by default),
+after ``k`` worked examples (the chain-of-thought format of the
 dataset: ``data.prompts.COT_FORMATS``), at most ``max_new_tokens`` tokens each (None: the dataset's
 chain-of-thought length), from sampling seed ``seed``. The examples are one fixed draw shared by
 every problem (a few-shot prompt, as Sun et al.'s generator prompt), encoded once as the shared
@@ -108,9 +109,9 @@ def sample_solutions(lm: Any, fmt: prompts.CoTFormat, problems: pd.DataFrame, ex
     stop, patterns = stops(fmt)
     generated = generation.sample_generate(
         lm.model, lm.tokenizer, prefix_ids, prompt_ids, n=sampling.n, temperature=sampling.temperature,
-        top_p=sampling.top_p, top_k=sampling.top_k, seed=sampling.seed, max_new_tokens=sampling.max_new_tokens, stop=stop,
-        stop_patterns=patterns, batch_size=batch_size, prompt_keys=[zlib.crc32(str(r["id"]).encode()) for r in rows],
-        progress=progress, desc=desc)
+        top_p=sampling.top_p, top_k=sampling.top_k, seed=sampling.seed, max_new_tokens=sampling.max_new_tokens,
+        stop=stop, stop_patterns=patterns, batch_size=batch_size,
+        prompt_keys=[zlib.crc32(str(r["id"]).encode()) for r in rows], progress=progress, desc=desc)
     return candidate_frame(fmt, rows, generated, n_shots=kept)
 
 

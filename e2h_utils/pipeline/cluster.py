@@ -30,7 +30,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 from e2h_utils import paths
 from e2h_utils.engine import runtime
@@ -69,7 +69,8 @@ def shards(runs: Iterable[plan.PlannedRun], runs_per_job: int, phase: int | None
         for start in range(0, len(members), runs_per_job):
             part = members[start:start + runs_per_job]
             notebooks = tuple(sorted({r.notebook for r in part} | {n for r in part for n in r.shared_with}))
-            out.append(Shard(ph, model, dtype, quant, tuple(r.key for r in part), notebooks))
+            # pending runs (key None) were left out above
+            out.append(Shard(ph, model, dtype, quant, tuple(cast(str, r.key) for r in part), notebooks))
     return out
 
 
@@ -217,8 +218,8 @@ def run_plan(profile: str, kind: str, notebooks: Sequence[str] | None = None, dr
         work = shards(runs, settings.executor.runs_per_job, phase)
         pending = [r for r in runs if r.pending and r.phase == phase]
         if pending:
-            raise RuntimeError(f"{len(pending)} run(s) still wait for MDL results after phase 1 (e.g. {pending[0].label}); "
-                               "see the phase-1 job logs")
+            raise RuntimeError(f"{len(pending)} run(s) still wait for MDL results after phase 1 "
+                               f"(e.g. {pending[0].label}); see the phase-1 job logs")
         print(f"{kind} executor, phase {phase}: {sum(len(s.keys) for s in work)} run(s) in {len(work)} job(s)",
               flush=True)
         if work:

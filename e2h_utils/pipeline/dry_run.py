@@ -45,7 +45,7 @@ COT_UPDATES = 1  # chain-of-thought QLoRA: gradient updates
 NEW_TOKENS = 24  # chain of thought: tokens generated (a random model never writes "the answer is")
 SAMPLES = 2  # easy-to-hard evaluators: candidates per problem
 PROBLEMS = 3  # easy-to-hard evaluators: test problems, and problems per training level
-STAND_IN_CONFIG = {  # a 4-layer Llama-2-shaped model: grouped KV heads, context of Llama-2
+STAND_IN_CONFIG: dict[str, Any] = {  # a 4-layer Llama-2-shaped model: grouped KV heads, context of Llama-2
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
     "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
     "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "torch_dtype": "float32",
@@ -57,15 +57,16 @@ def _split_memory(vocab: int = 49152, element: int = 2) -> str:
     stand-in (in bfloat16, the paper's dtype) on "cpu" and offload the rest to "disk": it
     reserves room for the largest module (the output head) besides what it places."""
     c = STAND_IN_CONFIG
-    hidden, width, heads, kv = c["hidden_size"], c["intermediate_size"], c["num_attention_heads"], c["num_key_value_heads"]
+    hidden, width, heads, kv = (c["hidden_size"], c["intermediate_size"], c["num_attention_heads"],
+                                c["num_key_value_heads"])
     head_dim = hidden // heads
     layer = (2 * hidden * hidden + 2 * hidden * kv * head_dim + 3 * hidden * width + 2 * hidden) * element
     embedding = vocab * hidden * element
     return f"{(2 * embedding + 2.5 * layer) // 1000:.0f}KB"
 
 
-DRY_RUN_SETTINGS = {"max_memory": {"cpu": _split_memory()}, "offload_folder": ".cache/dry-run-offload",
-                    "batch_tokens": 2048, "kv_tokens": 8192}
+DRY_RUN_SETTINGS: dict[str, Any] = {"max_memory": {"cpu": _split_memory()}, "offload_folder": ".cache/dry-run-offload",
+                                    "batch_tokens": 2048, "kv_tokens": 8192}
 
 
 def _first(values: Any, n: int = SEEDS) -> Any:
@@ -95,7 +96,8 @@ def _per_dataset(limit: int) -> Callable[[Any], Any]:
 def _nested(limit: int) -> Callable[[Any], Any]:
     """Caps a {method: number or {dataset: number}} mapping."""
     def cap(value: Any) -> Any:
-        return {k: _per_dataset(limit)(v) for k, v in value.items()} if isinstance(value, Mapping) else _cap(limit)(value)
+        return ({k: _per_dataset(limit)(v) for k, v in value.items()} if isinstance(value, Mapping)
+                else _cap(limit)(value))
     return cap
 
 
@@ -133,8 +135,9 @@ CAPS: dict[str, Callable[[Any], Any]] = {
     "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(COT_TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
     "method_options": _options, "cot_method_options": _options,
     # the easy-to-hard evaluators
-    "n_samples": _per_dataset(SAMPLES), "n_train_samples": _per_dataset(SAMPLES), "test_problems": _per_dataset(PROBLEMS),
-    "train_problems": _per_dataset(PROBLEMS), "generator_k": _per_dataset(SHOTS),
+    "n_samples": _per_dataset(SAMPLES), "n_train_samples": _per_dataset(SAMPLES),
+    "test_problems": _per_dataset(PROBLEMS), "train_problems": _per_dataset(PROBLEMS),
+    "generator_k": _per_dataset(SHOTS),
     "max_new_tokens": _per_dataset(NEW_TOKENS), "evaluator_n": _nested(PROBLEMS * SAMPLES), "evaluator_seeds": _seeds,
     "evaluator_options": _options,
 }

@@ -213,7 +213,7 @@ def quantization_unsupported(device: str, quantization: str) -> str | None:
         import torch
 
         if quantization == "8bit":
-            layer = bnb.nn.Linear8bitLt(64, 64, bias=False, has_fp16_weights=False)
+            layer: torch.nn.Module = bnb.nn.Linear8bitLt(64, 64, bias=False, has_fp16_weights=False)
             dtype = torch.float16
         else:
             layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4")
@@ -352,7 +352,7 @@ def split_settings(device: str, model_bytes: int, offload_folder: str) -> Any:
     cap = f"{max(1, int(model_bytes * SPLIT_SHARE) // 2**20)}MiB"
     if device.startswith("cuda"):
         index = torch.device(device).index or 0
-        memory = ((str(index), cap), ("cpu", "64GiB"))
+        memory: tuple[tuple[str, str], ...] = ((str(index), cap), ("cpu", "64GiB"))
     else:
         memory = (("cpu", cap),)
     return runtime.RunSettings(device_map="auto", max_memory=memory, offload_folder=offload_folder)

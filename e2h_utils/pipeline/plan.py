@@ -28,7 +28,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -105,14 +105,15 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             values: dict[str, Any] = {}
             for node in ast.parse(cell.source, str(notebook)).body:
-                if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+                if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                        and isinstance(node.targets[0], ast.Name)):
                     raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: only 'name = <literal>' "
                                      "assignments belong there (the plan reads them without running the notebook)")
                 try:
                     values[node.targets[0].id] = ast.literal_eval(node.value)
                 except ValueError:
-                    raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: {node.targets[0].id} is not "
-                                     "a literal (numbers, strings, lists, dicts, True/False/None)") from None
+                    raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: {node.targets[0].id} "
+                                     "is not a literal (numbers, strings, lists, dicts, True/False/None)") from None
             return values
     raise ValueError(f"{notebook} has no cell tagged 'parameters'")
 
@@ -376,16 +377,19 @@ class TokenCounter:
             rows = frame.to_dict("records") if cot else frame[frame["label"].notna()].to_dict("records")
             if not rows:
                 raise ValueError(f"no {dataset} items to count tokens of")
+            fmt: prompts.PromptFormat | prompts.CoTFormat
             if cot:
                 fmt = prompts.get_cot_format(prompt_format, dataset)
                 out = pd.DataFrame({"prompt": self._count([fmt.prompt(r) for r in rows]),
                                     "choices": 0, "example": self._count([fmt.example(r) for r in rows]),
-                                    "target": self._count([fmt.target(r) for r in rows])}, index=[r["id"] for r in rows])
+                                    "target": self._count([fmt.target(r) for r in rows])},
+                                   index=[r["id"] for r in rows])
             else:
                 fmt = prompts.get_format(prompt_format, dataset)
                 conts = [fmt.continuations(r) for r in rows]
                 flat = self._count([c for cs in conts for c in cs])
-                sums = np.add.reduceat(flat, np.cumsum([0] + [len(c) for c in conts[:-1]])) if len(flat) else []
+                sums: np.ndarray | list[int] = (np.add.reduceat(flat, np.cumsum([0] + [len(c) for c in conts[:-1]]))
+                                                if len(flat) else [])
                 out = pd.DataFrame({"prompt": self._count([fmt.prompt(r) for r in rows]), "choices": sums,
                                     "example": self._count([fmt.example(r) for r in rows]),
                                     "n_choices": [len(c) for c in conts]}, index=[r["id"] for r in rows])
@@ -416,13 +420,14 @@ class Work:
                     self.logits + other.logits, self.train_tokens + other.train_tokens,
                     mean(self.train_context, self.train_tokens, other.train_context, other.train_tokens),
                     self.generated_tokens + other.generated_tokens,
-                    mean(self.generation_context, self.generated_tokens, other.generation_context, other.generated_tokens),
+                    mean(self.generation_context, self.generated_tokens,
+                         other.generation_context, other.generated_tokens),
                     self.decode_steps + other.decode_steps)
 
     def scaled(self, factor: float) -> "Work":
-        return Work(self.forward_tokens * factor, self.forward_context, self.logits * factor, self.train_tokens * factor,
-                    self.train_context, self.generated_tokens * factor, self.generation_context,
-                    self.decode_steps * factor)
+        return Work(self.forward_tokens * factor, self.forward_context, self.logits * factor,
+                    self.train_tokens * factor, self.train_context, self.generated_tokens * factor,
+                    self.generation_context, self.decode_steps * factor)
 
     def flops(self, arch: resources.Architecture, checkpointing: bool = False) -> float:
         """Forward FLOPs, training at 2 (3 with checkpointing) forwards per token, generation."""
@@ -446,7 +451,8 @@ def _new_features(run: PlannedRun, ids: Iterable[str], featurized: dict | None) 
     if featurized is None:
         return ids
     spec = run.spec
-    seen = featurized.setdefault((run.model, run.quantization, run.dataset, getattr(spec, "prompt_format", None)), set())
+    seen = featurized.setdefault((run.model, run.quantization, run.dataset, getattr(spec, "prompt_format", None)),
+                                 set())
     new = [i for i in ids if i not in seen]
     seen.update(new)
     return new
@@ -476,19 +482,20 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
     if run.kind in ("samples", "evaluator"):
         return _evaluator_work(run, counter, frame, seeds, featurized)
     if run.kind == "mdl":
-        spec: mdl.MDLSpec = run.spec
-        tokens = counter.table(spec.dataset, frame, spec.prompt_format, False)
+        mdl_spec: mdl.MDLSpec = run.spec
+        tokens = counter.table(mdl_spec.dataset, frame, mdl_spec.prompt_format, False)
         scored = list(run.item_ids)
-        if spec.learner == "zero_shot":
+        if mdl_spec.learner == "zero_shot":
             return _scoring(tokens, scored)
-        holdout = list(mdl.holdout_items(frame, spec)["id"])
-        if spec.learner == "probe":  # hidden states of every item once (cached across seeds)
+        holdout = list(mdl.holdout_items(frame, mdl_spec)["id"])
+        if mdl_spec.learner == "probe":  # hidden states of every item once (cached across seeds)
             return _scoring(tokens, _new_features(run, holdout + scored, featurized))
         total = Work()
-        for n in spec.subset_sizes:  # QLoRA per seed and size: train on the subset, score every item
-            batch, per_epoch, epochs = schedule(n, spec.qlora)
+        for n in mdl_spec.subset_sizes:  # QLoRA per seed and size: train on the subset, score every item
+            batch, per_epoch, epochs = schedule(n, mdl_spec.qlora)
             per_item = float(tokens.loc[holdout, ["prompt", "target"]].sum(axis=1).mean())
-            total = total + Work(train_tokens=epochs * n * per_item, train_context=per_item / 2) + _scoring(tokens, scored)
+            total = (total + Work(train_tokens=epochs * n * per_item, train_context=per_item / 2)
+                     + _scoring(tokens, scored))
         return total.scaled(len(seeds))
     spec: ExperimentSpec = run.spec
     method = spec.method
@@ -508,7 +515,8 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
             return (train + _scoring(tokens, list(test["id"]))).scaled(len(seeds))
         return _scoring(tokens, list(test["id"]), prefix=examples).scaled(len(seeds))
     # chain of thought: prefill, then generate about the reference reasoning's length
-    new = float(method.max_new_tokens)
+    method = cast(CoT, method)  # (cot above); its length is resolved (ExperimentSpec: CoT.with_length)
+    new = float(cast(int, method.max_new_tokens))
     lengths = np.minimum(tokens.loc[list(test["id"]), "target"].to_numpy(dtype=float), new)
     generated = float(lengths.sum())
     batch = runtime.current().generation_batch
@@ -571,7 +579,8 @@ def _evaluator_work(run: PlannedRun, counter: TokenCounter, frame: pd.DataFrame,
     mean = float(np.mean([per_sample[i] for i, _ in train])) if train else 0.0
     scoring_tokens = sum(per_sample[i] for i, _ in test)
     return (Work(train_tokens=epochs * spec.evaluator.n * mean, train_context=mean / 2)
-            + Work(forward_tokens=scoring_tokens, forward_context=scoring_tokens / max(len(test), 1) / 2)).scaled(len(seeds))
+            + Work(forward_tokens=scoring_tokens,
+                   forward_context=scoring_tokens / max(len(test), 1) / 2)).scaled(len(seeds))
 
 
 # --- devices, throughput and memory ------------------------------------------------------
@@ -591,9 +600,12 @@ class Device:
 # rates are assumptions, not measurements: 40% of the dense bf16 peak (989 TFLOP/s for an H100 or
 # H200 SXM, 312 for an A100) and 60% of the memory bandwidth (3.35 / 4.8 / 2.04 TB/s).
 DEVICES = {
-    "H100": Device("H100-80GB", 81559 * 2**20, 0.40 * 989e12, 0.60 * 3.35e12, "40% of bf16 peak, 60% of HBM bandwidth"),
-    "H200": Device("H200-141GB", 143771 * 2**20, 0.40 * 989e12, 0.60 * 4.8e12, "40% of bf16 peak, 60% of HBM bandwidth"),
-    "A100": Device("A100-80GB", 81920 * 2**20, 0.40 * 312e12, 0.60 * 2.04e12, "40% of bf16 peak, 60% of HBM bandwidth"),
+    "H100": Device("H100-80GB", 81559 * 2**20, 0.40 * 989e12, 0.60 * 3.35e12,
+                   "40% of bf16 peak, 60% of HBM bandwidth"),
+    "H200": Device("H200-141GB", 143771 * 2**20, 0.40 * 989e12, 0.60 * 4.8e12,
+                   "40% of bf16 peak, 60% of HBM bandwidth"),
+    "A100": Device("A100-80GB", 81920 * 2**20, 0.40 * 312e12, 0.60 * 2.04e12,
+                   "40% of bf16 peak, 60% of HBM bandwidth"),
 }
 # bitsandbytes' quantized matrix products are slower than bf16 ones (LLM.int8 decomposes outliers,
 # NF4 dequantizes on the fly): a stated assumption, to be replaced by a measurement on a GPU
@@ -704,8 +716,8 @@ def check_memory(model: str, quantization: str, trains: bool, devices: Devices,
         options.append(f"--devices {more}x{devices.kind.name.split('-')[0]} ({more} devices)")
         options.append("lower kv_tokens / batch_tokens in parameters/<profile>/_run.yaml")
         fix = "; or ".join(options)
-    return MemoryCheck(model, quant, weights, kv, activations, training, need, used if fits else math.ceil(need / per_device),
-                       available, budget, fits, fix)
+    return MemoryCheck(model, quant, weights, kv, activations, training, need,
+                       used if fits else math.ceil(need / per_device), available, budget, fits, fix)
 
 
 def seconds(work: Work, model: str, quantization: str, devices: Devices, checkpointing: bool = False) -> float:
@@ -745,6 +757,7 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
     runs = runs if runs is not None else build(profile, notebooks)
     counter = counter or TokenCounter()
     settings = settings or runtime.for_profile(profile)
+    featurized: dict[tuple, set[str]]  # (model, quantization, dataset, prompt format) -> items with hidden states
     rows, featurized = [], {}
     for run in runs:
         work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None, featurized=featurized)
@@ -755,7 +768,7 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
                      "tokens": work.forward_tokens + work.train_tokens + work.generated_tokens,
                      "flops": work.flops(resources.architecture(run.model)), "seconds": s})
     table = pd.DataFrame(rows)
-    trains = defaultdict(bool)
+    trains: defaultdict[tuple[str, str], bool] = defaultdict(bool)
     for run in runs:
         key = (run.model, run.quantization)
         trains[key] |= run.method in ("qlora", "qlora_cot", "mdl_qlora", "evaluator_qlora")
@@ -918,8 +931,9 @@ def entry_power(notebook: str, entry: plans.Entry, n_items: int, measured: Measu
         gap = measured.gap or power.assumed_difference((hard.method.trains, unsup.method.trains), assumption)
         hme = measured.hard_minus_easy or power.assumed_difference((hard.method.trains, easy.method.trains),
                                                                    assumption)
-        quantities = (Power("gap", power.predict(gap, n_items, (len(hard.run_seeds), len(unsup.run_seeds)))),
-                      Power("hard_minus_easy", power.predict(hme, n_items, (len(hard.run_seeds), len(easy.run_seeds)))))
+        quantities: tuple[Power, ...] = (
+            Power("gap", power.predict(gap, n_items, (len(hard.run_seeds), len(unsup.run_seeds)))),
+            Power("hard_minus_easy", power.predict(hme, n_items, (len(hard.run_seeds), len(easy.run_seeds)))))
         source = gap.source
     else:
         accuracy = measured.accuracy or power.assumed_reading(entry.spec.method.trains, assumption)
@@ -980,10 +994,12 @@ def measure_groups(planner: Planner, assumption: power.Assumption = power.ASSUME
                 if matrix is not None and group_of(spec) not in accuracy:
                     accuracy[group_of(spec)] = power.reading(matrix[0], _measured_label(spec),
                                                              assumption.seed_terms(spec.method.trains))
-            if comparison and all(g is not None for g in got) and all(g[1] == got[-1][1] for g in got):
-                u, e, h = (matrix for matrix, _ in got)
+            # the ignores: mypy cannot narrow ``got`` through all(g is not None ...)
+            if (comparison and all(g is not None for g in got)
+                    and all(g[1] == got[-1][1] for g in got)):  # type: ignore[index]
+                u, e, h = (matrix for matrix, _ in got)  # type: ignore[misc]
                 tu, te, th = (assumption.seed_terms(spec.method.trains) for spec in entry.specs)  # one seed stored
-                label = _measured_label(entry.easy)
+                label = _measured_label(cast(plans.Comparison, entry).easy)  # (comparison above)
                 pairs[entry_group(entry)] = (power.difference(h, u, label, (th, tu)),
                                              power.difference(h, e, label, (th, te)))
     return {group: Measured(f"{group[0]}/{group[1]}", accuracy.get(group), *pairs.get(group, (None, None)))

@@ -36,7 +36,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, cast
 
 import pandas as pd
 
@@ -188,7 +188,8 @@ def collect(profile: str) -> list[NotebookOutputs]:
 def _page(title: str, body: str, up: str = "") -> str:
     nav = f'<nav class="muted"><a href="{up}index.html">← the report</a></nav>' if up else ""
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<link rel=\"icon\" href=\"data:,\">\n"
             f"<title>{html.escape(title)}</title>\n"
             f"<style>{STYLE}</style>\n</head>\n<body>\n{nav}\n{body}\n<script>{SORTABLE}</script>\n</body>\n</html>\n")
 
@@ -245,7 +246,7 @@ def split_head_styles(page: str) -> tuple[str, str]:
 def render_markdown(text: str) -> str:
     import mistune
 
-    return mistune.create_markdown(plugins=["table"])(text)
+    return cast(str, mistune.create_markdown(plugins=["table"])(text))  # the default renderer writes HTML
 
 
 def _claims(folder: Path) -> pd.DataFrame:
@@ -259,14 +260,16 @@ def _findings_html(rows: pd.DataFrame, profile: str, demos: Mapping[str, list[st
     if rows.empty:
         return ""
     title = "What a 135M model shows" if profile in ("embedded", "smoke") else f"What the {profile} profile shows"
-    parts = {kind: [] for kind in ("decided", "open", "demonstration")}
+    parts: dict[str, list[str]] = {kind: [] for kind in ("decided", "open", "demonstration")}
     for _, row in rows.iterrows():
         verdict = str(row["verdict"])
         css = VERDICT_CLASS.get(verdict.split(" ")[0], "na")
         parts[_kind(verdict)].append(
-            f'<li><span class="verdict {css}">{html.escape(verdict)}</span> <strong>{html.escape(str(row["claim"]))}</strong> '
+            f'<li><span class="verdict {css}">{html.escape(verdict)}</span> '
+            f'<strong>{html.escape(str(row["claim"]))}</strong> '
             f'{html.escape(str(row["the paper says"]))}<br><span class="muted">this run: '
-            f'{html.escape(str(row["this run"]))} (<a href="notebooks/{row["notebook"]}.html">{row["notebook"]}</a>)</span></li>')
+            f'{html.escape(str(row["this run"]))} '
+            f'(<a href="notebooks/{row["notebook"]}.html">{row["notebook"]}</a>)</span></li>')
     heads = {"decided": "Decided by this run", "open": "Not decided at this size (each says what would decide it)",
              "demonstration": "Demonstrations, not measurements"}
     if demos:
@@ -278,23 +281,27 @@ def _findings_html(rows: pd.DataFrame, profile: str, demos: Mapping[str, list[st
 
 def _card(outputs: NotebookOutputs, rq: str, question: str, figure: str, tables: list[str], figures: list[str]) -> str:
     name = outputs.name
-    thumb = f"figures/{name}/{figure}.png" if figure in figures else (f"figures/{name}/{figures[0]}.png" if figures else "")
+    thumb = (f"figures/{name}/{figure}.png" if figure in figures
+             else (f"figures/{name}/{figures[0]}.png" if figures else ""))
     image = f'<a href="notebooks/{name}.html"><img src="{thumb}" alt="{html.escape(figure)}"></a>' if thumb else ""
     claims = _claims(outputs.folder)
     items = []
     for _, row in claims.iterrows():
         verdict = str(row["verdict"])
         css = VERDICT_CLASS.get(verdict.split(" ")[0], "na")
-        items.append(f'<li><span class="verdict {css}">{html.escape(verdict)}</span> {html.escape(str(row["the paper says"]))}'
+        items.append(f'<li><span class="verdict {css}">{html.escape(verdict)}</span> '
+                     f'{html.escape(str(row["the paper says"]))}'
                      f'<br><span class="muted">this run: {html.escape(str(row["this run"]))}</span></li>')
-    claim_list = f'<ul class="claims">{"".join(items)}</ul>' if items else '<p class="muted">no claim of the paper is tested here</p>'
+    claim_list = (f'<ul class="claims">{"".join(items)}</ul>' if items
+                  else '<p class="muted">no claim of the paper is tested here</p>')
     figure_links = ", ".join(f'<a href="figures/{name}/{f}.png">{html.escape(f)}</a>' for f in figures)
     table_links = ", ".join(f'<a href="tables/{name}/{t}.html">{html.escape(t)}</a>' for t in tables)
     links = "<br>".join(part for part in (f'<a href="notebooks/{name}.html"><strong>the notebook</strong></a>',
                                           f"figures: {figure_links}" if figures else "",
                                           f"tables: {table_links}" if tables else "") if part)
     seconds = outputs.fingerprint.get("seconds")
-    ran = f'<p class="muted">ran in {seconds:.0f} s; {len(outputs.provenance.get("runs", []))} runs</p>' if seconds else ""
+    ran = (f'<p class="muted">ran in {seconds:.0f} s; {len(outputs.provenance.get("runs", []))} runs</p>' if seconds
+           else "")
     return (f'<div class="card" id="{name}"><div class="rq">{html.escape(rq)}</div><h3>{html.escape(question)}</h3>'
             f'{image}{claim_list}<p>{links}</p>{ran}</div>')
 
@@ -315,6 +322,7 @@ def _build(profile: str, out: Path | None = None) -> Path:
     staging = out.with_name(f".{out.name}.building")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "notebooks").mkdir(parents=True)
+    built: dict[str, dict[str, Any]]
     cards, built = [], {}
     models: dict[str, str] = {}
     for name, rq, question, figure in CARDS:
@@ -322,7 +330,8 @@ def _build(profile: str, out: Path | None = None) -> Path:
             continue
         nb = outputs[name]
         render_notebook(nb.executed, staging / "notebooks" / f"{name}.html")
-        figures = sorted(p.stem for p in (nb.folder / "figures").glob("*.png")) if (nb.folder / "figures").is_dir() else []
+        figures = (sorted(p.stem for p in (nb.folder / "figures").glob("*.png")) if (nb.folder / "figures").is_dir()
+                   else [])
         for stem in figures:
             (staging / "figures" / name).mkdir(parents=True, exist_ok=True)
             shutil.copy2(nb.folder / "figures" / f"{stem}.png", staging / "figures" / name / f"{stem}.png")
@@ -364,10 +373,13 @@ in this profile), computed from the CIs by the rules in <code>e2h_utils.analysis
                 demonstrations_of({name: o.folder / "tables" for name, o in outputs.items()}))}
 <div class="cards">{''.join(cards)}</div>
 <h2>Provenance</h2>
-<p>Profile <code>{html.escape(profile)}</code>; model(s) {model_text}; built from commit <code>{html.escape(revision)}</code>
+<p>Profile <code>{html.escape(profile)}</code>; model(s) {model_text}; \
+built from commit <code>{html.escape(revision)}</code>
 on {built_at}; the notebooks ran {total / 60:.1f} min in all.</p>
-<table class="sortable"><thead><tr><th>notebook</th><th>seconds</th><th>finished</th><th>machine (float32 matrix-product rate)</th></tr></thead><tbody>{rows}</tbody></table>
-<p class="muted">Built by <code>make report PROFILE={html.escape(profile)}</code> from <code>outputs/{html.escape(profile)}/</code>.</p>
+<table class="sortable"><thead><tr><th>notebook</th><th>seconds</th><th>finished</th>\
+<th>machine (float32 matrix-product rate)</th></tr></thead><tbody>{rows}</tbody></table>
+<p class="muted">Built by <code>make report PROFILE={html.escape(profile)}</code> \
+from <code>outputs/{html.escape(profile)}/</code>.</p>
 """
     (staging / "index.html").write_text(_page(f"e2h report: {profile}", body), encoding="utf-8")
     (staging / REPORT_FILE).write_text(json.dumps({"profile": profile, "commit": revision, "built": built_at,
@@ -439,11 +451,13 @@ def claims_block(site: Path) -> str:
     decided = [f"- **{r['claim']} {r['verdict']}**: {r['the paper says']} This run: {r['this run']}."
                for _, r in rows[rows["kind"] == "decided"].iterrows()] or ["- no claim is decided by this run"]
     table = ["| claim | the paper says | this run (embedded profile) | verdict |", "|---|---|---|---|"]
-    table += [f"| {r['claim']} | {r['the paper says']} | {r['this run']} | **{r['verdict']}** |" for _, r in rows.iterrows()]
+    table += [f"| {r['claim']} | {r['the paper says']} | {r['this run']} | **{r['verdict']}** |"
+              for _, r in rows.iterrows()]
     demo = [f"- {r['claim']}: {r['this run']}" for _, r in rows[rows["kind"] == "demonstration"].iterrows()]
     demos = demonstrations_of({name: Path(site) / "tables" / name for name, *_ in CARDS})
     demo += [f"- runs shown at demonstration size, read by no claim: {_demo_text(demos)}"] if demos else []
-    return "\n".join([README_BEGIN, "**Decided by this run** (each claim once, from the notebook that measures it):", "", *decided, "",
+    return "\n".join([README_BEGIN, "**Decided by this run** (each claim once, from the notebook that measures it):",
+                      "", *decided, "",
                       "Every claim, once (inconclusive ones say what would decide them):", "", *table,
                       *(["", "**Demonstrations, not measurements** (shown, never given a verdict):", "", *demo]
                         if demo else []), README_END])

@@ -433,8 +433,8 @@ def _force_exit() -> None:
 
 
 def _on_sigint(signum, frame) -> None:  # noqa: ARG001
-    """Ctrl-C (and SIGTERM, what ``kill`` sends): unwind as KeyboardInterrupt (papermill stops the kernel, ``execute`` removes the
-    partial output); a watchdog finishes the job if that hangs, and a second Ctrl-C at once."""
+    """Ctrl-C (and SIGTERM, what ``kill`` sends): unwind as KeyboardInterrupt (papermill stops the kernel,
+    ``execute`` removes the partial output); a watchdog finishes the job if that hangs, and a second Ctrl-C at once."""
     import threading
 
     if _ACTIVE.get("interrupted"):
@@ -508,7 +508,8 @@ def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: s
             _swap_in(job.partial_dir, job.failed_dir)
         except OSError as write_error:  # disk full, read-only: keep nothing half-written
             _remove(job.partial_dir)
-            raise RuntimeError(f"{summary}; the attempt could not be kept ({write_error.strerror or write_error})") from exc
+            raise RuntimeError(f"{summary}; the attempt could not be kept "
+                               f"({write_error.strerror or write_error})") from exc
         raise
     record = {
         "fingerprint": stamp,
@@ -601,7 +602,7 @@ def run(
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
     every = _scan(profile)[0]  # a shared file serves every notebook of the profile, not only those run now
     problems = check_shared_files(every, {job.name: notebook_parameter_names(job.notebook) for job in every})
-    problems += [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path)]
+    problems += [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path, job.name)]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "
                          + "\n  ".join(problems))
@@ -666,7 +667,8 @@ def list_jobs(profile: str, only: list[str] | None = None) -> dict[str, str]:
     package, data = package_digest(), data_digest()
     for job in jobs:
         stored = stored_fingerprint(job)
-        state = "not run" if stored is None else UP_TO_DATE if stored == fingerprint(job, package, data) else "out of date"
+        state = ("not run" if stored is None else UP_TO_DATE if stored == fingerprint(job, package, data)
+                 else "out of date")
         if job.failed_dir.exists():
             state += f" (last attempt FAILED: {job.failed_dir})"
         states[job.name] = state

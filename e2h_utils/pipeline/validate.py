@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness, prompts
@@ -53,7 +53,8 @@ def _number(value: Any, low: float | None = None, high: float | None = None, *, 
         raise Invalid(f"expected a finite number, got {value!r}")
     if low is not None and (value < low or (open_low and value == low)):
         raise Invalid(f"expected a number {'>' if open_low else '>='} {low}, got {value}")
-    if high is not None and (value > high or (open_high and value == high)):
+    # numbers.Real declares only __lt__ and __le__, so mypy rejects ``value > high`` (every real type has it)
+    if high is not None and (value > high or (open_high and value == high)):  # type: ignore[operator]
         raise Invalid(f"expected a number {'<' if open_high else '<='} {high}, got {value}")
     return float(value)
 
@@ -305,7 +306,7 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
     problems = []
     runs: list[tuple[str, str]] = []  # (method, dataset)
     if isinstance(values.get("methods"), list) and isinstance(values.get("measures"), Mapping):
-        runs += [(m, d) for m in values["methods"] for d in values["measures"]]
+        runs += [(m, d) for m in values["methods"] if isinstance(m, str) for d in values["measures"]]
     for key in ("runs", "curves", "grid", "sweeps_to_run"):
         if isinstance(values.get(key), Mapping):
             try:
@@ -323,7 +324,7 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
         if "sizes" in values and isinstance(values["sizes"], Mapping) and method not in values["sizes"]:
             problems.append(f"sizes: no sizes for method {method!r}")
     if isinstance(values.get("cot_methods"), list) and isinstance(values.get("cot_measures"), Mapping):
-        for method in values["cot_methods"]:
+        for method in (m for m in values["cot_methods"] if isinstance(m, str)):
             if isinstance(values.get("cot_seeds"), Mapping) and method not in values["cot_seeds"]:
                 problems.append(f"cot_seeds: no seeds for method {method!r}")
             for dataset in values["cot_measures"]:
@@ -357,15 +358,71 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
         except (settings.SettingsError, KeyError, ValueError, TypeError) as error:
             if "missing parameter" not in str(error):  # a YAML gives only what differs from the notebook
                 problems.append(str(error).removeprefix("easy_to_hard_evaluators: "))
-    measures = values.get("measures") if isinstance(values.get("measures"), Mapping) else {}
-    if any(m.startswith("mdl") for names in measures.values() if isinstance(names, list) for m in names):
+    measures = cast(Mapping, values.get("measures")) if isinstance(values.get("measures"), Mapping) else {}
+    if any(str(m).startswith("mdl") for names in measures.values() if isinstance(names, list) for m in names):
         if not values.get("mdl_hardness_models"):
             problems.append("mdl_hardness_models: the MDL measures in `measures` need at least one hardness model")
     return sorted(set(problems))
 
 
-def check_values(values: Mapping[str, Any], source: Path | str) -> list[Problem]:
-    """Every problem of one notebook's parameter values, each as ``"<source>: <key>: ..."``."""
+def _shape(hint: Any, value: Any) -> str | None:
+    """What is wrong with the outer shape of ``value`` for a typed-settings field annotated ``hint``
+    (a mapping, a list, a bool, a number, a string, or None where the field allows it); None: nothing."""
+    import collections.abc
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
+            return None
+        found = [_shape(option, value) for option in options]
+        return None if any(f is None for f in found) else found[0]
+    if hint is Any:
+        return None
+    if hint is dict or origin in (dict, collections.abc.Mapping):
+        return None if isinstance(value, Mapping) else f"expected a mapping (key: value), got {value!r}"
+    if hint in (list, tuple) or origin in (list, tuple, collections.abc.Sequence):
+        return None if isinstance(value, list) else f"expected a list, got {value!r}"
+    if hint is bool:
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    if hint is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return None if ok else f"expected an integer, got {value!r}"
+    if hint is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return None if ok else f"expected a number, got {value!r}"
+    if hint is str:
+        return None if isinstance(value, str) else f"expected a string, got {value!r}"
+    return None
+
+
+def _typed(values: Mapping[str, Any], notebook: str) -> list[Problem]:
+    """The typed settings' own check: each field's shape from its annotation, then the settings and
+    the plan built from the values, so that a value every rule let through cannot fail in the notebook."""
+    import dataclasses
+    import typing
+
+    cls = settings.NOTEBOOKS.get(notebook)
+    if cls is None:
+        return []
+    hints = typing.get_type_hints(cls)
+    problems = [f"{f.name}: {problem}" for f in dataclasses.fields(cls) if f.name in values
+                for problem in [_shape(hints[f.name], values[f.name])] if problem]
+    if problems or any(f.name not in values for f in dataclasses.fields(cls)):
+        return problems  # a YAML alone gives only what differs from the notebook: nothing to build
+    try:
+        settings.parse(notebook, values).plan()
+    except Exception as error:  # noqa: BLE001 - any failure here is one the notebook would hit later
+        problems.append(f"the {notebook} settings do not build from these values ({type(error).__name__}: {error}); "
+                        "fix the value it names")
+    return problems
+
+
+def check_values(values: Mapping[str, Any], source: Path | str, notebook: str | None = None) -> list[Problem]:
+    """Every problem of one notebook's parameter values, each as ``"<source>: <key>: ..."``. With
+    ``notebook``, also its typed settings' check (``_typed``)."""
     problems = []
     for key, value in values.items():
         rule = RULES.get(str(key))
@@ -376,4 +433,6 @@ def check_values(values: Mapping[str, Any], source: Path | str) -> list[Problem]
         except Invalid as error:
             problems.append(f"{key}: {error}")
     problems += _needed(values)
+    if notebook is not None and not problems:
+        problems += _typed(values, notebook)
     return [f"{source}: {problem}" for problem in problems]
