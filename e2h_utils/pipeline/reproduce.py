@@ -230,6 +230,14 @@ def notebook_parameter_names(notebook: Path) -> list[str]:
     return list(papermill.inspect_notebook(str(notebook)))
 
 
+def _with_defaults(job: Job, values: dict) -> dict:
+    """A notebook's values as it will run: its parameters cell's literals, then the YAML's values."""
+    from e2h_utils.pipeline.plan import notebook_defaults
+
+    defaults = {k: v for k, v in notebook_defaults(job.notebook).items() if k not in INJECTED}
+    return {**defaults, **values}
+
+
 def check_parameters(notebook: Path, yaml_path: Path) -> dict:
     """Load ``yaml_path`` and check its keys against the parameters cell of ``notebook``.
 
@@ -602,7 +610,8 @@ def run(
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
     every = _scan(profile)[0]  # a shared file serves every notebook of the profile, not only those run now
     problems = check_shared_files(every, {job.name: notebook_parameter_names(job.notebook) for job in every})
-    problems += [p for job in jobs for p in validate.check_values(parameters[job.name], job.yaml_path, job.name)]
+    problems += [p for job in jobs for p in validate.check_values(_with_defaults(job, parameters[job.name]),
+                                                                   job.yaml_path, job.name)]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "
                          + "\n  ".join(problems))
