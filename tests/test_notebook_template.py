@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from e2h_utils.experiments import settings
-from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -31,7 +31,7 @@ def _cells(name: str) -> list:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_parameters_parse_into_typed_settings(name):
-    defaults = plan.notebook_defaults(ROOT / "notebooks" / f"{name}.ipynb")
+    defaults = notebooks.notebook_defaults(ROOT / "notebooks" / f"{name}.ipynb")
     typed = settings.parse(name, defaults)
     assert isinstance(typed, settings.NOTEBOOKS[name])
     typed.plan()  # builds without a model or data

@@ -203,7 +203,7 @@ def test_the_plan_reads_parameters_cells_without_running_them(tmp_path):
     error naming the notebook and the line, never executed."""
     import nbformat
 
-    from e2h_utils.pipeline.plan import notebook_defaults
+    from e2h_utils.pipeline.notebooks import notebook_defaults
 
     def notebook(source):
         nb = nbformat.v4.new_notebook()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from e2h_utils.experiments import settings
 from e2h_utils.experiments.spec import SpecError
-from e2h_utils.pipeline import plan, reproduce, validate
+from e2h_utils.pipeline import notebooks, reproduce, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "parameters/smoke/x.yaml"
@@ -37,7 +37,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
 
 def _values(name: str) -> dict:
     notebook = ROOT / "notebooks" / f"{name}.ipynb"
-    defaults = plan.notebook_defaults(notebook)
+    defaults = notebooks.notebook_defaults(notebook)
     smoke = reproduce.check_parameters(notebook, ROOT / "parameters" / "smoke" / f"{name}.yaml")
     return {k: v for k, v in {**defaults, **smoke}.items() if k not in reproduce.INJECTED}
 

@@ -33,6 +33,15 @@ from e2h_utils.methods.base import SeedJob
 from e2h_utils.methods.runners import runner_for
 
 
+@dataclass(frozen=True)
+class Fold:
+    """One training run of a seed: its number (0 ... K - 1, kept when other folds hold no test
+    items, so a fold's adapter key never moves), the test items it scores, its training pool."""
+    index: int
+    test: pd.DataFrame
+    pool: pd.DataFrame
+
+
 def draw_salt(spec: ExperimentSpec) -> str:
     """What makes one spec's draws independent of another's (the training level or source, and
     the method unless it is ICL), so that easy and hard runs draw differently."""
@@ -118,6 +127,16 @@ class Runner:
                 "its spec says.")
         return pool, source_frame
 
+    def _folds(self, spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame,
+               test: pd.DataFrame) -> list[Fold]:
+        """The training runs of a spec, each with the test items it scores and its pool: one per
+        fold that holds test items when the method trains (cross-fitting: K folds), else one."""
+        if not spec.method.trains:  # nothing to keep apart: one scoring pass, no pool
+            return [Fold(0, test, test.iloc[:0])]
+        folds = [Fold(k, split.fold_rows(test, roles, k), self._pool(spec, frame, roles, k)[0])
+                 for k in range(spec.test.folds)]
+        return [fold for fold in folds if not fold.test.empty] or [Fold(0, test, folds[0].pool)]
+
     def payload(self, spec: ExperimentSpec) -> dict:
         """The key payload of a spec's stored results on this model and data."""
         frame = self.frame(spec.dataset)
@@ -136,11 +155,7 @@ class Runner:
         frame = self.frame(spec.dataset)
         roles = split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
         test = split.test_items(frame, roles, spec.test)
-        folds = [(split.fold_rows(test, roles, k), self._pool(spec, frame, roles, k)[0])
-                 for k in range(spec.test.folds)]
-        folds = [(part, pool) for part, pool in folds if not part.empty]
-        if not spec.method.trains or not folds:  # nothing to keep apart: one scoring pass
-            folds = [(test, self._pool(spec, frame, roles)[0])]
+        folds = self._folds(spec, frame, roles, test)
         payload = self.payload(spec)
         run_seed = runner_for(spec.method)
         label = f"{spec.dataset}/{spec.measure} {spec.train_level}"
@@ -148,12 +163,12 @@ class Runner:
         for seed in spec.run_seeds:
             def compute(seed: int = seed) -> pd.DataFrame:
                 scored = [run_seed(spec.method, SeedJob(
-                    lm=self.lm, dataset=spec.dataset, test=fold_test, train=draw(spec, pool, seed), seed=seed,
+                    lm=self.lm, dataset=spec.dataset, test=fold.test, train=draw(spec, fold.pool, seed), seed=seed,
                     prompt_format=spec.prompt_format, max_length=spec.max_length, features_root=self.store.root,
                     settings=self.settings, progress=self.progress,
-                    key=spec_key(payload) if len(folds) == 1 else f"{spec_key(payload)}/fold-{k}",  # kept adapters
-                    label=label if len(folds) == 1 else f"{label} fold {k + 1}/{len(folds)}"))
-                    for k, (fold_test, pool) in enumerate(folds)]
+                    key=spec_key(payload) if len(folds) == 1 else f"{spec_key(payload)}/fold-{fold.index}",  # kept
+                    label=label if len(folds) == 1 else f"{label} fold {fold.index + 1}/{spec.test.folds}"))
+                    for fold in folds]
                 return in_test_order(pd.concat(scored, ignore_index=True), test)
 
             result, new = self.store.get_or_compute(payload, seed, compute)
@@ -175,8 +190,7 @@ class Runner:
                 if spec.method.trains:
                     frame = self.frame(spec.dataset)
                     roles = split.split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
-                    for fold in range(spec.test.folds):
-                        self._pool(spec, frame, roles, fold)
+                    self._folds(spec, frame, roles, split.test_items(frame, roles, spec.test))
             except SpecError as error:
                 problems.append(f"- {spec.describe()}: {error}")
         if problems:

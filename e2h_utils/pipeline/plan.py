@@ -27,7 +27,6 @@ import math
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, cast
 
 import numpy as np
@@ -44,6 +43,7 @@ from e2h_utils.experiments.spec import ExperimentSpec, SpecError, key_payload
 from e2h_utils.experiments.store import ResultStore, spec_key
 from e2h_utils.methods.base import CoT, Probe, QLoRA
 from e2h_utils.methods.qlora import QLoRAConfig, schedule
+from e2h_utils.pipeline.notebooks import notebook_defaults
 
 KINDS = ("experiment", "mdl", "zero_shot_items", "samples", "evaluator")
 PHASES = (1, 2, 3)
@@ -91,32 +91,6 @@ class PlannedRun:
 
 
 # --- the notebooks' parameters ------------------------------------------------------------
-
-def notebook_defaults(notebook: Path) -> dict[str, Any]:
-    """The values of a notebook's ``parameters`` cell, read without running it: every statement must be
-    ``name = <literal>`` (numbers, strings, lists, dicts, tuples, True/False/None), so planning runs no
-    notebook code. Anything else is an error naming the notebook and the line."""
-    import ast
-
-    import nbformat
-
-    nb = nbformat.read(str(notebook), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            values: dict[str, Any] = {}
-            for node in ast.parse(cell.source, str(notebook)).body:
-                if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                        and isinstance(node.targets[0], ast.Name)):
-                    raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: only 'name = <literal>' "
-                                     "assignments belong there (the plan reads them without running the notebook)")
-                try:
-                    values[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    raise ValueError(f"{notebook}: the parameters cell, line {node.lineno}: {node.targets[0].id} "
-                                     "is not a literal (numbers, strings, lists, dicts, True/False/None)") from None
-            return values
-    raise ValueError(f"{notebook} has no cell tagged 'parameters'")
-
 
 def notebook_parameters(profile: str, name: str, dry_run: bool = False) -> dict[str, Any]:
     """What ``reproduce`` runs notebook ``name`` with under ``profile`` (capped for a dry run)."""

@@ -40,6 +40,7 @@ import yaml
 
 from e2h_utils import atomic, paths
 from e2h_utils.pipeline import validate
+from e2h_utils.pipeline.notebooks import notebook_defaults
 
 DEFAULT_KERNEL = "e2h"
 INJECTED = ("profile", "output_dir")  # parameters the runner sets itself
@@ -232,8 +233,6 @@ def notebook_parameter_names(notebook: Path) -> list[str]:
 
 def _with_defaults(job: Job, values: dict) -> dict:
     """A notebook's values as it will run: its parameters cell's literals, then the YAML's values."""
-    from e2h_utils.pipeline.plan import notebook_defaults
-
     defaults = {k: v for k, v in notebook_defaults(job.notebook).items() if k not in INJECTED}
     return {**defaults, **values}
 
