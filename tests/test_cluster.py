@@ -15,7 +15,7 @@ import pytest
 
 from e2h_utils.pipeline import cluster
 from e2h_utils import paths
-from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import plan, units
 from e2h_utils.experiments import store as results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +23,10 @@ NOTEBOOKS = ["hardness_measures", "walkthrough"]  # MDL (phase 1), runs keyed by
 
 
 def _run(notebook: str, model: str, key: str, phase: int = 2, seeds=(0,), cached=()) -> plan.PlannedRun:
-    return plan.PlannedRun(notebook=notebook, kind="experiment", model=model, dtype="auto", quantization="none",
+    return plan.PlannedRun(notebook=notebook, unit=units.ZeroShotItems(), model=model, dtype="auto",
+                           quantization="none",
                            dataset="arc", method="icl", measure="grade", train_level="easy", n_train=1, seeds=seeds,
-                           test_items=3, spec=None, key=key, cached=cached, phase=phase)
+                           test_items=3, key=key, cached=cached, phase=phase)
 
 
 def test_shards_group_runs_by_phase_and_model_and_skip_what_is_stored():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import cost, plan, units
 from e2h_utils.engine import resources
 from e2h_utils.engine import runtime
 
@@ -46,10 +46,10 @@ def test_budgets_from_the_run_settings_win_over_the_derived_ones():
 
 def test_work_adds_up_and_training_costs_two_forwards():
     arch = resources.architecture("meta-llama/Llama-2-7b-hf")
-    a = plan.Work(forward_tokens=100, forward_context=50)
-    b = plan.Work(forward_tokens=300, forward_context=10)
+    a = cost.Work(forward_tokens=100, forward_context=50)
+    b = cost.Work(forward_tokens=300, forward_context=10)
     assert (a + b).forward_tokens == 400 and (a + b).forward_context == pytest.approx(20)
-    train = plan.Work(train_tokens=100, train_context=50)
+    train = cost.Work(train_tokens=100, train_context=50)
     assert train.flops(arch) == pytest.approx(2 * a.flops(arch))
     assert train.flops(arch, checkpointing=True) == pytest.approx(3 * a.flops(arch))
 
@@ -90,15 +90,13 @@ def test_the_paper_plan_covers_every_notebook_and_fits_one_8_gpu_node(mirror):
 def test_features_are_counted_once_per_model_dataset_and_format():
     """Probe runs share the features cache: an item's hidden states cost once, whichever run
     extracts them first (label-noise and learning-curve runs reuse them)."""
-    run = plan.PlannedRun(notebook="n", kind="experiment", model="m", dtype="auto", quantization="none",
-                          dataset="arc", method="probe", measure="grade", train_level="easy", n_train=2, seeds=(0,),
-                          test_items=2, spec=None)
-    seen: dict = {}
-    assert plan._new_features(run, ["a", "b", "a"], seen) == ["a", "b"]
-    assert plan._new_features(run, ["b", "c"], seen) == ["c"]
-    other = plan.PlannedRun(**{**run.__dict__, "model": "m2"})
-    assert plan._new_features(other, ["a"], seen) == ["a"]
-    assert plan._new_features(run, ["a"], None) == ["a"]  # no bookkeeping: everything counts
+    ctx = cost.Context(counter=None, frame=lambda dataset: None, featurized={})  # type: ignore[arg-type]
+    key = ("m", "none", "arc", None)
+    assert ctx.new_features(key, ["a", "b", "a"]) == ["a", "b"]
+    assert ctx.new_features(key, ["b", "c"]) == ["c"]
+    assert ctx.new_features(("m2", "none", "arc", None), ["a"]) == ["a"]  # another model extracts its own
+    alone = cost.Context(counter=None, frame=lambda dataset: None)  # type: ignore[arg-type]
+    assert alone.new_features(key, ["a"]) == ["a"]  # no bookkeeping: everything counts
 
 
 # --- statistical power: the pure table on a tiny fake plan (no data, no model) ----------------------
@@ -183,9 +181,10 @@ def test_power_is_measured_on_stored_seeds_of_the_same_group(tmp_path):
             planner.store.save(payload, seed, pd.DataFrame({"item_id": ids, "level": "hard", "seed": seed,
                                                             "correct": correct}))
         matrices.append(np.stack([planner.store.load(payload, s)["correct"].to_numpy() for s in seeds]))
-        run = plan.PlannedRun(notebook="nb", kind="experiment", model="embedded", dtype="auto", quantization="none",
+        run = plan.PlannedRun(notebook="nb", unit=units.Experiment(spec), model="embedded", dtype="auto",
+                              quantization="none",
                               dataset="arc", method=spec.method.kind, measure="grade", train_level=spec.train_level,
-                              n_train=0, seeds=seeds, test_items=300, spec=spec, item_ids=tuple(ids),
+                              n_train=0, seeds=seeds, test_items=300, item_ids=tuple(ids),
                               item_levels=("hard",) * 300, key=spec_key(payload), cached=seeds, payload=payload)
         planner.experiments[("nb", spec)] = run
     planner.entries["nb"] = [comparison]

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence, cast
 from e2h_utils import paths
 from e2h_utils.engine import runtime
 from e2h_utils.experiments.store import ResultStore
-from e2h_utils.pipeline import plan
+from e2h_utils.pipeline import plan, units
 
 ENV_PREFIXES = ("E2H_", "HF_", "TRANSFORMERS_", "OMP_NUM_THREADS")  # passed to every job
 
@@ -76,28 +76,7 @@ def shards(runs: Iterable[plan.PlannedRun], runs_per_job: int, phase: int | None
 
 def execute(run: plan.PlannedRun, lm: Any, planner: plan.Planner, store: ResultStore, progress: bool = False) -> None:
     """Compute (or reuse) one planned run with a loaded model, exactly as its notebook would."""
-    from e2h_utils.experiments import mdl
-    from e2h_utils.experiments.runner import Runner
-
-    if run.kind == "experiment":
-        frames = {run.dataset: run.frame}
-        source = run.spec.train_source
-        if source is not None and source.dataset != run.dataset:
-            frames[source.dataset] = planner.frame(source.dataset)
-        Runner(lm, store=store, frames=frames, progress=progress).run(run.spec)
-    elif run.kind == "mdl":
-        mdl.run_mdl(lm, run.frame, run.spec, store=store, progress=progress)
-    elif run.kind in ("samples", "evaluator"):
-        from e2h_utils.experiments.evaluation import EvaluatorRunner
-
-        runner = EvaluatorRunner(lm, store=store, frames={run.dataset: run.frame}, progress=progress)
-        if run.kind == "samples":
-            runner.samples(run.spec[0])  # every problem set of the candidates (the others are stored already)
-        else:
-            runner.run(run.spec)
-    else:
-        items = run.frame[run.frame["id"].isin(set(run.item_ids))]
-        mdl.zero_shot_items(lm, items, run.dataset, store=store, progress=progress)
+    run.unit.execute(run, lm, planner.frame, store, progress)
 
 
 def run_shard(profile: str, shard: Shard, environment: dict[str, str] | None = None) -> dict[str, Any]:
@@ -213,7 +192,7 @@ def run_plan(profile: str, kind: str, notebooks: Sequence[str] | None = None, dr
         raise ValueError(f"executor {kind!r}: use local or slurm (inprocess runs inside the notebooks)")
     settings = settings or runtime.for_profile(profile)
     summaries: list[dict[str, Any]] = []
-    for phase in plan.PHASES:
+    for phase in units.PHASES:
         runs = plan.build(profile, notebooks)
         work = shards(runs, settings.executor.runs_per_job, phase)
         pending = [r for r in runs if r.pending and r.phase == phase]
@@ -231,7 +210,7 @@ def run_inprocess(profile: str, notebooks: Sequence[str] | None = None) -> list[
     """The same shards, run one after another in this process (the reference the jobs match)."""
     environment = job_environment()
     summaries = []
-    for phase in plan.PHASES:
+    for phase in units.PHASES:
         settings = runtime.for_profile(profile)
         for shard in shards(plan.build(profile, notebooks), settings.executor.runs_per_job, phase):
             summaries.append(run_shard(profile, shard, environment))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence, cast
 
 import numpy as np
@@ -35,60 +35,16 @@ import pandas as pd
 from e2h_utils import paths
 from e2h_utils.analysis import estimates, power
 from e2h_utils.data import datasets
-from e2h_utils.data import hardness, prompts
+from e2h_utils.data import hardness
 from e2h_utils.engine import models, resources, runtime
 from e2h_utils.experiments import mdl, plans, settings, split
-from e2h_utils.experiments.runner import draw
 from e2h_utils.experiments.spec import ExperimentSpec, SpecError, key_payload
 from e2h_utils.experiments.store import ResultStore, spec_key
-from e2h_utils.methods.base import CoT, Probe, QLoRA
-from e2h_utils.methods.qlora import QLoRAConfig, schedule
+from e2h_utils.methods.qlora import QLoRAConfig
+from e2h_utils.pipeline import units
+from e2h_utils.pipeline.cost import Context, TokenCounter, Work
 from e2h_utils.pipeline.notebooks import notebook_defaults
-
-KINDS = ("experiment", "mdl", "zero_shot_items", "samples", "evaluator")
-PHASES = (1, 2, 3)
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One unit of work: a spec of ``kind`` for ``model``, the seeds it computes and its key."""
-
-    notebook: str
-    kind: str  # experiment | mdl | zero_shot_items | samples | evaluator
-    model: str
-    dtype: str
-    quantization: str  # as the notebook asks ("auto": the model's default)
-    dataset: str
-    method: str
-    measure: str
-    train_level: str
-    n_train: int
-    seeds: tuple[int, ...]
-    test_items: int
-    # ExperimentSpec | MDLSpec | None (zero-shot items) | (Candidates, problem set) | EvaluatorSpec
-    spec: Any = field(compare=False, repr=False)
-    item_ids: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the items it scores
-    item_levels: tuple[str, ...] = field(default=(), compare=False, repr=False)  # each item's level (experiments)
-    frame: Any = field(default=None, compare=False, repr=False)  # the frame it reads (with MDL columns)
-    key: str | None = None  # None: keyed by MDL results not yet stored (pending)
-    cached: tuple[int, ...] = ()  # seeds already in the store
-    shared_with: tuple[str, ...] = ()  # other notebooks that list the same run
-    phase: int = 2  # 1: MDL (other runs' levels depend on it), 2: the rest, 3: evaluators (they read phase 2's samples)
-    payload: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # what ``key`` hashes
-
-    @property
-    def pending(self) -> bool:
-        return self.key is None
-
-    @property
-    def done(self) -> bool:
-        return self.key is not None and set(self.seeds) <= set(self.cached)
-
-    @property
-    def label(self) -> str:
-        level = f" {self.train_level}" if self.kind in ("experiment", "samples", "evaluator") else ""
-        return f"{self.dataset}/{self.measure}/{self.method}{level}"
-
+from e2h_utils.pipeline.units import PlannedRun
 
 # --- the notebooks' parameters ------------------------------------------------------------
 
@@ -182,10 +138,11 @@ def plan_experiment(planner: Planner, notebook: str, spec: ExperimentSpec, frame
         source = spec.train_source
         source_frame = frame if source.dataset == spec.dataset else planner.frame(source.dataset)
     payload = key_payload(spec, identity, frame, source_frame) if real else None
-    run = PlannedRun(notebook=notebook, kind="experiment", model=spec.model, dtype=dtype, quantization=quantization,
+    run = PlannedRun(notebook=notebook, unit=units.Experiment(spec), model=spec.model, dtype=dtype,
+                     quantization=quantization,
                      dataset=spec.dataset, method=spec.method.kind if spec.method.trains else "zero-shot",
                      measure=spec.measure, train_level=spec.train_level, n_train=spec.method.size,
-                     seeds=spec.run_seeds, test_items=len(test_ids), spec=spec, item_ids=test_ids,
+                     seeds=spec.run_seeds, test_items=len(test_ids), item_ids=test_ids,
                      item_levels=tuple(test["level"]), frame=frame)
     provisional = None if real else f"pending:{spec_key({**spec.canonical(), 'model_identity': identity})}"
     planned = planner.add(run, payload, provisional)
@@ -204,11 +161,11 @@ def _plan_mdl(planner: Planner, notebook: str, frames: dict[str, pd.DataFrame], 
                 seeds: tuple[int, ...] = (0,)
             else:
                 payload, seeds = mdl.trained_payload(identity, frame, spec), spec.seeds
-            run = PlannedRun(notebook=notebook, kind="mdl", model=name, dtype=options.dtype,
+            run = PlannedRun(notebook=notebook, unit=units.MDL(spec), model=name, dtype=options.dtype,
                              quantization=options.quantization, dataset=spec.dataset, method=f"mdl_{spec.learner}",
                              measure="-", train_level="-",
                              n_train=max(spec.subset_sizes) if spec.learner != "zero_shot" else 0, seeds=seeds,
-                             test_items=len(scored), spec=spec, item_ids=tuple(scored["id"]), frame=frame, phase=1)
+                             test_items=len(scored), item_ids=tuple(scored["id"]), frame=frame, phase=1)
             planner.add(run, payload)
 
 
@@ -225,9 +182,9 @@ def _zero_shot_items(planner: Planner, notebook: str, cfg: settings.HardnessMeas
         ids = set(mdl.scored_items(frames[dataset], spec)["id"])
         items = with_mdl[dataset][with_mdl[dataset]["id"].isin(ids)]
         payload = mdl.zero_shot_payload(identity, items, dataset) if real else None
-        run = PlannedRun(notebook=notebook, kind="zero_shot_items", model=cfg.model, dtype=cfg.model_dtype,
+        run = PlannedRun(notebook=notebook, unit=units.ZeroShotItems(), model=cfg.model, dtype=cfg.model_dtype,
                          quantization=cfg.model_quantization, dataset=dataset, method="zero-shot", measure="-",
-                         train_level="none", n_train=0, seeds=(0,), test_items=len(items), spec=None,
+                         train_level="none", n_train=0, seeds=(0,), test_items=len(items),
                          item_ids=tuple(sorted(ids)), frame=with_mdl[dataset])
         planner.add(run, payload, None if real else f"pending:zero_shot_items/{dataset}/{identity}")
 
@@ -246,10 +203,11 @@ def _plan_evaluators(planner: Planner, notebook: str, cfg: settings.EasyToHardEv
         for problems in evaluation.PROBLEM_SETS:
             ids = tuple(sets[problems]["id"])
             n = candidates.sampling_for(problems).n
-            run = PlannedRun(notebook=notebook, kind="samples", model=cfg.model, dtype=dtype, quantization=quant,
+            run = PlannedRun(notebook=notebook, unit=units.SampleSet(candidates, problems), model=cfg.model,
+                             dtype=dtype, quantization=quant,
                              dataset=dataset, method="samples", measure=candidates.measure, train_level=problems,
                              n_train=n, seeds=(candidates.sampling.seed,), test_items=len(ids) * n,
-                             spec=(candidates, problems), item_ids=ids, frame=frame)
+                             item_ids=ids, frame=frame)
             planner.add(run, evaluation.samples_payload(candidates, problems, identity, frame))
     specs = cfg.evaluator_plan()
     refused = evaluation.check_sizes(specs, lambda c: evaluation.problem_sets(planner.frame(c.dataset), c))
@@ -259,10 +217,11 @@ def _plan_evaluators(planner: Planner, notebook: str, cfg: settings.EasyToHardEv
         candidates = spec.candidates
         frame = planner.frame(candidates.dataset)
         test_ids = tuple(evaluation.problem_sets(frame, candidates)["test"]["id"])
-        run = PlannedRun(notebook=notebook, kind="evaluator", model=cfg.model, dtype=dtype, quantization=quant,
+        run = PlannedRun(notebook=notebook, unit=units.Evaluator(spec), model=cfg.model, dtype=dtype,
+                         quantization=quant,
                          dataset=candidates.dataset, method=spec.kind, measure=candidates.measure,
                          train_level=spec.train_level, n_train=spec.evaluator.size, seeds=spec.seeds,
-                         test_items=len(test_ids) * candidates.sampling.n, spec=spec, item_ids=test_ids, frame=frame,
+                         test_items=len(test_ids) * candidates.sampling.n, item_ids=test_ids, frame=frame,
                          phase=3)
         planner.add(run, evaluation.evaluator_payload(spec, identity, frame))
 
@@ -327,121 +286,6 @@ def build(profile: str, notebooks: Sequence[str] | None = None, store: ResultSto
 
 # --- what a run costs -------------------------------------------------------------------------
 
-class TokenCounter:
-    """Tokens of each item's prompt, answer choices, solved example and chain-of-thought target,
-    counted with one tokenizer (the embedded model's by default)."""
-
-    def __init__(self, tokenizer: Any = None) -> None:
-        if tokenizer is None:
-            from transformers import AutoTokenizer
-
-            from e2h_utils.engine import embedded
-
-            tokenizer = AutoTokenizer.from_pretrained(str(embedded.ensure_converted()))
-        self.tokenizer = tokenizer
-        self._tables: dict[tuple[str, str | None, bool], pd.DataFrame] = {}
-
-    def _count(self, texts: list[str]) -> np.ndarray:
-        return np.array([len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]])
-
-    def table(self, dataset: str, frame: pd.DataFrame, prompt_format: str | None, cot: bool) -> pd.DataFrame:
-        """Per item id: prompt, choices (all continuations), example and target tokens."""
-        memo = (dataset, prompt_format, cot)
-        if memo not in self._tables:
-            rows = frame.to_dict("records") if cot else frame[frame["label"].notna()].to_dict("records")
-            if not rows:
-                raise ValueError(f"no {dataset} items to count tokens of")
-            fmt: prompts.PromptFormat | prompts.CoTFormat
-            if cot:
-                fmt = prompts.get_cot_format(prompt_format, dataset)
-                out = pd.DataFrame({"prompt": self._count([fmt.prompt(r) for r in rows]),
-                                    "choices": 0, "example": self._count([fmt.example(r) for r in rows]),
-                                    "target": self._count([fmt.target(r) for r in rows])},
-                                   index=[r["id"] for r in rows])
-            else:
-                fmt = prompts.get_format(prompt_format, dataset)
-                conts = [fmt.continuations(r) for r in rows]
-                flat = self._count([c for cs in conts for c in cs])
-                sums: np.ndarray | list[int] = (np.add.reduceat(flat, np.cumsum([0] + [len(c) for c in conts[:-1]]))
-                                                if len(flat) else [])
-                out = pd.DataFrame({"prompt": self._count([fmt.prompt(r) for r in rows]), "choices": sums,
-                                    "example": self._count([fmt.example(r) for r in rows]),
-                                    "n_choices": [len(c) for c in conts]}, index=[r["id"] for r in rows])
-                out["target"] = out["choices"] / out["n_choices"].clip(lower=1)
-            self._tables[memo] = out
-        return self._tables[memo]
-
-
-@dataclass(frozen=True)
-class Work:
-    """A run's work in tokens: forward-only tokens (scoring, features, prefill) with their mean
-    attention context, tokens trained on (forward + backward), and tokens generated one at a time."""
-
-    forward_tokens: float = 0.0
-    forward_context: float = 0.0
-    logits: float = 0.0
-    train_tokens: float = 0.0
-    train_context: float = 0.0
-    generated_tokens: float = 0.0
-    generation_context: float = 0.0
-    decode_steps: float = 0.0  # sequential decoding steps (batches x new tokens)
-
-    def __add__(self, other: "Work") -> "Work":
-        def mean(a, wa, b, wb):
-            return (a * wa + b * wb) / (wa + wb) if wa + wb else 0.0
-        return Work(self.forward_tokens + other.forward_tokens,
-                    mean(self.forward_context, self.forward_tokens, other.forward_context, other.forward_tokens),
-                    self.logits + other.logits, self.train_tokens + other.train_tokens,
-                    mean(self.train_context, self.train_tokens, other.train_context, other.train_tokens),
-                    self.generated_tokens + other.generated_tokens,
-                    mean(self.generation_context, self.generated_tokens,
-                         other.generation_context, other.generated_tokens),
-                    self.decode_steps + other.decode_steps)
-
-    def scaled(self, factor: float) -> "Work":
-        return Work(self.forward_tokens * factor, self.forward_context, self.logits * factor,
-                    self.train_tokens * factor, self.train_context, self.generated_tokens * factor,
-                    self.generation_context, self.decode_steps * factor)
-
-    def flops(self, arch: resources.Architecture, checkpointing: bool = False) -> float:
-        """Forward FLOPs, training at 2 (3 with checkpointing) forwards per token, generation."""
-        train = (3.0 if checkpointing else 2.0) * arch.forward_flops(self.train_tokens, self.train_context)
-        return (arch.forward_flops(self.forward_tokens, self.forward_context, self.logits) + train
-                + arch.forward_flops(self.generated_tokens, self.generation_context, self.generated_tokens))
-
-
-def _scoring(tokens: pd.DataFrame, ids: Sequence[str], prefix: float = 0.0) -> Work:
-    part = tokens.loc[list(ids)]
-    prompt, choices = float(part["prompt"].sum()), float(part["choices"].sum())
-    per = len(part) or 1
-    return Work(forward_tokens=prompt + choices + prefix, logits=choices,
-                forward_context=prefix + 0.5 * (prompt + choices) / per)
-
-
-def _new_features(run: PlannedRun, ids: Iterable[str], featurized: dict | None) -> list[str]:
-    """The items whose hidden states are not extracted yet: the features cache holds them per model,
-    dataset and prompt format, whichever run extracted them first."""
-    ids = list(dict.fromkeys(ids))
-    if featurized is None:
-        return ids
-    spec = run.spec
-    seen = featurized.setdefault((run.model, run.quantization, run.dataset, getattr(spec, "prompt_format", None)),
-                                 set())
-    new = [i for i in ids if i not in seen]
-    seen.update(new)
-    return new
-
-
-def _probe_ids(run: PlannedRun, seeds: Sequence[int]) -> list[str]:
-    """Test items and each seed's training draw (what a probe run extracts features of)."""
-    spec: ExperimentSpec = run.spec
-    measure = hardness.get_measure(spec.dataset, spec.measure)
-    roles = split.split_roles(run.frame, measure, spec.test)
-    pools = [split.training_pool(run.frame, roles, spec.train_level, k) for k in range(spec.test.folds)]
-    drawn = [i for seed in seeds for pool in pools for i in draw(spec, pool, seed)["id"]]
-    return list(run.item_ids) + drawn
-
-
 def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Mapping[str, pd.DataFrame] | None = None,
             seeds: Sequence[int] | None = None, featurized: dict | None = None) -> Work:
     """Tokens the run processes for ``seeds`` (default: those not yet stored). ``featurized``:
@@ -451,110 +295,7 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
         return Work()
     frame = (frames or {}).get(run.dataset)
     frame = frame if frame is not None else planner.frame(run.dataset)
-    if run.kind == "zero_shot_items":
-        return _scoring(counter.table(run.dataset, frame, None, False), run.item_ids)
-    if run.kind in ("samples", "evaluator"):
-        return _evaluator_work(run, counter, frame, seeds, featurized)
-    if run.kind == "mdl":
-        mdl_spec: mdl.MDLSpec = run.spec
-        tokens = counter.table(mdl_spec.dataset, frame, mdl_spec.prompt_format, False)
-        scored = list(run.item_ids)
-        if mdl_spec.learner == "zero_shot":
-            return _scoring(tokens, scored)
-        holdout = list(mdl.holdout_items(frame, mdl_spec)["id"])
-        if mdl_spec.learner == "probe":  # hidden states of every item once (cached across seeds)
-            return _scoring(tokens, _new_features(run, holdout + scored, featurized))
-        total = Work()
-        for n in mdl_spec.subset_sizes:  # QLoRA per seed and size: train on the subset, score every item
-            batch, per_epoch, epochs = schedule(n, mdl_spec.qlora)
-            per_item = float(tokens.loc[holdout, ["prompt", "target"]].sum(axis=1).mean())
-            total = (total + Work(train_tokens=epochs * n * per_item, train_context=per_item / 2)
-                     + _scoring(tokens, scored))
-        return total.scaled(len(seeds))
-    spec: ExperimentSpec = run.spec
-    method = spec.method
-    test = pd.DataFrame({"id": list(run.item_ids)})
-    cot = isinstance(method, CoT)
-    tokens = counter.table(spec.dataset, frame, spec.prompt_format, cot)
-    pool = tokens if spec.train_source is None else counter.table(
-        spec.train_source.dataset, planner.frame(spec.train_source.dataset), None, cot)
-    examples = 0.0 if not method.trains else float(method.size * pool["example"].mean())
-    if not cot:
-        if isinstance(method, Probe):  # features of the test items and each seed's draw
-            return _scoring(tokens, _new_features(run, _probe_ids(run, seeds), featurized))
-        if isinstance(method, QLoRA):
-            batch, per_epoch, epochs = schedule(method.n, method.config)
-            per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
-            train = Work(train_tokens=epochs * method.n * per_item, train_context=per_item / 2).scaled(spec.test.folds)
-            return (train + _scoring(tokens, list(test["id"]))).scaled(len(seeds))
-        return _scoring(tokens, list(test["id"]), prefix=examples).scaled(len(seeds))
-    # chain of thought: prefill, then generate about the reference reasoning's length
-    method = cast(CoT, method)  # (cot above); its length is resolved (ExperimentSpec: CoT.with_length)
-    new = float(cast(int, method.max_new_tokens))
-    lengths = np.minimum(tokens.loc[list(test["id"]), "target"].to_numpy(dtype=float), new)
-    generated = float(lengths.sum())
-    batch = runtime.current().generation_batch
-    # a batch decodes until its longest generation stops (reference reasoning length, capped)
-    steps = float(sum(lengths[i:i + batch].max() for i in range(0, len(lengths), batch)))
-    prompt = float(tokens.loc[list(test["id"]), "prompt"].sum())
-    prefill = Work(forward_tokens=prompt + examples, forward_context=examples + prompt / max(len(test), 1) / 2)
-    decode = Work(generated_tokens=generated, generation_context=examples + prompt / max(len(test), 1) + new / 2,
-                  decode_steps=steps)
-    work = prefill + decode
-    if isinstance(method.inner, QLoRA):
-        _, _, epochs = schedule(method.inner.n, method.inner.config)
-        per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
-        work = work + Work(train_tokens=epochs * method.inner.n * per_item,
-                           train_context=per_item / 2).scaled(spec.test.folds)  # one training per fold
-    return work.scaled(len(seeds))
-
-
-def _evaluator_work(run: PlannedRun, counter: TokenCounter, frame: pd.DataFrame, seeds: Sequence[int],
-                    featurized: dict | None) -> Work:
-    """Sampling: prefill of every problem's prompt after the worked examples, then N generations of
-    about the reference solution's length (capped at the generation length); an evaluator: hidden
-    states of every sample once (a probe), or training on n samples and scoring every test sample
-    (QLoRA), each sample about prompt + generated tokens long."""
-    from e2h_utils.experiments.evaluation import problem_sets
-
-    if run.kind == "samples":
-        candidates, problems = run.spec
-        sampling = candidates.sampling_for(problems)
-    else:
-        candidates, problems, sampling = run.spec.candidates, "test", run.spec.candidates.sampling
-    tokens = counter.table(candidates.dataset, frame, candidates.prompt_format, True)
-    new = float(sampling.max_new_tokens)
-    if run.kind == "samples":
-        ids = list(run.item_ids)
-        examples = float(sampling.k * tokens["example"].mean())
-        lengths = np.minimum(tokens.loc[ids, "target"].to_numpy(dtype=float), new)
-        prompt = float(tokens.loc[ids, "prompt"].sum())
-        rows = np.repeat(lengths, sampling.n)
-        batch = runtime.current().generation_batch
-        steps = float(sum(rows[i:i + batch].max() for i in range(0, len(rows), batch)))
-        return (Work(forward_tokens=prompt * sampling.n + examples, forward_context=examples + prompt / len(ids) / 2)
-                + Work(generated_tokens=float(rows.sum()), generation_context=examples + prompt / len(ids) + new / 2,
-                       decode_steps=steps))
-    spec = run.spec
-    sets = problem_sets(frame, candidates)
-    per_sample = {i: float(tokens.loc[i, "prompt"] + min(tokens.loc[i, "target"], new)) + 10.0
-                  for part in sets.values() for i in part["id"]}
-    test = [(i, j) for i in sets["test"]["id"] for j in range(candidates.sampling.n)]
-    train_n = candidates.sampling_for("easy").n
-    train = [(i, j) for level in spec.training_sets() for i in sets[level]["id"] for j in range(train_n)]
-    if isinstance(spec.evaluator, Probe):  # every sample's hidden states once, whichever run extracts them first
-        seen = featurized.setdefault(("solutions", run.model, run.quantization, run.dataset), set()) \
-            if featurized is not None else set()
-        fresh = [s for s in test + train if s not in seen]
-        seen.update(fresh)
-        total = sum(per_sample[i] for i, _ in fresh)
-        return Work(forward_tokens=total, forward_context=total / max(len(fresh), 1) / 2)
-    _, _, epochs = schedule(spec.evaluator.n, spec.evaluator.config)
-    mean = float(np.mean([per_sample[i] for i, _ in train])) if train else 0.0
-    scoring_tokens = sum(per_sample[i] for i, _ in test)
-    return (Work(train_tokens=epochs * spec.evaluator.n * mean, train_context=mean / 2)
-            + Work(forward_tokens=scoring_tokens,
-                   forward_context=scoring_tokens / max(len(test), 1) / 2)).scaled(len(seeds))
+    return run.unit.work(run, Context(counter, planner.frame, featurized), frame, seeds)
 
 
 # --- devices, throughput and memory ------------------------------------------------------
@@ -745,9 +486,7 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
     trains: defaultdict[tuple[str, str], bool] = defaultdict(bool)
     for run in runs:
         key = (run.model, run.quantization)
-        trains[key] |= run.method in ("qlora", "qlora_cot", "mdl_qlora", "evaluator_qlora")
-        if run.kind == "experiment" and run.method == "qlora":
-            trains[key] = True
+        trains[key] |= run.unit.updates_weights()
     memory = [check_memory(model, quant, trained, devices, settings) for (model, quant), trained in trains.items()]
     gpus = {m.model: m.devices_used for m in memory}
     if len(table):
