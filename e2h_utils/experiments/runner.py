@@ -45,7 +45,7 @@ class Fold:
 def draw_salt(spec: ExperimentSpec) -> str:
     """What makes one spec's draws independent of another's (the training level or source, and
     the method unless it is ICL), so that easy and hard runs draw differently."""
-    suffix = "" if spec.method.kind == "icl" else f"/{spec.method.kind}"
+    suffix = spec.method.draw_salt()
     if spec.train_source is not None:
         return f"{spec.dataset}/source/{spec.train_source.label}{suffix}"
     return f"{spec.dataset}/{spec.measure}/{spec.train_level}{suffix}"

@@ -24,7 +24,7 @@ from e2h_utils.data import hardness
 from e2h_utils.experiments import mdl, plans
 from e2h_utils.experiments.spec import TestSelection, TrainSource
 from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, EvaluatorSpec
-from e2h_utils.methods.base import Method, build
+from e2h_utils.methods.base import IN_CONTEXT, Method, build
 from e2h_utils.methods.evaluators import EVALUATOR_KINDS
 from e2h_utils.methods.sampling import Sampling
 
@@ -171,7 +171,7 @@ class _MethodTable:
         return self.prompt_formats.get(dataset)
 
     def method(self, kind: str, dataset: str) -> Method:
-        size = self.k_shot[dataset] if kind in ("icl", "icl_cot") else self.n_train[kind]
+        size = self.k_shot[dataset] if kind in IN_CONTEXT else self.n_train[kind]
         return build(kind, size, self.method_options.get(kind))
 
     def targets(self, targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, Method]]:
@@ -238,7 +238,7 @@ class EasyToHard(_Model, _Methods, _Split, _CrossFit, _Bootstrap, _MDL):
         return _test(self, self.max_test_per_level, self.test_levels)
 
     def cot_method(self, kind: str, dataset: str) -> Method:
-        size = self.cot_k_shot[dataset] if kind == "icl_cot" else self.cot_n_train[kind]
+        size = self.cot_k_shot[dataset] if kind in IN_CONTEXT else self.cot_n_train[kind]
         return build(kind, size, self.cot_method_options.get(kind))
 
     def sanity_plan(self) -> list[plans.Reading]:
@@ -358,7 +358,7 @@ class ModelScale(_Methods, _Split, _CrossFit, _Bootstrap):
         return int(self.robustness_k_shot.get(dataset, self.k_shot[dataset]))
 
     def robustness_plan(self, model: str) -> list[plans.Comparison]:
-        targets = [(d, m, build(kind, self.robustness_k(d) if kind in ("icl", "icl_cot") else self.n_train[kind]))
+        targets = [(d, m, build(kind, self.robustness_k(d) if kind in IN_CONTEXT else self.n_train[kind]))
                    for kind, d, m in parse_targets(self.robustness_runs)]
         seeds = {method.kind: self.robustness_seeds for _, _, method in targets}
         return plans.comparisons(targets, seeds=seeds, model=model,

@@ -223,7 +223,7 @@ class ExperimentSpec:
             out["label_noise"] = self.label_noise
         if self.train_source is not None:
             out["train_source"] = asdict(self.train_source)
-        if method.kind in ("icl", "icl_cot"):
+        if method.in_context:
             out["prompt_tokenization"] = ICL_TOKENIZATION
         out["scorer_version"] = SCORER_VERSION
         out["levels_version"] = hardness.LEVELS_VERSION

@@ -72,6 +72,16 @@ class Method:
         """The version of the training code whose results this method's runs are (None: none)."""
         return None
 
+    @property
+    def in_context(self) -> bool:
+        """Whether its examples are put in the prompt (its prompts are tokenized as ICL's are)."""
+        return False
+
+    def draw_salt(self) -> str:
+        """What separates this method's training draws from another method's on the same pool
+        (ICL's is empty: its draws were keyed before other methods drew)."""
+        return f"/{self.kind}"
+
 
 @dataclass(frozen=True)
 class ZeroShot(Method):
@@ -100,6 +110,13 @@ class ICL(Method):
 
     def resized(self, size: int) -> "ICL":
         return replace(self, k=int(size))
+
+    @property
+    def in_context(self) -> bool:
+        return True
+
+    def draw_salt(self) -> str:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -223,6 +240,10 @@ class CoT(Method):
     def baseline(self) -> "CoT":
         return replace(self, inner=ZeroShot())
 
+    @property
+    def in_context(self) -> bool:
+        return self.inner.in_context
+
     def train_version(self) -> int | None:
         return self.inner.train_version()
 
@@ -232,6 +253,8 @@ class CoT(Method):
 KINDS = ("icl", "probe", "qlora", "icl_cot", "qlora_cot")  # the methods a YAML names
 ANSWER_SCORING = ("icl", "probe", "qlora")
 CHAIN_OF_THOUGHT = ("icl_cot", "qlora_cot")
+IN_CONTEXT = ("icl", "icl_cot")  # sized by k (the YAML's k_shot), the others by n (n_train)
+TRAINS_WEIGHTS = ("qlora", "qlora_cot")  # train adapters (the dry run caps their updates)
 _GENERATION = ("max_new_tokens", "extraction", "baseline")
 # options that used to be method options and only change how a run executes: now run settings
 RUN_SETTING_OPTIONS = {"micro_batch": "micro_batch", "batch_size": "generation_batch", "keep_adapter": "keep_adapters"}

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from e2h_utils import atomic, paths
+from e2h_utils.methods.base import CHAIN_OF_THOUGHT, TRAINS_WEIGHTS
 
 SUFFIX = "-dry-run"
 SEEDS = 2  # first seeds of every seed list
@@ -108,9 +109,9 @@ def _options(value: Any) -> Any:
     out = {}
     for method, options in (value or {}).items():
         options = dict(options or {})
-        if method.startswith("qlora"):
-            options.update(min_updates=COT_UPDATES if method.endswith("_cot") else UPDATES, min_epochs=1)
-        if method.endswith("_cot"):
+        if method in TRAINS_WEIGHTS:
+            options.update(min_updates=COT_UPDATES if method in CHAIN_OF_THOUGHT else UPDATES, min_epochs=1)
+        if method in CHAIN_OF_THOUGHT:
             options["max_new_tokens"] = NEW_TOKENS
         out[method] = options
     return out
