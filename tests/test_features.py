@@ -189,7 +189,8 @@ def test_features_cache_corrupt_file(tiny_lm, frame, tmp_path):
 
 def test_features_for_includes_bos(tiny_lm, frame, tmp_path):
     spec = dataclasses.replace(tiny_lm.spec, add_bos=True)
-    lm = dataclasses.replace(tiny_lm, spec=spec, identity=models.model_identity(spec), add_bos=True)
+    lm = models.LoadedModel(tiny_lm.model, tiny_lm.tokenizer, spec, tiny_lm.path, models.model_identity(spec), True,
+                            budget=tiny_lm.budget)
     assert lm.bos_ids() == [tiny_lm.tokenizer.bos_token_id]
     rows = frame.iloc[:2]
     got = features_for(lm, rows, "arc", cache=FeatureCache(tmp_path), progress=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from e2h_utils.engine import embedded
@@ -405,3 +407,34 @@ def test_authors_dtype_loads_float16(tiny_model_dir: Path, monkeypatch):
     assert lm.model.dtype == torch.float16
     falcon = models.load_model(ModelSpec("tiiuae/falcon-7b", dtype="authors", quantization="auto"))
     assert falcon.model.dtype == torch.float32
+
+
+def test_a_model_loads_on_first_use_and_never_for_results_already_stored(tiny_model_dir: Path, monkeypatch, tmp_path):
+    """``load_model`` names the model and its identity at once and loads the weights on first use, so
+    a notebook whose results are all stored never loads them (``E2H_NO_MODEL_LOAD`` makes a load an
+    error, which is how a re-read proves it); provenance records which of the two happened."""
+    from e2h_utils.analysis import provenance
+    from e2h_utils.experiments.store import ResultStore
+
+    monkeypatch.setenv(models.NO_LOAD_ENV, "1")
+    lm = models.load_model(str(tiny_model_dir))
+    assert not lm.loaded and lm.identity == models.model_identity(lm.spec) and "not loaded" in repr(lm)
+    store = ResultStore(tmp_path)
+    store.save({"dataset": "arc", "method": "probe", "k": 1}, 0, pd.DataFrame({"item_id": ["a"], "correct": [1.0]}))
+    stored, computed = store.get_or_compute({"dataset": "arc", "method": "probe", "k": 1}, 0, lambda: lm.model)
+    assert not computed and not lm.loaded  # a stored result is read back without the model
+    log = provenance.Log()
+    log.add_model(lm)
+    log.write(tmp_path / "before")
+    before = json.loads((tmp_path / "before" / provenance.FILE).read_text())["models"][lm.spec.name]
+    assert before["path"].startswith("not loaded") and before["device"] == "none"
+    with pytest.raises(models.ModelLoadRefused, match=models.NO_LOAD_ENV):
+        lm.tokenizer
+    monkeypatch.delenv(models.NO_LOAD_ENV)
+    model, tokenizer = lm  # the first use loads both
+    assert lm.loaded and model is lm.model and tokenizer is lm.tokenizer and lm.budget.batch_tokens > 0
+    log.write(tmp_path / "after")  # the record made before the load reads the model as it stands now
+    after = json.loads((tmp_path / "after" / provenance.FILE).read_text())["models"][lm.spec.name]
+    assert after["path"] == str(tiny_model_dir.resolve()) and after["device"] == "cpu"
+    with pytest.raises(models.ModelSpecError, match="no config.json"):  # a bad spec still fails at once
+        models.load_model(str(tmp_path))

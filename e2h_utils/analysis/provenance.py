@@ -27,9 +27,12 @@ class Log:
         self.started = time.perf_counter()
         self.models: dict[str, dict[str, str]] = {}
         self.runs: list[dict[str, Any]] = []
+        self._status: dict[str, tuple[str, Any]] = {}  # model -> (identity, its LoadStatus)
 
     def add_model(self, lm: Any) -> None:
-        self.models[lm.spec.name] = {"identity": lm.identity, "path": str(lm.path), "device": str(lm.device)}
+        """Record a model: where it was loaded from and onto which device, or that it was never loaded
+        (every result it was asked for was stored), as it stands when the record is written."""
+        self._status[lm.spec.name] = (lm.identity, lm.status)
 
     def add(self, runner: Any) -> None:
         """A runner's model and timings (call it before the runner and its model are freed)."""
@@ -40,6 +43,9 @@ class Log:
 
     def write(self, output_dir: Path | str, files: Iterable[Path] = (), **extra: Any) -> str:
         """Write ``<output_dir>/provenance.json``; returns one line for the notebook's last cell."""
+        for name, (identity, status) in self._status.items():
+            self.models[name] = {"identity": identity, "path": status.path or "not loaded (results read back)",
+                                 "device": status.device or "none"}
         record = {"models": self.models, "seconds": round(time.perf_counter() - self.started, 1), "runs": self.runs,
                   "runs computed": sum(1 for run in self.runs if run["seeds computed"]),
                   "files": sorted(str(Path(f)) for f in files), "python": platform.python_version(), "host": host(),

@@ -33,15 +33,16 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from e2h_utils.engine import embedded, runtime
 from e2h_utils.engine.resources import Budget, derive_budget
 
 EMBEDDED = "embedded"
 SUBSTITUTE_ENV = "E2H_MODEL_SUBSTITUTE"
+NO_LOAD_ENV = "E2H_NO_MODEL_LOAD"  # set: loading a model raises (a notebook re-read from stored results)
 SDPA_GQA_ENV = "TRANSFORMERS_SDPA_FORCE_GQA"  # dry runs: a local folder loaded in place of every named model
 # Known-harmless noise, silenced: bitsandbytes announces on import that an optional CPU kernel
 # from the Hugging Face Hub ("kernels-community") could not be fetched; the built-in one is used.
@@ -152,21 +153,94 @@ class ModelSpec:
 
 
 @dataclass
-class LoadedModel:
-    """A model with its tokenizer; unpacks as ``model, tokenizer = load_model(...)``."""
-
+class _Parts:
+    """What loading gives: the weights, the tokenizer and what is derived from them."""
     model: Any
     tokenizer: Any
-    spec: ModelSpec
     path: str
-    identity: str
     add_bos: bool
-    extra: dict[str, Any] = field(default_factory=dict)
+    budget: Budget
+
+
+@dataclass
+class LoadStatus:
+    """Where a model was loaded from and onto which device (None: not loaded); small, so a record
+    of it (``analysis.provenance``) never keeps the model itself in memory."""
+    path: str | None = None
+    device: str | None = None
+
+
+class ModelLoadRefused(RuntimeError):
+    """A model was about to load while ``E2H_NO_MODEL_LOAD`` forbids it (a re-read of stored results)."""
+
+
+class LoadedModel:
+    """A model with its tokenizer; unpacks as ``model, tokenizer = load_model(...)``.
+
+    ``spec`` and ``identity`` (what results are keyed by) are known without loading. From
+    ``load_model`` the weights and the tokenizer load on first use (``model``, ``tokenizer``,
+    ``path``, ``add_bos``, ``budget``, ``device``), so a notebook whose results are all stored
+    never loads them (``loaded`` tells whether it did).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, spec: ModelSpec, path: str, identity: str, add_bos: bool,
+                 extra: dict[str, Any] | None = None, budget: Budget | None = None,
+                 settings: runtime.RunSettings | None = None) -> None:
+        self.spec, self.identity = spec, identity
+        self.settings = settings or runtime.current()  # how it is (or will be) placed; QLoRA's base copy follows
+        self.extra: dict[str, Any] = extra if extra is not None else {}
+        self._parts: _Parts | None = _Parts(model, tokenizer, path, add_bos, budget or Budget(4096, 8192))
+        self._load: Callable[[], _Parts] | None = None
+        self.status = LoadStatus(path, str(input_device(model)) if model is not None else None)
+
+    @classmethod
+    def deferred(cls, spec: ModelSpec, identity: str, load: Callable[[], _Parts],
+                 settings: runtime.RunSettings) -> LoadedModel:
+        """A model that ``load()`` loads the first time its weights or tokenizer are used."""
+        lm = cls(None, None, spec, "", identity, False, settings=settings)
+        lm._parts, lm._load, lm.status = None, load, LoadStatus()
+        return lm
+
+    @property
+    def loaded(self) -> bool:
+        return self._parts is not None
+
+    def _loaded(self) -> _Parts:
+        if self._parts is None:
+            assert self._load is not None
+            if os.environ.get(NO_LOAD_ENV):
+                raise ModelLoadRefused(
+                    f"{self.spec.name!r} was about to load, but {NO_LOAD_ENV} is set: a result it needs is not "
+                    "stored. Unset it to compute what is missing.")
+            self._parts, self._load = self._load(), None
+            self.status.path, self.status.device = self._parts.path, str(input_device(self._parts.model))
+        return self._parts
+
+    @property
+    def model(self) -> Any:
+        return self._loaded().model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._loaded().tokenizer
+
+    @property
+    def path(self) -> str:
+        return self._loaded().path
+
+    @property
+    def add_bos(self) -> bool:
+        return self._loaded().add_bos
+
+    @property
+    def budget(self) -> Budget:
+        return self._loaded().budget
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.model, self.tokenizer))
 
-    budget: Budget = field(default_factory=lambda: Budget(4096, 8192))
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.spec.name!r}, {'loaded' if self.loaded else 'not loaded yet'})"
 
     @property
     def device(self) -> Any:
@@ -318,11 +392,17 @@ def input_device(model: Any) -> Any:
 def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.RunSettings | None = None,
                **overrides: Any) -> LoadedModel:
     """Load model and tokenizer; see the module docstring for what ``spec`` may name and for
-    ``settings`` (default: ``runtime.current()``, the profile's ``_run.yaml`` under make reproduce)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    ``settings`` (default: ``runtime.current()``, the profile's ``_run.yaml`` under make reproduce).
+    The weights and the tokenizer load on first use (``LoadedModel``); a bad spec fails here."""
     spec = as_spec(spec, **overrides)
     settings = settings or runtime.current()
+    resolve_source(spec)  # an unknown name or a folder without a checkpoint is named now
+    return LoadedModel.deferred(spec, model_identity(spec), lambda: _load(spec, settings), settings)
+
+
+def _load(spec: ModelSpec, settings: runtime.RunSettings) -> _Parts:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     kind, where = resolve_source(spec)
     if kind == "embedded":
         where = str(embedded.ensure_converted())
@@ -357,7 +437,7 @@ def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.Run
     if add_bos and tokenizer.bos_token_id is None:
         raise ModelSpecError(f"add_bos=True but the tokenizer of {where!r} has no BOS token")
     budget = derive_budget(model, settings.batch_tokens, settings.kv_tokens)
-    return LoadedModel(model, tokenizer, spec, where, model_identity(spec), add_bos, budget=budget)
+    return _Parts(model, tokenizer, where, add_bos, budget)
 
 
 # --- QLoRA's base: one quantized copy per process ---------------------------------------------
@@ -381,7 +461,7 @@ def training_base(lm: LoadedModel, quantization: str) -> LoadedModel:
     identity = model_identity(wanted)
     if identity == lm.identity and not offloaded(lm.model):
         return lm
-    settings = runtime.current()
+    settings = lm.settings  # placed as the model it trains for (whole on one device when that one is offloaded)
     if identity == lm.identity:
         settings = replace(settings, device_map="single")
     cached = f"{identity}|{settings.device_map}"

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness, prompts
-from e2h_utils.engine import runtime, scoring
+from e2h_utils.engine import scoring
 from e2h_utils.engine.models import LoadedModel, as_spec
 from e2h_utils.engine.scoring import SCORER_VERSION
 from e2h_utils.experiments.spec import SpecError
@@ -171,7 +171,7 @@ def _qlora_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.Dat
     out = {}
     for n, subset in subsets.items():
         scores, _ = train_and_score(lm, items(subset), list(subset["label"].astype(int)), test, spec.qlora, seed,
-                                    progress=progress, micro_batch=runtime.current().micro_batch)
+                                    progress=progress, micro_batch=lm.settings.micro_batch)
         out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
 

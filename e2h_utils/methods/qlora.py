@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from e2h_utils.engine import batching, models, resources, runtime, scoring
+from e2h_utils.engine import batching, models, resources, scoring
 from e2h_utils.methods import bounds
 from e2h_utils.methods.bounds import bounded
 
@@ -187,12 +187,11 @@ def attach_lora(model: Any, config: QLoRAConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def needs_checkpointing(model: Any, tokens_per_micro_batch: int, setting: str | None = None) -> bool:
+def needs_checkpointing(model: Any, tokens_per_micro_batch: int, setting: str) -> bool:
     """The run setting (on / off), or (auto) whether a micro-batch's activations without
     checkpointing would take more than half the memory left on the fullest GPU; never on a CPU."""
     import torch
 
-    setting = setting or runtime.current().gradient_checkpointing
     if setting != "auto":
         return setting == "on"
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
@@ -322,14 +321,14 @@ def finetune_lm(model: Any, pad_id: int, pairs: Sequence[tuple[Sequence[int], Se
 def train_and_generate(lm: models.LoadedModel, pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
                        prompts: Sequence[Sequence[int]], config: QLoRAConfig, seed: int, *, max_new_tokens: int,
                        stop: Sequence[str], stop_patterns: Sequence[Any] = (), keep_adapter: str | Path | None = None,
-                       progress: bool = False, micro_batch: int = 8,
-                       generation_batch: int = 8) -> tuple[list[str], list[float]]:
+                       progress: bool = False, micro_batch: int = 8, generation_batch: int = 8,
+                       gradient_checkpointing: str = "auto") -> tuple[list[str], list[float]]:
     """Adapters on ``lm``'s quantized base trained with the LM loss, then greedy generation for ``prompts``."""
     from e2h_utils.engine.generation import greedy_generate
 
     base = models.training_base(lm, config.quantization)
     tokens = _micro_batch_tokens([len(p) + len(t) for p, t in pairs], micro_batch)
-    with adapters(base, config, seed, needs_checkpointing(base.model, tokens)) as model:
+    with adapters(base, config, seed, needs_checkpointing(base.model, tokens, gradient_checkpointing)) as model:
         losses = finetune_lm(model, base.tokenizer.pad_token_id, pairs, config, seed, progress, micro_batch)
         texts = greedy_generate(model, base.tokenizer, base.bos_ids(), prompts, max_new_tokens=max_new_tokens,
                                 stop=stop, stop_patterns=stop_patterns, progress=progress,

@@ -147,6 +147,7 @@ def _cot_qlora(method: CoT, job: SeedJob, fmt: prompts.CoTFormat) -> pd.DataFram
                                        stop_patterns=patterns, keep_adapter=_keep_adapter(job, method),
                                        progress=job.progress,
                                        micro_batch=job.settings.micro_batch,
+                                       gradient_checkpointing=job.settings.gradient_checkpointing,
                                        generation_batch=job.settings.generation_batch)
     result = generation_frame(fmt, job.test, texts, job.seed, list(train["id"]), method.extraction,
                               cut_at_newline=False)

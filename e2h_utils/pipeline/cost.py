@@ -5,14 +5,14 @@ is costed in (the counter, the frames, the items whose hidden states earlier run
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from e2h_utils.data import prompts
-from e2h_utils.engine import resources
+from e2h_utils.engine import resources, runtime
 
 
 class TokenCounter:
@@ -115,6 +115,7 @@ class Context:
     counter: TokenCounter
     frame: Callable[[str], pd.DataFrame]
     featurized: dict[tuple, set] | None = None
+    settings: runtime.RunSettings = field(default_factory=runtime.RunSettings)  # the profile's (generation batch)
 
     def new_features(self, key: tuple, ids: Iterable[Any]) -> list[Any]:
         """The ids whose hidden states are not extracted yet under ``key`` (model, precision,

@@ -287,15 +287,17 @@ def build(profile: str, notebooks: Sequence[str] | None = None, store: ResultSto
 # --- what a run costs -------------------------------------------------------------------------
 
 def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Mapping[str, pd.DataFrame] | None = None,
-            seeds: Sequence[int] | None = None, featurized: dict | None = None) -> Work:
+            seeds: Sequence[int] | None = None, featurized: dict | None = None,
+            settings: runtime.RunSettings | None = None) -> Work:
     """Tokens the run processes for ``seeds`` (default: those not yet stored). ``featurized``:
-    the items already given features by earlier runs (updated), so shared features count once."""
+    the items already given features by earlier runs (updated), so shared features count once;
+    ``settings``: the profile's run settings (default: this process's)."""
     seeds = [s for s in run.seeds if s not in run.cached] if seeds is None else list(seeds)
     if not seeds:
         return Work()
     frame = (frames or {}).get(run.dataset)
     frame = frame if frame is not None else planner.frame(run.dataset)
-    return run.unit.work(run, Context(counter, planner.frame, featurized), frame, seeds)
+    return run.unit.work(run, Context(counter, planner.frame, featurized, settings or runtime.current()), frame, seeds)
 
 
 # --- devices, throughput and memory ------------------------------------------------------
@@ -475,7 +477,8 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
     featurized: dict[tuple, set[str]]  # (model, quantization, dataset, prompt format) -> items with hidden states
     rows, featurized = [], {}
     for run in runs:
-        work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None, featurized=featurized)
+        work = work_of(run, planner, counter, seeds=run.seeds if include_stored else None, featurized=featurized,
+                       settings=settings)
         s = seconds(work, run.model, run.quantization, devices)
         rows.append({"notebook": run.notebook, "model": run.model, "kind": run.kind, "run": run.label,
                      "seeds": len(run.seeds), "cached": len(run.cached), "pending": run.pending,

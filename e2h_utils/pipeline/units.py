@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from e2h_utils.data import hardness
-from e2h_utils.engine import runtime
 from e2h_utils.experiments import mdl, split
 from e2h_utils.experiments.runner import draw
 from e2h_utils.experiments.spec import ExperimentSpec
@@ -159,7 +158,7 @@ class Experiment:
         cot_method = cast(CoT, method)  # its length is resolved (ExperimentSpec: CoT.with_length)
         new = float(cast(int, cot_method.max_new_tokens))
         lengths = np.minimum(tokens.loc[test, "target"].to_numpy(dtype=float), new)
-        batch = runtime.current().generation_batch
+        batch = ctx.settings.generation_batch
         # a batch decodes until its longest generation stops (reference reasoning length, capped)
         steps = float(sum(lengths[i:i + batch].max() for i in range(0, len(lengths), batch)))
         prompt = float(tokens.loc[test, "prompt"].sum())
@@ -253,7 +252,7 @@ class SampleSet:
         lengths = np.minimum(tokens.loc[ids, "target"].to_numpy(dtype=float), new)
         prompt = float(tokens.loc[ids, "prompt"].sum())
         rows = np.repeat(lengths, sampling.n)
-        batch = runtime.current().generation_batch
+        batch = ctx.settings.generation_batch
         steps = float(sum(rows[i:i + batch].max() for i in range(0, len(rows), batch)))
         return (Work(forward_tokens=prompt * sampling.n + examples, forward_context=examples + prompt / len(ids) / 2)
                 + Work(generated_tokens=float(rows.sum()), generation_context=examples + prompt / len(ids) + new / 2,
