@@ -77,3 +77,21 @@ def test_slurm_options_are_plain_tokens_or_refused(slurm, message):
     ok = runtime.parse({"executor": {"kind": "slurm", "slurm": {"partition": "gpu-a100", "additional": {
         "qos": "high", "gres": "gpu:a100:4", "exclude": "node[01-04]", "mail_user": "me@lab.org"}}}})
     assert dict(ok.executor.slurm.additional)["gres"] == "gpu:a100:4"
+
+
+def test_torch_threads_follow_the_cpus_the_process_is_given(monkeypatch):
+    """On a shared machine torch would start one thread per core of the machine; a process given
+    one CPU (an affinity mask, a Slurm allocation) runs one, and a lower explicit setting stays."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        assert runtime.allowed_cpus() == 1 and runtime.fit_threads() == 1 == torch.get_num_threads()
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+        assert runtime.fit_threads() == 1  # never raised: 1 was set (as OMP_NUM_THREADS=1 would)
+    finally:
+        torch.set_num_threads(before)

@@ -397,6 +397,7 @@ def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.Run
     spec = as_spec(spec, **overrides)
     settings = settings or runtime.current()
     resolve_source(spec)  # an unknown name or a folder without a checkpoint is named now
+    runtime.fit_threads()  # torch's threads within the CPUs this process is given (probes train without the model)
     return LoadedModel.deferred(spec, model_identity(spec), lambda: _load(spec, settings), settings)
 
 

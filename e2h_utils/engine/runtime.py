@@ -195,3 +195,24 @@ def _from_env(value: str) -> RunSettings:
 def current() -> RunSettings:
     """The settings of this process: the file named by ``E2H_RUN_SETTINGS``, else the defaults."""
     return _from_env(os.environ.get(SETTINGS_ENV, ""))
+
+
+def allowed_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (what a Slurm allocation, ``taskset`` or
+    a container's cpuset gives it), not every core of the machine."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # not Linux: every core
+        return os.cpu_count() or 1
+
+
+def fit_threads() -> int:
+    """Cap torch's threads at the CPUs this process may use (torch starts one per core of the
+    machine: on a shared node, threads beyond the allocation only wait on each other); an explicit
+    lower setting (``OMP_NUM_THREADS``, ``torch.set_num_threads``) is kept. Returns the threads."""
+    import torch
+
+    cpus = allowed_cpus()
+    if torch.get_num_threads() > cpus:
+        torch.set_num_threads(cpus)
+    return torch.get_num_threads()
