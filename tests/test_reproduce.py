@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from e2h_utils import paths
-from e2h_utils.pipeline import reproduce
+from e2h_utils.pipeline import profiles, reproduce
 
 REAL_ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,8 +110,8 @@ def test_a_shared_file_is_included_under_the_notebooks_own_values(project: Path)
     other = set_yaml(project, "other", "include: _shared.yaml\nvalue: 7\n")
     assert reproduce.check_parameters(project / "notebooks" / "demo.ipynb", demo) == {"value": 5}  # no k: not declared
     assert reproduce.check_parameters(project / "notebooks" / "other.ipynb", other) == {"value": 7, "k": 3}
-    assert reproduce.parameter_files(demo) == [demo, project / "parameters" / "smoke" / "_shared.yaml"]
-    jobs = reproduce.discover("smoke")
+    assert profiles.parameter_files(demo) == [demo, project / "parameters" / "smoke" / "_shared.yaml"]
+    jobs = profiles.discover("smoke")
     assert [job.name for job in jobs] == ["demo", "other"]  # the shared file is no notebook's
     before = reproduce.fingerprint(jobs[0], "p", "d")
     set_yaml(project, "_shared", "value: 6\nk: 3\n")
@@ -132,7 +132,7 @@ def test_a_shared_key_of_another_notebook_is_no_typo_when_one_notebook_runs(proj
     set_yaml(project, "_shared", "value: 5\nk: 3\n")
     set_yaml(project, "demo", "include: _shared.yaml\n")
     set_yaml(project, "other", "include: _shared.yaml\n")
-    jobs = reproduce.discover("smoke")
+    jobs = profiles.discover("smoke")
     names = {job.name: reproduce.notebook_parameter_names(job.notebook) for job in jobs}
     assert reproduce.check_shared_files(jobs, names) == []
     with pytest.raises(RuntimeError, match="kernel"):  # past the parameter checks (no such kernel)
@@ -160,16 +160,16 @@ def test_notebook_must_declare_injected_parameters(project: Path) -> None:
 def test_discover_skips_notebook_without_yaml_and_rejects_orphan_yaml(project: Path, capsys) -> None:
     write_notebook(project / "notebooks" / "another.ipynb")
     set_yaml(project, "demo", "value: 2\n")
-    assert [job.name for job in reproduce.discover("smoke")] == ["demo"]
+    assert [job.name for job in profiles.discover("smoke")] == ["demo"]
     assert "another: skipped" in capsys.readouterr().out
     orphan = set_yaml(project, "ghost", "value: 2\n")
     with pytest.raises(FileNotFoundError, match=str(orphan)):
-        reproduce.discover("smoke")
+        profiles.discover("smoke")
 
 
 def test_unknown_profile_lists_profiles(project: Path, capsys) -> None:
     with pytest.raises(ValueError, match="paper, smoke"):
-        reproduce.discover("smoek")
+        profiles.discover("smoek")
     assert reproduce.main(["--profile", "smoek"]) == 2
     assert "paper, smoke" in capsys.readouterr().err
 
@@ -197,7 +197,7 @@ def test_missing_kernel_says_make_setup() -> None:
 
 def test_fingerprint_inputs(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     yaml_path = set_yaml(project, "demo", "value: 2\n")
-    job = reproduce.discover("smoke")[0]
+    job = profiles.discover("smoke")[0]
     base = reproduce.fingerprint(job)
     assert reproduce.fingerprint(job) == base
     assert reproduce.fingerprint(job, "other package") != base
@@ -216,7 +216,7 @@ def test_fingerprint_inputs(project: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv(paths.MIRROR_ENV)
     yaml_path.write_text("value: 3\n")
     assert reproduce.fingerprint(job) != base
-    assert reproduce.fingerprint(reproduce.Job("demo", job.notebook, yaml_path, "paper")) != reproduce.fingerprint(job)
+    assert reproduce.fingerprint(profiles.Job("demo", job.notebook, yaml_path, "paper")) != reproduce.fingerprint(job)
 
 
 def test_package_digest_reads_the_real_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -235,14 +235,14 @@ def test_list_runs_nothing(project: Path, capsys) -> None:
 def test_real_parameter_files_match_their_notebooks() -> None:
     """Every committed parameters/<profile>/*.yaml names a notebook and only its parameters."""
     for yaml_path in sorted((REAL_ROOT / "parameters").glob("*/*.y*ml")):
-        if yaml_path.name in reproduce.RESERVED_FILES:  # a profile's run settings (_run.yaml), not a notebook's
+        if yaml_path.name in profiles.RESERVED_FILES:  # a profile's run settings (_run.yaml), not a notebook's
             from e2h_utils.engine import runtime
 
             runtime.load(yaml_path)
             continue
         if yaml_path.name.startswith("_"):  # shared settings: every key is some including notebook's
-            jobs = reproduce.discover(yaml_path.parent.name)
-            assert any(reproduce.included_file(job.yaml_path) == yaml_path for job in jobs), yaml_path
+            jobs = profiles.discover(yaml_path.parent.name)
+            assert any(profiles.included_file(job.yaml_path) == yaml_path for job in jobs), yaml_path
             assert reproduce.check_shared_files(
                 jobs, {job.name: reproduce.notebook_parameter_names(job.notebook) for job in jobs}) == []
             continue
@@ -277,7 +277,7 @@ def test_run_then_up_to_date_then_rerun_on_change(project: Path) -> None:
     executed = out / "demo.ipynb"
     assert executed.is_file() and (out / "value.txt").read_text() == "smoke:2"
     record = json.loads((out / "fingerprint.json").read_text())
-    assert record["fingerprint"] == reproduce.fingerprint(reproduce.discover("smoke")[0])
+    assert record["fingerprint"] == reproduce.fingerprint(profiles.discover("smoke")[0])
     assert [p.name for p in (project / "outputs" / "smoke").glob(".*")] == []  # no partial/old folder left
     injected = nbformat.read(executed, as_version=4).cells[1]
     assert "injected-parameters" in injected.metadata.tags and "value = 2" in injected.source
@@ -485,7 +485,7 @@ def test_a_profiles_run_settings_reach_the_kernel_and_are_not_a_notebook(project
     write_notebook(project / "notebooks" / "demo.ipynb", body)
     set_yaml(project, "demo", "value: 2\n")
     (project / "parameters" / "smoke" / "_run.yaml").write_text("batch_tokens: 1234\n")
-    assert [job.name for job in reproduce.discover("smoke")] == ["demo"]
+    assert [job.name for job in profiles.discover("smoke")] == ["demo"]
     assert reproduce.run("smoke") == {"demo": "ran"}
     assert (project / "outputs" / "smoke" / "demo" / "value.txt").read_text() == "1234"
 

@@ -32,7 +32,8 @@ GPUS = ("H100", "H200", "A100")  # GPU kinds a plan knows (plan.DEVICES)
 
 
 class SettingsError(ValueError):
-    """A run-settings file has an unknown key or a bad value."""
+    """Settings with an unknown key or a bad value: a run-settings file (here) or a notebook's
+    parameters (``experiments.settings``, which raises this same class)."""
 
 
 @dataclass(frozen=True)

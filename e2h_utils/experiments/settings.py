@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 import pandas as pd
 
 from e2h_utils.data import hardness
+from e2h_utils.engine.runtime import SettingsError
 from e2h_utils.experiments import mdl, plans
 from e2h_utils.experiments.spec import TestSelection, TrainSource
 from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, EvaluatorSpec
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
     from e2h_utils.methods.base import Probe, QLoRA
 
 Frames = Mapping[str, pd.DataFrame]
-
-
-class SettingsError(ValueError):
-    """A notebook's parameters are missing a key or hold a value no typed setting accepts."""
 
 
 def _levels_present(frames: Frames | None, dataset: str, measure: str) -> set[str]:

@@ -36,7 +36,7 @@ from e2h_utils.methods.base import (
 from e2h_utils.methods.probe import train_probe
 from e2h_utils.methods.qlora import train_and_generate, train_and_score
 
-Runner = Callable[[Method, SeedJob], pd.DataFrame]
+SeedRunner = Callable[[Method, SeedJob], pd.DataFrame]  # one seed of one method
 
 
 def _items(job: SeedJob, fmt: prompts.PromptFormat, rows: pd.DataFrame) -> list[scoring.ScoringItem]:
@@ -165,7 +165,7 @@ RUNNERS: dict[type, Callable[..., pd.DataFrame]] = {
 }
 
 
-def runner_for(method: Method) -> Runner:
+def runner_for(method: Method) -> SeedRunner:
     try:
         return RUNNERS[type(method)]
     except KeyError:

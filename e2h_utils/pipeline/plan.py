@@ -41,7 +41,8 @@ from e2h_utils.experiments import mdl, plans, settings, split
 from e2h_utils.experiments.spec import ExperimentSpec, SpecError, key_payload
 from e2h_utils.experiments.store import ResultStore, spec_key
 from e2h_utils.methods.qlora import QLoRAConfig
-from e2h_utils.pipeline import units
+from e2h_utils.pipeline import dry_run as dry
+from e2h_utils.pipeline import profiles, units
 from e2h_utils.pipeline.cost import Context, TokenCounter, Work
 from e2h_utils.pipeline.notebooks import notebook_defaults
 from e2h_utils.pipeline.units import PlannedRun
@@ -50,12 +51,10 @@ from e2h_utils.pipeline.units import PlannedRun
 
 def notebook_parameters(profile: str, name: str, dry_run: bool = False) -> dict[str, Any]:
     """What ``reproduce`` runs notebook ``name`` with under ``profile`` (capped for a dry run)."""
-    from e2h_utils.pipeline import dry_run as dry
-    from e2h_utils.pipeline.reproduce import load_parameters
-
     notebook = paths.notebooks_dir() / f"{name}.ipynb"
     defaults = notebook_defaults(notebook)
-    values = {**defaults, **load_parameters(paths.parameters_dir() / profile / f"{name}.yaml", declared=defaults)}
+    yaml_path = paths.parameters_dir() / profile / f"{name}.yaml"
+    values = {**defaults, **profiles.load_parameters(yaml_path, declared=defaults)}
     return dry.cap_parameters(values) if dry_run else values
 
 
@@ -273,10 +272,9 @@ def build(profile: str, notebooks: Sequence[str] | None = None, store: ResultSto
           planner: Planner | None = None, dry_run: bool = False) -> list[PlannedRun]:
     """Every run of ``profile``'s notebooks (those with a YAML), MDL first, each listed once
     (``dry_run``: with the dry run's caps; its stand-in model comes from the environment)."""
-    from e2h_utils.pipeline.reproduce import _scan
 
     planner = planner or Planner(store)
-    wanted = [job.name for job in _scan(profile)[0] if job.name in NOTEBOOKS]
+    wanted = [job.name for job in profiles.scan(profile)[0] if job.name in NOTEBOOKS]
     for name in sorted(wanted, key=NOTEBOOKS.index):
         if notebooks and name not in notebooks:
             continue

@@ -41,7 +41,8 @@ from typing import Any, Mapping, cast
 import pandas as pd
 
 from e2h_utils import paths
-from e2h_utils.pipeline.reproduce import FINGERPRINT_FILE, discover, parameter_files
+from e2h_utils.pipeline.profiles import discover, parameter_files
+from e2h_utils.pipeline.reproduce import FINGERPRINT_FILE
 
 REPORT_FILE = "report.json"
 NOTEBOOK_CSS = "notebook.css"  # the notebook pages' one stylesheet, in notebooks/
