@@ -32,6 +32,8 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from e2h_utils.analysis import hardness_stats
+
 CONSISTENT, INCONSISTENT, INCONCLUSIVE = "consistent", "inconsistent", "inconclusive"
 NO_VERDICT, DEMONSTRATION = "no verdict", "demonstration, not a measurement"
 EQUIVALENCE = 0.10  # "no difference" / "as good": the difference's CI lies within +-10 points
@@ -506,9 +508,6 @@ def correlation_summary(matrices: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]
     """Per dataset: the median |ρ| over the pairs of its measures and how many pairs (claim H1)."""
     rows = []
     for dataset, (rho, _) in matrices.items():
-        values = rho.to_numpy(dtype=float)
-        upper = np.abs(values[np.triu_indices(len(values), k=1)])
-        upper = upper[np.isfinite(upper)]
-        rows.append({"dataset": dataset, "median_abs_rho": float(np.median(upper)) if upper.size else float("nan"),
-                     "pairs": int(upper.size)})
+        rows.append({"dataset": dataset, "median_abs_rho": hardness_stats.median_abs_correlation(rho),
+                     "pairs": int(hardness_stats.abs_correlations(rho).size)})
     return pd.DataFrame(rows, columns=["dataset", "median_abs_rho", "pairs"])

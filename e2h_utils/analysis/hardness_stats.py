@@ -99,11 +99,16 @@ def strongest_pairs(rho: pd.DataFrame, pairs: pd.DataFrame, top: int = 3) -> pd.
     return table.reindex(table["rho"].abs().sort_values(ascending=False).index).head(top).reset_index(drop=True)
 
 
-def median_abs_correlation(rho: pd.DataFrame) -> float:
-    """Median |rho| over the distinct measure pairs (NaN pairs left out)."""
+def abs_correlations(rho: pd.DataFrame) -> np.ndarray:
+    """|rho| of each distinct measure pair of a correlation matrix (NaN pairs left out)."""
     values = rho.to_numpy(dtype=float)
     upper = values[np.triu_indices(len(values), k=1)]
-    upper = np.abs(upper[np.isfinite(upper)])
+    return np.abs(upper[np.isfinite(upper)])
+
+
+def median_abs_correlation(rho: pd.DataFrame) -> float:
+    """Median |rho| over the distinct measure pairs (NaN pairs left out; NaN when none)."""
+    upper = abs_correlations(rho)
     return float(np.median(upper)) if upper.size else float("nan")
 
 

@@ -277,10 +277,10 @@ def key_payload(spec: ExperimentSpec, model_identity: str, frame: pd.DataFrame,
 def from_stored(stored: dict[str, Any]) -> ExperimentSpec | None:
     """The spec of a stored run's ``spec.json`` (None when it is not an experiment of this module:
     MDL, zero-shot item scores, or options no method has)."""
-    from e2h_utils.methods.base import from_stored as method_from_stored
+    from e2h_utils.methods.base import stored_method
 
     try:
-        method = method_from_stored(stored["method"], int(stored["n_train"]), stored["options"])
+        method = stored_method(stored["method"], int(stored["n_train"]), stored["options"])
         if method is None:
             return None
         source = stored.get("train_source")

@@ -317,7 +317,7 @@ def build(kind: str, size: int, options: Mapping[str, Any] | None = None) -> Met
     return QLoRA(size, _config(QLoRAConfig, options, kind))
 
 
-def from_stored(kind: str, size: int, options: Options | list) -> Method | None:
+def stored_method(kind: str, size: int, options: Options | list) -> Method | None:
     """The method of a stored run's ``spec.json`` (its kind, n_train and options as stored),
     or None when the stored options are not a method's (results of other code)."""
     values = {k: v for k, v in (options or [])}

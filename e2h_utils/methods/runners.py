@@ -100,7 +100,7 @@ def generation_frame(fmt: prompts.CoTFormat, test: pd.DataFrame, texts: list[str
     return out
 
 
-def stops(fmt: prompts.CoTFormat, rule: str, trained: bool) -> tuple[tuple[str, ...], tuple]:
+def cot_stops(fmt: prompts.CoTFormat, rule: str, trained: bool) -> tuple[tuple[str, ...], tuple]:
     """(stop strings, stop patterns) of a generation. Strict (the authors'): in-context learning
     stops once the first "the answer is" has a line break after it (nothing later can change
     the answer) or at the next question; QLoRA generates to end-of-sequence, as theirs (their
@@ -125,7 +125,7 @@ def run_cot(method: CoT, job: SeedJob) -> pd.DataFrame:
     max_length = job.max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, max_length)
     prompt_ids = icl.question_ids(lm.tokenizer, examples.iloc[:kept], fmt, texts)
-    stop, patterns = stops(fmt, method.extraction, trained=False)
+    stop, patterns = cot_stops(fmt, method.extraction, trained=False)
     generated = generation.greedy_generate(
         lm.model, lm.tokenizer, prefix_ids, prompt_ids, max_new_tokens=cast(int, method.max_new_tokens), stop=stop,
         stop_patterns=patterns, batch_size=job.settings.generation_batch, progress=job.progress,
@@ -140,7 +140,7 @@ def _cot_qlora(method: CoT, job: SeedJob, fmt: prompts.CoTFormat) -> pd.DataFram
     pairs = [(bos + scoring.encode(lm.tokenizer, fmt.prompt(r)), scoring.encode(lm.tokenizer, fmt.target(r)) + [eos])
              for r in train.to_dict("records")]
     prompt_ids = [scoring.encode(lm.tokenizer, fmt.prompt(r)) for r in job.test.to_dict("records")]
-    stop, patterns = stops(fmt, method.extraction, trained=True)
+    stop, patterns = cot_stops(fmt, method.extraction, trained=True)
     assert isinstance(method.inner, QLoRA)
     texts, losses = train_and_generate(lm, pairs, prompt_ids, method.inner.config, job.seed,
                                        max_new_tokens=cast(int, method.max_new_tokens), stop=stop,

@@ -79,7 +79,7 @@ class Sampling:
                 for k, v in asdict(self).items()}
 
 
-def stops(fmt: prompts.CoTFormat) -> tuple[tuple[str, ...], tuple[re.Pattern[str], ...]]:
+def candidate_stops(fmt: prompts.CoTFormat) -> tuple[tuple[str, ...], tuple[re.Pattern[str], ...]]:
     """Where a candidate ends: at the next question, or once its answer is written (GSM8K and
     StrategyQA: the line of the first "the answer is", as chain of thought's strict rule; MATH: the
     line of a ``\\boxed{}``)."""
@@ -106,7 +106,7 @@ def sample_solutions(lm: Any, fmt: prompts.CoTFormat, problems: pd.DataFrame, ex
     limit = max_length or int(getattr(lm.model.config, "max_position_embeddings", 2048))
     prefix_ids, kept = icl.fit_prefix(lm.tokenizer, lm.bos_ids(), examples, fmt, budget, limit)
     prompt_ids = icl.question_ids(lm.tokenizer, examples.iloc[:kept], fmt, texts)
-    stop, patterns = stops(fmt)
+    stop, patterns = candidate_stops(fmt)
     generated = generation.sample_generate(
         lm.model, lm.tokenizer, prefix_ids, prompt_ids, n=sampling.n, temperature=sampling.temperature,
         top_p=sampling.top_p, top_k=sampling.top_k, seed=sampling.seed, max_new_tokens=sampling.max_new_tokens,
