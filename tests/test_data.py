@@ -337,3 +337,49 @@ def test_extra_measures_on_mirror(load):
     out = data.load_dataset("strategyqa", extra_measures=mdl)
     counts = out["mdl_level"].value_counts()
     assert counts["easy"] > 0 and counts["hard"] > 0 and counts.sum() == len(df)
+
+
+# --- the offline mirror, checked whole before anything runs ----------------------------------------
+
+def test_the_mirror_check_covers_every_file_the_loaders_read(mirror):
+    if mirror is None:
+        pytest.skip("no offline mirror")
+    assert data.check_mirror() == []  # the shared mirror is as pinned
+    assert sorted(str(p.relative_to(mirror)) for p in data.mirror_files()) == sorted(data.expected_mirror_files())
+
+
+def test_a_damaged_mirror_is_named_file_by_file_before_anything_reads_it(mirror, tmp_path, monkeypatch):
+    """An emptied split, a renamed column, a missing or unreadable file: each named with its fix,
+    all at once; an empty mirror folder is one line saying where to point it."""
+    if mirror is None:
+        pytest.skip("no offline mirror")
+    import shutil
+
+    copy = tmp_path / "mirror"
+    expected = data.expected_mirror_files()
+    for rel in expected:
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).symlink_to(mirror / rel)
+    arc = next(rel for rel in expected if "ARC-Challenge/test" in rel)
+    gsm8k = next(rel for rel in expected if "gsm8k/main/test" in rel)
+    math500 = next(rel for rel in expected if rel.endswith("test.jsonl"))
+    mmlu = next(rel for rel in expected if "college_physics/test" in rel)
+    (copy / arc).unlink()
+    pd.read_parquet(mirror / arc).head(10).to_parquet(copy / arc)  # emptied to 10 rows
+    (copy / gsm8k).unlink()
+    pd.read_parquet(mirror / gsm8k).rename(columns={"answer": "solution"}).to_parquet(copy / gsm8k)
+    (copy / math500).unlink()  # missing
+    (copy / mmlu).unlink()
+    (copy / mmlu).write_bytes(b"not parquet")
+    monkeypatch.setenv("E2H_MIRROR", str(copy))
+    problems = data.check_mirror()
+    assert len(problems) == 4, problems
+    text = "\n".join(problems)
+    assert f"{copy / arc}: 10 rows, the pinned upstream revision has 1172" in text
+    assert f"{copy / gsm8k}: no column(s) answer" in text
+    assert f"{copy / math500}: missing" in text and f"{copy / mmlu}: cannot be read" in text
+    assert all("unset E2H_MIRROR" in p for p in problems)
+    shutil.rmtree(copy)
+    copy.mkdir()
+    (only,) = data.check_mirror()
+    assert "holds none of the" in only and "export E2H_MIRROR=../shared/offline-mirror" in only

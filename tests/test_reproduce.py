@@ -600,3 +600,19 @@ def test_make_setup_repairs_a_missing_kernel(tmp_path: Path) -> None:
         if not kernel.is_dir():
             shutil.move(backup, kernel)
         shutil.rmtree(backup, ignore_errors=True)
+
+
+def test_an_empty_mirror_stops_the_run_before_any_notebook(tmp_path, monkeypatch):
+    """An empty E2H_MIRROR used to start all eight notebooks, each failing after the last; now the
+    mirror is checked whole first, and nothing runs."""
+    import shutil
+
+    shutil.copytree(REAL_ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(REAL_ROOT / "parameters", tmp_path / "parameters")
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("E2H_MIRROR", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="problem.s. with the offline mirror; nothing was run") as info:
+        reproduce.run("smoke", progress=False)
+    assert "holds none of the" in str(info.value)
+    assert not (tmp_path / "outputs" / "smoke").exists()

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any, Iterable, cast
+from pathlib import Path
+from typing import Any, Iterable, cast
 
 import numpy as np
 import pandas as pd
 
 from e2h_utils.data import hardness, sources
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 DATASETS = ("arc", "mmlu_stem5", "strategyqa", "gsm8k", "math")
 
@@ -331,6 +329,93 @@ def mirror_files() -> list:
     files += [sources.hub_split_path(sources.MATH, subject, "test") for subject in MATH_SUBJECTS]
     files += [mirror / "hf" / sources.MATH500.repo / "test.jsonl"]
     return files
+
+
+# Rows and columns of every mirror file at the pinned upstream revisions (sources.py): a file with
+# other rows (an emptied or truncated split, another release) or without a column the loaders read is
+# refused before any notebook starts (``check_mirror``), not read as fewer items or a raw TypeError.
+_ARC_ROWS = {("ARC-Easy", "train"): 2251, ("ARC-Easy", "validation"): 570, ("ARC-Easy", "test"): 2376,
+             ("ARC-Challenge", "train"): 1119, ("ARC-Challenge", "validation"): 299, ("ARC-Challenge", "test"): 1172}
+_MMLU_ROWS = {"high_school_computer_science": (9, 100), "college_computer_science": (11, 100),
+              "high_school_physics": (17, 151), "college_physics": (11, 102), "high_school_mathematics": (29, 270),
+              "college_mathematics": (11, 100), "high_school_chemistry": (22, 203), "college_chemistry": (8, 100),
+              "high_school_biology": (32, 310), "college_biology": (16, 144)}  # (validation, test)
+_MATH_ROWS = {"algebra": 1187, "counting_and_probability": 474, "geometry": 479, "intermediate_algebra": 903,
+              "number_theory": 540, "prealgebra": 871, "precalculus": 546}
+
+
+def expected_mirror_files() -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Mirror-relative path -> (rows, columns the loaders read) of every file ``mirror_files`` lists."""
+    out: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for (config, split), rows in _ARC_ROWS.items():
+        out[f"hf/{sources.ARC.repo}/{config}/{split}-00000-of-00001.parquet"] = (
+            rows, ("id", "question", "choices", "answerKey"))
+    for subject, counts in _MMLU_ROWS.items():
+        for split, rows in zip(MMLU_SPLITS, counts):
+            out[f"hf/{sources.MMLU.repo}/{subject}/{split}-00000-of-00001.parquet"] = (
+                rows, ("question", "subject", "choices", "answer"))
+    for split, rows in zip(GSM8K_SPLITS, (7473, 1319)):
+        out[f"hf/{sources.GSM8K.repo}/main/{split}-00000-of-00001.parquet"] = (rows, ("question", "answer"))
+    strategyqa = ("qid", "question", "answer", "decomposition")
+    out[f"github/{sources.STRATEGYQA_TRAIN.repo}/{sources.STRATEGYQA_TRAIN.path}"] = (2061, strategyqa)
+    out[f"github/{sources.STRATEGYQA_DEV.repo}/{sources.STRATEGYQA_DEV.path}"] = (229, strategyqa)
+    out[f"github/{sources.ARC_ANNOTATIONS.repo}/{sources.ARC_ANNOTATIONS.path}"] = (5120, ())
+    for subject, rows in _MATH_ROWS.items():
+        out[f"hf/{sources.MATH.repo}/{subject}/test-00000-of-00001.parquet"] = (
+            rows, ("problem", "level", "type", "solution"))
+    out[f"hf/{sources.MATH500.repo}/test.jsonl"] = (500, ("problem", "solution", "answer", "level", "subject"))
+    return out
+
+
+def _rows_and_columns(path: Path) -> tuple[int, set[str]]:
+    """(rows, columns) of a mirror file, reading a parquet file's footer only."""
+    import json
+
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows, set(pq.read_schema(path).names)
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return len(rows), set(rows[0]) if rows else set()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):  # the ARC annotations: question id -> annotations
+        return len(data), set()
+    return len(data), set(data[0]) if data and isinstance(data[0], dict) else set()
+
+
+def check_mirror() -> list[str]:
+    """Problems with the offline mirror (``E2H_MIRROR``), all at once: a file missing, unreadable,
+    without a column the loaders read, or with other rows than the pinned upstream revision. Empty
+    when every file is as pinned, or when the mirror is not used (online)."""
+    mirror = sources.paths.mirror_root()
+    if mirror is None:
+        return []
+    fix = (f"restore it from the mirror's source (the upstream layout; ../shared/offline-mirror/README.md), or "
+           f"unset {sources.paths.MIRROR_ENV} to load the pinned revision online")
+    expected = expected_mirror_files()
+    missing = [rel for rel in expected if not (mirror / rel).is_file()]
+    if len(missing) == len(expected):
+        return [f"{sources.paths.MIRROR_ENV}={mirror} holds none of the {len(expected)} source files (e.g. "
+                f"{mirror / missing[0]}): point it at the offline mirror (export {sources.paths.MIRROR_ENV}="
+                f"../shared/offline-mirror from the project root), or unset it to load online"]
+    problems = [f"{mirror / rel}: missing; {fix}" for rel in missing]
+    for rel, (rows, columns) in expected.items():
+        path = mirror / rel
+        if rel in missing:
+            continue
+        try:
+            found, names = _rows_and_columns(path)
+        except Exception as error:  # noqa: BLE001 - pyarrow and json raise several types for a damaged file
+            problems.append(f"{path}: cannot be read ({type(error).__name__}: {error}); {fix}")
+            continue
+        lacking = [c for c in columns if c not in names]
+        if lacking:
+            problems.append(f"{path}: no column(s) {', '.join(lacking)} (has {', '.join(sorted(names))}); {fix}")
+        elif found != rows:
+            problems.append(f"{path}: {found} rows, the pinned upstream revision has {rows} (emptied, truncated or "
+                            f"another release); {fix}")
+    return problems
 
 
 CONTENT_COLUMNS = ("id", "question", "choices", "label", "answer", "reasoning")

@@ -38,6 +38,7 @@ from typing import Iterator
 
 
 from e2h_utils import atomic, paths
+from e2h_utils.data import datasets
 from e2h_utils.pipeline import validate
 from e2h_utils.pipeline.notebooks import notebook_defaults
 from e2h_utils.pipeline.profiles import (Job, included_file, load_parameters,
@@ -130,7 +131,6 @@ def _update(digest, *parts: bytes) -> None:
 def data_digest() -> str:
     """The data the notebooks read: a digest of the mirror files' content, or ``online`` (the
     pinned revisions are in the package source)."""
-    from e2h_utils.data import datasets
     from e2h_utils.data import sources
 
     files = datasets.mirror_files()
@@ -451,6 +451,10 @@ def run(
     statuses = {name: SKIPPED for name in unparameterised}
     for name in unparameterised:
         print(f"{name}: skipped (no parameters/{profile}/{name}.yaml)")
+    mirror = datasets.check_mirror()  # every source file as pinned, before the plan reads any
+    if mirror:
+        raise FileNotFoundError(f"{len(mirror)} problem(s) with the offline mirror; nothing was run:\n  "
+                                + "\n  ".join(mirror))
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
     every = scan(profile)[0]  # a shared file serves every notebook of the profile, not only those run now
     problems = check_shared_files(every, {job.name: notebook_parameter_names(job.notebook) for job in every})
