@@ -8,6 +8,7 @@ words, grades 3-8) built like the one of ``test_experiments``.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -185,6 +186,35 @@ def test_features_cache_corrupt_file(tiny_lm, frame, tmp_path):
     with pytest.raises(CorruptResult) as info:
         features_for(tiny_lm, frame.iloc[:2], "arc", cache=cache, progress=False)
     assert str(path) in str(info.value)
+
+
+def _write_items(root: str, payload: dict, ids: list[str], start, results) -> None:
+    """One writer process: waits for the start, then merges its items into the shared cache."""
+    start.wait()
+    cache = FeatureCache(Path(root))
+    cache.merge(payload, {i: ("d" + i, np.full((2, 3), float(len(i)), dtype=np.float32)) for i in ids})
+    results.put(len(cache.load(payload)))
+
+
+def test_two_writers_of_one_feature_cache_keep_both_their_items(tmp_path):
+    """The probe feature cache used to lose updates with two writers (each saved what it had loaded
+    before the other wrote); merges are locked and read the file again inside the lock."""
+    import multiprocessing
+
+    payload = {"kind": "hidden_states", "dataset": "arc", "layers": [1], "model_identity": "m", "version": 1}
+    FeatureCache(tmp_path).merge(payload, {"base": ("d", np.zeros((2, 3), dtype=np.float32))})
+    context = multiprocessing.get_context("fork")
+    start, results = context.Event(), context.Queue()
+    writers = [context.Process(target=_write_items, args=(str(tmp_path), payload, [f"{w}-{k}" for k in range(40)],
+                                                          start, results)) for w in ("a", "b", "c")]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(60)
+        assert writer.exitcode == 0
+    stored = FeatureCache(tmp_path).load(payload)
+    assert len(stored) == 1 + 3 * 40 and stored["b-7"][0] == "db-7"
 
 
 def test_features_for_includes_bos(tiny_lm, frame, tmp_path):

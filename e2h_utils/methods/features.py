@@ -68,6 +68,20 @@ class FeatureCache:
                          offsets=offsets, data=data)
         return target
 
+    def merge(self, payload: dict[str, Any], new: dict[str, tuple[str, np.ndarray]]) -> Path:
+        """Add ``new`` items to the stored file under an exclusive lock: the file is read again inside
+        the lock, so two processes extracting different items of one cache both keep theirs (a plain
+        ``save`` of what one process loaded earlier would drop what the other wrote meanwhile)."""
+        import fcntl
+
+        target = self.path(payload)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.with_name(target.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            stored = self.load(payload)
+            stored.update(new)
+            return self.save(payload, stored)
+
 
 def text_digest(prompt: str, continuations: Sequence[str]) -> str:
     """What an item's features are extracted from: its prompt and its choices."""
@@ -104,6 +118,7 @@ def cached_states(lm: Any, payload: dict[str, Any], texts: Mapping[str, tuple[st
         extracted = scoring.choice_hidden_states(lm.model, items, tuple(layers), pad_id=lm.tokenizer.pad_token_id,
                                                  prefix_ids=lm.bos_ids(), progress=progress, desc=desc,
                                                  **lm.budget.kwargs())
-        have.update({i: (digests[i], f) for i, f in zip(missing, extracted)})
-        cache.save(payload, have)
+        new = {i: (digests[i], f) for i, f in zip(missing, extracted)}
+        have.update(new)
+        cache.merge(payload, new)
     return {i: have[i][1] for i in texts}
