@@ -616,3 +616,21 @@ def test_an_empty_mirror_stops_the_run_before_any_notebook(tmp_path, monkeypatch
         reproduce.run("smoke", progress=False)
     assert "holds none of the" in str(info.value)
     assert not (tmp_path / "outputs" / "smoke").exists()
+
+
+def test_the_package_warnings_of_an_executed_notebook_reach_the_console(tmp_path: Path, capsys) -> None:
+    """A run that did less than asked (k in-context examples cut to what fits) warned only inside the
+    executed notebook; reproduce now lists the package's warnings, once each, on the console and in
+    fingerprint.json. Other libraries' warnings stay in the notebook."""
+    path = write_notebook(tmp_path / "done.ipynb")
+    nb = nbformat.read(str(path), as_version=4)
+    cut = ("/x/e2h_utils/methods/runners.py:56: UserWarning: only 1 of the 3 in-context examples fit the model's "
+           "context of 48 tokens with the longest test item; the prompt holds 1")
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text=f"{cut}\n  scores = ...\n{cut}\n"),
+                           nbformat.v4.new_output("stream", name="stderr",
+                                                  text="/x/site-packages/torch/nn.py:3: FutureWarning: old api\n")]
+    nbformat.write(nb, path)
+    assert reproduce.package_warnings(path) == [
+        "UserWarning: only 1 of the 3 in-context examples fit the model's context of 48 tokens with the longest "
+        "test item; the prompt holds 1"]
+    assert reproduce.package_warnings(path, limit=0) == ["... and 1 more warnings in the executed notebook"]

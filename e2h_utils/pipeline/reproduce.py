@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -363,8 +364,12 @@ def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: s
             raise RuntimeError(f"{summary}; the attempt could not be kept "
                                f"({write_error.strerror or write_error})") from exc
         raise
+    warned = package_warnings(executed)
+    for line in warned:  # on the console too, not only inside the executed notebook
+        print(f"{job.name}: {line}")
     record = {
         "fingerprint": stamp,
+        "warnings": warned,
         "profile": job.profile,
         "notebook": job.notebook.name,
         "parameters": parameters,
@@ -379,6 +384,28 @@ def execute(job: Job, parameters: dict, kernel: str = DEFAULT_KERNEL, package: s
     (job.partial_dir / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
     _swap_in(job.partial_dir, job.output_dir)
     _remove(job.failed_dir)
+
+
+_WARNING = re.compile(r"e2h_utils/[\w/]+\.py:\d+: (\w*Warning): (.+)$")
+
+
+def package_warnings(notebook: Path, limit: int = 20) -> list[str]:
+    """The warnings the package raised while a notebook ran (from its cells' stderr), once each, at
+    most ``limit``: a run that did something other than asked (fewer in-context examples fit the
+    context than the YAML gives) says so on the console, not only inside the executed notebook."""
+    import nbformat
+
+    found: list[str] = []
+    for cell in nbformat.read(str(notebook), as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream" or output.get("name") != "stderr":
+                continue
+            for line in str(output.get("text", "")).splitlines():
+                match = _WARNING.search(line)
+                if match and f"{match.group(1)}: {match.group(2)}" not in found:
+                    found.append(f"{match.group(1)}: {match.group(2)}")
+    return found[:limit] + ([f"... and {len(found) - limit} more warnings in the executed notebook"]
+                            if len(found) > limit else [])
 
 
 def _select(profile: str, only: list[str] | None) -> tuple[list[Job], list[str]]:
