@@ -89,8 +89,8 @@ def test_the_paper_profile_runs_end_to_end_on_a_stand_in(tmp_path, monkeypatch, 
     assert {r.key for r in runs} == set(seeds) and all(set(r.seeds) == seeds[r.key] for r in runs)
     # a finished notebook re-executes from its stored results without loading any model (no GPU needed)
     monkeypatch.setenv(models.NO_LOAD_ENV, "1")
-    again = reproduce.run("paper", only=["easy_to_hard"], force=True, dry_run=True, progress=False)
-    assert again == {"easy_to_hard": reproduce.RAN}, again
-    record = json.loads((out / "easy_to_hard" / provenance.FILE).read_text())
+    again = reproduce.run("paper", only=["label_noise"], force=True, dry_run=True, progress=False)
+    assert again == {"label_noise": reproduce.RAN}, again
+    record = json.loads((out / "label_noise" / provenance.FILE).read_text())
     assert record["models"] and all(m["path"].startswith("not loaded") for m in record["models"].values())
     assert record["runs"] and record["runs computed"] == 0
