@@ -81,15 +81,19 @@ def write_text(target: Path, text: str) -> Path:
     return write_bytes(target, text.encode("utf-8"))
 
 
-def check_writable(folder: Path) -> None:
-    """Raise ``PermissionError`` naming ``folder`` (and the fix) unless a file can be created in it."""
+def check_writable(folder: Path, env: str | None = None) -> None:
+    """Raise ``PermissionError`` naming ``folder`` (and the fix) unless a file can be created in it;
+    ``env``: the variable that chose the folder, named when it is set."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", delete=True):
             pass
     except OSError as error:
+        what = f"{folder} is a file, not a folder" if folder.is_file() else f"cannot write in {folder}"
+        fix = (f"point {env} (now {os.environ[env]!r}) at a folder you can write to, or unset it"
+               if env and os.environ.get(env) else "set E2H_HOME to a project folder you can write to")
         raise PermissionError(
-            f"cannot write in {folder} ({error.strerror or error}). Make it writable (and check the disk is "
-            "not full: `df -h`), or set E2H_HOME to a project folder you can write to; nothing was computed."
+            f"{what} ({error.strerror or error}). Make it writable (and check the disk is not full: `df -h`), "
+            f"or {fix}; nothing was computed."
         ) from error

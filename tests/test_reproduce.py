@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from e2h_utils import paths
+from e2h_utils import atomic, paths
 from e2h_utils.pipeline import profiles, reproduce
 
 REAL_ROOT = Path(__file__).resolve().parents[1]
@@ -634,3 +634,26 @@ def test_the_package_warnings_of_an_executed_notebook_reach_the_console(tmp_path
         "UserWarning: only 1 of the 3 in-context examples fit the model's context of 48 tokens with the longest "
         "test item; the prompt holds 1"]
     assert reproduce.package_warnings(path, limit=0) == ["... and 1 more warnings in the executed notebook"]
+
+
+def test_a_damaged_notebook_a_lock_folder_taken_by_a_file_and_a_cache_that_is_a_file_are_named(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a fresh probe: a raw JSON error with no file name, a raw errno, a late NotADirectoryError."""
+    notebook = project / "notebooks" / "demo.ipynb"
+    notebook.write_text(notebook.read_text()[:200])
+    with pytest.raises(ValueError, match=r"demo.ipynb cannot be read as a notebook .*restore it"):
+        reproduce.notebook_parameter_names(notebook)
+    (project / ".locks").write_text("not a folder")
+    with pytest.raises(RuntimeError, match=r"cannot take the run lock .*must be a writable folder"):
+        with reproduce.profile_lock("smoke"):
+            pass
+    (project / "cachefile").write_text("")
+    monkeypatch.setenv("E2H_CACHE", str(project / "cachefile"))
+    with pytest.raises(PermissionError, match=r"cachefile is a file, not a folder .*point E2H_CACHE"):
+        atomic.check_writable(paths.cache_dir(), "E2H_CACHE")
+
+
+def test_an_unknown_profile_under_a_missing_e2h_home_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("E2H_HOME", str(tmp_path / "nohome"))
+    with pytest.raises(ValueError, match=r"E2H_HOME=.*nohome sets the project folder, and it does not exist"):
+        profiles.scan("smoke")

@@ -134,3 +134,18 @@ def test_the_evaluators_parameters_are_checked_before_anything_runs():
     for key, (value, message) in cases.items():
         problems = validate.check_values({**good, key: value}, "e.yaml")
         assert any(message in p for p in problems), (key, problems)
+
+
+@pytest.mark.parametrize("name, changes, expected", [
+    # found by a fresh probe of bad inputs: each used to run (exit 0) or fail late
+    ("walkthrough", {"seeds": [0, 0]}, "seeds: 0 given more than once in [0, 0]: give each once"),
+    ("label_noise", {"rates": [0.0, 0.0, 0.3]}, "rates: 0.0 given more than once"),
+    ("easy_to_hard", {"methods": ["icl", "icl", "probe", "qlora"]}, "methods: 'icl' given more than once"),
+    ("label_noise", {"sweeps_to_run": {"icl": ["strategyqa/num_steps", "strategyqa/num_steps"]}},
+     "'strategyqa/num_steps' is given twice under 'icl'"),
+    ("walkthrough", {"n_boot": 2 ** 70}, "n_boot: 1180591620717411303424 bootstrap draws is more than any run needs"),
+    ("label_noise", {"hard_multiplier": 0}, "hard_multiplier: expected a number >= 1.0"),
+])
+def test_repeated_entries_and_absurd_sizes_are_refused_naming_the_key(name, changes, expected):
+    found = problems(name, **changes)
+    assert any(expected in p for p in found), found

@@ -69,6 +69,9 @@ def parse_targets(targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, 
                 hardness.get_measure(dataset, measure)
             except KeyError as error:
                 raise ValueError(f"{pair!r} under {method!r}: {error}") from None
+            if (method, dataset, measure) in out:
+                raise ValueError(f"{pair!r} is given twice under {method!r}: give each once (it would run and be "
+                                 "counted twice)")
             out.append((method, dataset, measure))
     return out
 

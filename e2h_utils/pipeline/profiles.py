@@ -5,6 +5,7 @@ plan and the report read profiles here, so none of them imports another for it."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -53,9 +54,12 @@ def profiles() -> list[str]:
 def _profile_dir(profile: str) -> Path:
     folder = paths.parameters_dir() / paths.check_profile_name(profile)
     if not profile or not folder.is_dir():
+        home = os.environ.get("E2H_HOME")
+        hint = (f" (E2H_HOME={home} sets the project folder{'' if Path(home).is_dir() else ', and it does not exist'}: "
+                "unset it or point it at the project)" if home and not paths.parameters_dir().is_dir() else "")
         raise ValueError(
             f"unknown profile {profile!r}: no folder {folder}. "
-            f"Profiles: {', '.join(profiles()) or '(none)'}"
+            f"Profiles: {', '.join(profiles()) or '(none)'}{hint}"
         )
     return folder
 

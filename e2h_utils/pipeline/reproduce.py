@@ -75,7 +75,12 @@ def check_shared_files(jobs: list["Job"], declared: dict[str, list[str]]) -> lis
 def notebook_parameter_names(notebook: Path) -> list[str]:
     import papermill
 
-    return list(papermill.inspect_notebook(str(notebook)))
+    try:
+        return list(papermill.inspect_notebook(str(notebook)))
+    except Exception as error:  # noqa: BLE001 - nbformat raises several types for a damaged file
+        raise ValueError(f"{notebook} cannot be read as a notebook ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:120] if str(error) else ''}): restore it (git checkout -- "
+                         f"{notebook.name} in notebooks/) or fix its JSON") from None
 
 
 def _with_defaults(job: Job, values: dict) -> dict:
@@ -206,8 +211,12 @@ def profile_lock(profile: str) -> Iterator[Path]:
     import fcntl
 
     path = paths.lock_file(profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as error:  # .locks is a file, not writable, ...
+        raise RuntimeError(f"cannot take the run lock {path} ({error.strerror or error}): {path.parent} must be a "
+                           "writable folder (remove or rename whatever is there)") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -495,9 +504,10 @@ def run(
     check_kernel(kernel)
     outputs = paths.outputs_dir(dry.outputs_name(profile) if dry_run else profile)
     atomic.check_writable(outputs)
+    atomic.check_writable(paths.cache_dir(), "E2H_CACHE")  # the converted model and downloads
     env = run_environment(profile, dry_run)
     with _environment(env), profile_lock(dry.outputs_name(profile) if dry_run else profile):
-        atomic.check_writable(paths.results_dir())
+        atomic.check_writable(paths.results_dir(), paths.RESULTS_ENV)
         kind = executor or _executor_kind(profile)
         if kind != "inprocess":
             from e2h_utils.pipeline import cluster

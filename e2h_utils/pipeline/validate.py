@@ -70,6 +70,13 @@ def _optional_int(value: Any, minimum: int = 1) -> None:
         _int(value, minimum)
 
 
+MAX_BOOT = 1_000_000  # bootstrap draws: the paper's 10,000 and far beyond, short of an array no machine holds
+
+
+def _too_many(value: Any, limit: int, what: str) -> None:
+    raise Invalid(f"{value!r} {what} is more than any run needs (at most {limit:,}); the paper uses 10,000")
+
+
 def _list(value: Any, item: Callable[[Any], Any], *, non_empty: bool = True) -> list:
     if not isinstance(value, list):
         raise Invalid(f"expected a list, got {value!r} ({type(value).__name__})")
@@ -77,6 +84,9 @@ def _list(value: Any, item: Callable[[Any], Any], *, non_empty: bool = True) -> 
         raise Invalid("expected a non-empty list")
     for element in value:
         item(element)
+    repeated = sorted({repr(x) for k, x in enumerate(value) if x in value[:k]})
+    if repeated:  # a repeated seed, rate or method would be read once or run and counted twice
+        raise Invalid(f"{', '.join(repeated)} given more than once in {value!r}: give each once")
     return value
 
 
@@ -259,7 +269,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "test_levels": lambda v: _list(v, _one_of(hardness.LEVELS, "test level")),
     "grid_train_levels": lambda v: _list(v, _one_of(("none", *POOLS), "training level")),
     "split_seed": _seed, "bootstrap_seed": _seed,
-    "n_boot": lambda v: _int(v, 1),
+    "n_boot": lambda v: _int(v, 1) if _int(v, 1) <= MAX_BOOT else _too_many(v, MAX_BOOT, "bootstrap draws"),
     "all_to_all": _bool, "cross_fit": _bool,
     "sanity_check_items": lambda v: _int(v, 0),
     "sanity_check_formats": lambda v: _list(v, _one_of(prompts.FORMATS, "prompt format"), non_empty=False),
@@ -269,7 +279,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
                                          _one_of(prompts.FORMATS, "prompt format")),
     "prompt_format": lambda v: None if v is None else _one_of(prompts.FORMATS, "prompt format")(v),
     "rates": lambda v: _list(v, lambda p: _number(p, 0.0, 1.0)),
-    "hard_multiplier": lambda v: _number(v, 0.0),
+    "hard_multiplier": lambda v: _number(v, 1.0),  # hard labels at least as noisy as easy ones (the paper: 2)
     "sizes": lambda v: _mapping(v, _method, lambda s: _list(s, lambda n: _int(n, 0))),
     "label_costs": lambda v: _mapping(v, _one_of(("easy", "medium", "hard", "all"), "training level"),
                                       lambda c: _number(c, 0.0, open_low=True)),
