@@ -1,4 +1,5 @@
-"""The paper profile's dry run: every paper notebook, its YAML as written, on a tiny random Llama.
+"""The paper profile's dry run: every paper notebook, its YAML as written, on tiny random models of each
+paper model's own architecture.
 
 A change that breaks a code path, key or dataset of the paper profile fails here, on a CPU,
 before anyone rents a GPU."""
@@ -13,7 +14,7 @@ import pytest
 
 from e2h_utils.analysis import provenance
 from e2h_utils.pipeline import dry_run
-from e2h_utils.engine import models
+from e2h_utils.engine import models, stand_ins
 from e2h_utils import paths
 from e2h_utils.pipeline import notebooks, plan
 from e2h_utils.pipeline import reproduce
@@ -75,10 +76,24 @@ def test_the_paper_profile_runs_end_to_end_on_a_stand_in(tmp_path, monkeypatch, 
     assert not (tmp_path / "outputs" / "paper").exists()  # a real run's outputs are never touched
     stored = list((tmp_path / "results" / "dry-run").rglob("seed-*.parquet"))
     assert stored and not [p for p in (tmp_path / "results").rglob("seed-*.parquet") if "dry-run" not in p.parts]
+    # every model of the profile ran on a stand-in of its own architecture (Falcon and MPT: ARC's QLoRA MDL)
+    ran: dict[str, set[str]] = {}
+    for spec in (tmp_path / "results" / "dry-run").rglob("spec.json"):
+        identity = json.loads(spec.read_text()).get("model_identity", "")
+        if identity.startswith("substitute-for:"):
+            name, where = identity[len("substitute-for:"):].split("|")[:2]
+            ran.setdefault(name, set()).add(Path(where.split("@")[0]).name.rsplit("-", 1)[0])
+    for name, types in ran.items():
+        assert types == {stand_ins.shrunk_config(name)[0]}, (name, types)
+    assert {"llama", "mistral", "mixtral", "falcon", "mpt", "qwen2"} <= {t for v in ran.values() for t in v}, ran
+    mdl = {json.loads(p.read_text())["model_identity"].split("|")[0]
+           for p in (tmp_path / "results" / "dry-run" / "arc" / "mdl_qlora").glob("*/spec.json")}
+    assert {"substitute-for:tiiuae/falcon-7b", "substitute-for:mosaicml/mpt-7b"} <= mdl, mdl
     # the stand-in keeps the named model's identity: provenance.json records it for every model compared
     record = json.loads((out / "model_scale" / provenance.FILE).read_text())
     identity = record["models"]["meta-llama/Llama-2-70b-hf"]["identity"]
     assert identity.startswith("substitute-for:meta-llama/Llama-2-70b-hf|"), identity
+    assert {m["architecture"] for m in record["models"].values()} >= {"LlamaForCausalLM", "MixtralForCausalLM"}
     # the preflight plan of the paper profile (capped as the dry run) lists exactly the runs stored
     for key, value in dry_run.environment("paper").items():
         monkeypatch.setenv(key, value)

@@ -406,7 +406,7 @@ def test_dry_run_stand_in_keeps_name_precision_and_a_separate_identity(four_laye
     assert identity.startswith("substitute-for:meta-llama/Llama-2-70b-hf|local:") and "'8bit'" in identity
     assert models.model_identity(ModelSpec("embedded")).startswith("embedded:")  # the embedded model is itself
     monkeypatch.setenv(models.SUBSTITUTE_ENV, str(four_layer_dir / "nothing"))
-    with pytest.raises(ModelSpecError, match="not a Hugging Face checkpoint folder"):
+    with pytest.raises(ModelSpecError, match="neither a Hugging Face checkpoint folder"):
         models.resolve_source(spec)
 
 

@@ -45,7 +45,7 @@ class Log:
         """Write ``<output_dir>/provenance.json``; returns one line for the notebook's last cell."""
         for name, (identity, status) in self._status.items():
             self.models[name] = {"identity": identity, "path": status.path or "not loaded (results read back)",
-                                 "device": status.device or "none"}
+                                 "device": status.device or "none", "architecture": status.architecture or "none"}
         record = {"models": self.models, "seconds": round(time.perf_counter() - self.started, 1), "runs": self.runs,
                   "runs computed": sum(1 for run in self.runs if run["seeds computed"]),
                   "files": sorted(str(Path(f)) for f in files), "python": platform.python_version(), "host": host(),

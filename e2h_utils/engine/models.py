@@ -23,7 +23,8 @@ same (the paper's 8-bit), else one cached copy per process, loaded once; adapter
 a run and removed after it, so the base is never reloaded and never held twice.
 
 A dry run (``E2H_MODEL_SUBSTITUTE``, set by ``reproduce --dry-run``) loads a small local model
-in place of every Hub model or folder, under the spec's name, precision and placement.
+in place of every Hub model or folder, under the spec's name, precision and placement: one given
+checkpoint for all, or (``stand_ins``) a tiny random model of each named model's own architecture.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from e2h_utils.engine import embedded, runtime
+from e2h_utils.engine import embedded, runtime, stand_ins
 from e2h_utils.engine.resources import Budget, derive_budget
 
 EMBEDDED = "embedded"
@@ -168,6 +169,7 @@ class LoadStatus:
     of it (``analysis.provenance``) never keeps the model itself in memory."""
     path: str | None = None
     device: str | None = None
+    architecture: str | None = None  # the loaded model's class (a dry run: its stand-in's, e.g. FalconForCausalLM)
 
 
 class ModelLoadRefused(RuntimeError):
@@ -189,17 +191,25 @@ class LoadedModel:
         self.spec, self.identity = spec, identity
         self.settings = settings or runtime.current()  # how it is (or will be) placed; QLoRA's base copy follows
         self.extra: dict[str, Any] = extra if extra is not None else {}
-        self._parts: _Parts | None = _Parts(model, tokenizer, path, add_bos, budget or Budget(4096, 8192))
+        self._parts: _Parts | None = None
         self._load: Callable[[], _Parts] | None = None
-        self.status = LoadStatus(path, str(input_device(model)) if model is not None else None)
+        self.status = LoadStatus()
+        if model is not None:
+            self._hold(_Parts(model, tokenizer, path, add_bos, budget or Budget(4096, 8192)))
 
     @classmethod
     def deferred(cls, spec: ModelSpec, identity: str, load: Callable[[], _Parts],
                  settings: runtime.RunSettings) -> LoadedModel:
         """A model that ``load()`` loads the first time its weights or tokenizer are used."""
         lm = cls(None, None, spec, "", identity, False, settings=settings)
-        lm._parts, lm._load, lm.status = None, load, LoadStatus()
+        lm._load = load
         return lm
+
+    def _hold(self, parts: _Parts) -> None:
+        """Keep what loading gave; the status is updated in place (a provenance record holds it)."""
+        self._parts = parts
+        self.status.path, self.status.device = parts.path, str(input_device(parts.model))
+        self.status.architecture = type(parts.model).__name__
 
     @property
     def loaded(self) -> bool:
@@ -212,8 +222,9 @@ class LoadedModel:
                 raise ModelLoadRefused(
                     f"{self.spec.name!r} was about to load, but {NO_LOAD_ENV} is set: a result it needs is not "
                     "stored. Unset it to compute what is missing.")
-            self._parts, self._load = self._load(), None
-            self.status.path, self.status.device = self._parts.path, str(input_device(self._parts.model))
+            self._hold(self._load())
+            self._load = None
+        assert self._parts is not None
         return self._parts
 
     @property
@@ -262,14 +273,19 @@ def as_spec(spec: ModelSpec | str | dict | None = None, **overrides: Any) -> Mod
     return replace(spec, **overrides) if overrides else spec
 
 
-def substitute() -> Path | None:
-    """The dry run's stand-in model folder (``E2H_MODEL_SUBSTITUTE``), or None."""
+def substitute(name: str) -> Path | None:
+    """The dry run's stand-in for the model ``name`` (``E2H_MODEL_SUBSTITUTE``), or None: the folder
+    itself when it is one checkpoint, or, when it is a root of stand-ins (``stand_ins``), a tiny
+    random model of ``name``'s own architecture, made on first use."""
     value = os.environ.get(SUBSTITUTE_ENV)
     if not value:
         return None
     folder = Path(value).expanduser()
+    if stand_ins.is_root(folder):
+        return stand_ins.ensure(name, folder.resolve())
     if not (folder / "config.json").is_file():
-        raise ModelSpecError(f"{SUBSTITUTE_ENV}={value!r} is not a Hugging Face checkpoint folder (no config.json)")
+        raise ModelSpecError(f"{SUBSTITUTE_ENV}={value!r} is neither a Hugging Face checkpoint folder (no config.json) "
+                             f"nor a folder of stand-ins (no {stand_ins.ROOT_MARKER})")
     return folder.resolve()
 
 
@@ -278,7 +294,7 @@ def resolve_source(spec: ModelSpec) -> tuple[str, str]:
     name = spec.name
     if name == EMBEDDED:
         return "embedded", name
-    stand_in = substitute()
+    stand_in = substitute(name)
     if stand_in is not None:
         return "substitute", str(stand_in)
     path = Path(name).expanduser()

@@ -1,10 +1,11 @@
-"""A dry run of a profile: its notebooks as written, on a tiny random Llama, with capped sizes.
+"""A dry run of a profile: its notebooks as written, on tiny random models of each model's architecture.
 
 ``make dry-run PROFILE=paper`` (and the test suite) executes every notebook of the paper profile
 with papermill and the paper YAML, except that:
 
-- every model the YAML names loads a stand-in (``models.SUBSTITUTE_ENV``): a 4-layer Llama with
-  random weights and the embedded model's tokenizer, made once in the model cache. Each name
+- every model the YAML names loads a stand-in (``models.SUBSTITUTE_ENV``, ``engine.stand_ins``): a
+  4-layer model of its own architecture (Llama, Mistral, Mixtral, Falcon, MPT, Qwen2 for Qwen-72B)
+  with random weights and the embedded model's tokenizer, made once in the model cache. Each name
   keeps its own identity (``substitute-for:<name>|...``), its precision (8-bit and 4-bit load
   through bitsandbytes on the CPU) and its code path (MDL hardness models, model-scale lists);
 - unquantized models are split by accelerate's ``device_map="auto"`` between "cpu" and "disk"
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from e2h_utils import atomic, paths
+from e2h_utils.engine import stand_ins
 from e2h_utils.methods.base import CHAIN_OF_THOUGHT, TRAINS_WEIGHTS
 
 SUFFIX = "-dry-run"
@@ -46,18 +48,12 @@ COT_UPDATES = 1  # chain-of-thought QLoRA: gradient updates
 NEW_TOKENS = 24  # chain of thought: tokens generated (a random model never writes "the answer is")
 SAMPLES = 2  # easy-to-hard evaluators: candidates per problem
 PROBLEMS = 3  # easy-to-hard evaluators: test problems, and problems per training level
-STAND_IN_CONFIG: dict[str, Any] = {  # a 4-layer Llama-2-shaped model: grouped KV heads, context of Llama-2
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-    "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "torch_dtype": "float32",
-}
-
-
 def _split_memory(vocab: int = 49152, element: int = 2) -> str:
-    """A CPU cap that makes accelerate keep the embeddings and two of the four layers of the
-    stand-in (in bfloat16, the paper's dtype) on "cpu" and offload the rest to "disk": it
-    reserves room for the largest module (the output head) besides what it places."""
-    c = STAND_IN_CONFIG
+    """A CPU cap that makes accelerate keep the embeddings and two of the four layers of a
+    Llama-shaped stand-in (``stand_ins.DEFAULT``, in 16 bits, the paper's dtypes) on "cpu" and offload
+    the rest to "disk": it reserves room for the largest module (the output head) besides what it
+    places. Other architectures split at other layers under the same cap."""
+    c = stand_ins.DEFAULT[1]
     hidden, width, heads, kv = (c["hidden_size"], c["intermediate_size"], c["num_attention_heads"],
                                 c["num_key_value_heads"])
     head_dim = hidden // heads
@@ -164,28 +160,9 @@ def results_dir() -> Path:
 
 
 def stand_in() -> Path:
-    """The stand-in model folder (made once, atomically): random weights (seed 0), the embedded
-    model's tokenizer."""
-    folder = paths.models_cache_dir() / "dry-run-llama"
-    if (folder / "model.safetensors").is_file():
-        return folder
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from e2h_utils.engine import embedded
-
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded.ensure_converted()))
-    config = LlamaConfig(**{k: v for k, v in STAND_IN_CONFIG.items() if k not in ("architectures", "model_type",
-                                                                                   "torch_dtype")},
-                         vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    return folder
+    """The folder of stand-ins (``engine.stand_ins``): each named model loads a tiny random model of
+    its own architecture, made there on first use."""
+    return stand_ins.make_root(paths.models_cache_dir() / "dry-run-stand-ins")
 
 
 def settings_file(profile: str) -> Path:
