@@ -71,6 +71,18 @@ def atomic_path(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def locked(lock_file: Path, shared: bool = False) -> Iterator[None]:
+    """Hold an advisory lock on ``lock_file`` (made if missing) for the block: exclusive for
+    writers, shared for readers that need a writer's files as one consistent set."""
+    import fcntl
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def write_bytes(target: Path, data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -52,7 +52,7 @@ def test_result_store_cleans_up_after_a_killed_writer(tmp_path: Path):
     leftover.mkdir(parents=True)
     (leftover / "seed-0.parquet").write_bytes(b"half a file")
     store.save(payload, 0, pd.DataFrame({"a": [1, 2]}))
-    assert sorted(p.name for p in folder.iterdir()) == ["seed-0.parquet", "spec.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "seed-0.parquet", "seed-0.sha256", "spec.json"]
     pd.testing.assert_frame_equal(store.load(payload, 0), pd.DataFrame({"a": [1, 2]}))
 
 

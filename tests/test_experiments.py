@@ -367,6 +367,32 @@ def test_corrupt_stored_file(tiny_lm, frame, tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_a_stored_result_edited_into_a_valid_file_is_an_error_not_a_result(tiny_lm, frame, tmp_path):
+    """Each seed file has its SHA-256 beside it: flipping one ``correct`` value and writing the parquet
+    again (it still reads) is refused on the next load, naming the file; a file stored before digests
+    existed is taken as it is and given one; a result stored again is readable again."""
+    store = ResultStore(tmp_path)
+    spec = spec_for(tiny_lm, "easy", seeds=(0,))
+    first = run(tiny_lm, spec, frame, store)
+    path = store.path(key_payload(spec, tiny_lm.identity, frame), 0)
+    digest = path.with_suffix(".sha256")
+    assert digest.is_file()
+    stored = pd.read_parquet(path)
+    flipped = stored["correct"].astype(bool)
+    flipped.iloc[0] = not flipped.iloc[0]
+    stored["correct"] = flipped.astype(stored["correct"].dtype)
+    stored.to_parquet(path, index=False)
+    with pytest.raises(results.CorruptResult) as info:
+        run(tiny_lm, spec, frame, store)
+    assert str(path) in str(info.value) and "changed after it was stored" in str(info.value)
+    digest.unlink()  # as stored before digests were written: taken as it is, and given a digest
+    again = run(tiny_lm, spec, frame, store)
+    assert bool(again["correct"].iloc[0]) != bool(first["correct"].iloc[0]) and digest.is_file()
+    path.unlink()
+    digest.unlink()
+    pd.testing.assert_frame_equal(run(tiny_lm, spec, frame, store), first)  # recomputed and stored again
+
+
 def test_adding_a_seed_computes_only_it(tiny_lm, frame, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     first = run(tiny_lm, spec_for(tiny_lm, "easy", seeds=(0,)), frame, store)

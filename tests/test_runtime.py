@@ -37,6 +37,9 @@ def test_a_file_is_parsed_into_typed_settings(tmp_path, monkeypatch):
     ("executor: {kind: pbs}\n", "executor.kind must be one of inprocess, local, slurm"),
     ("executor: {slurm: {gpus: 8}}\n", "slurm: unknown setting(s) gpus; valid: partition"),
     ("max_memory: 70GiB\n", "max_memory must be a mapping"),
+    ("max_memory: {gpu0: 70GiB}\n", "max_memory: 'gpu0' is not a device: give a GPU index"),
+    ("max_memory: {0: lots}\n", "max_memory.0: 'lots' is not a size"),
+    ("max_memory: {cpu: 70 gigabytes}\n", "max_memory.cpu: '70 gigabytes' is not a size"),
     ("gradient_checkpointing: yes\n", "gradient_checkpointing must be one of auto, on, off"),
     ("[1, 2]\n", "expected a mapping of settings"),
 ])
@@ -95,3 +98,11 @@ def test_torch_threads_follow_the_cpus_the_process_is_given(monkeypatch):
         assert runtime.fit_threads() == 1  # never raised: 1 was set (as OMP_NUM_THREADS=1 would)
     finally:
         torch.set_num_threads(before)
+
+
+def test_max_memory_takes_accelerate_sizes_and_byte_counts():
+    settings = runtime.parse({"max_memory": {0: "70GiB", 1: 80_000_000_000, "cpu": "200GB", "disk": "1500.5GB"}})
+    assert settings.memory_map() == {0: "70GiB", 1: 80_000_000_000, "cpu": "200GB", "disk": "1500.5GB"}
+    from accelerate.utils.modeling import convert_file_size_to_int
+
+    assert all(convert_file_size_to_int(v) > 0 for v in settings.memory_map().values())  # accelerate reads each

@@ -6,6 +6,7 @@ valid, and stop the run before anything is computed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,30 @@ def test_a_bad_value_in_any_notebook_stops_the_run_before_anything_starts(tmp_pa
     assert "nothing was run" in message and "walkthrough.yaml: k_shot: expected an integer, got 'two'" in message
     assert not (tmp_path / "outputs").exists()  # not even the first notebook started
     assert reproduce.main(["--profile", "smoke"]) == 2
+
+
+def test_a_bad_value_from_the_shared_file_is_named_under_the_shared_file(tmp_path, monkeypatch):
+    """A value a notebook takes from ``_shared.yaml`` is reported under that file (where it is fixed), a
+    value its own YAML sets under its own YAML."""
+    import shutil
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "parameters", tmp_path / "parameters")
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    folder = tmp_path / "parameters" / "smoke"
+    shared = folder / "_shared.yaml"
+    shared.write_text(shared.read_text().replace("n_boot: 100", "n_boot: -5"))
+    with pytest.raises(ValueError) as info:
+        reproduce.run("smoke")
+    lines = [line.strip() for line in str(info.value).splitlines() if "n_boot" in line]
+    assert lines and all(line.startswith(f"{shared}: n_boot:") for line in lines), lines
+    own = folder / "walkthrough.yaml"  # sets n_boot itself
+    own.write_text(re.sub(r"(?m)^n_boot: .*$", "n_boot: -6", own.read_text()))
+    with pytest.raises(ValueError) as info:
+        reproduce.run("smoke")
+    assert f"{folder / 'walkthrough.yaml'}: n_boot:" in str(info.value)
+    assert f"{shared}: n_boot:" in str(info.value)  # the other notebooks still take it from the shared file
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_the_evaluators_parameters_are_checked_before_anything_runs():

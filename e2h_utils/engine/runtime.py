@@ -31,6 +31,10 @@ EXECUTORS = ("inprocess", "local", "slurm")
 GPUS = ("H100", "H200", "A100")  # GPU kinds a plan knows (plan.DEVICES)
 
 
+MEMORY_DEVICES = ("cpu", "disk")  # max_memory's devices besides GPU indices (as accelerate names them)
+_MEMORY_SIZE = re.compile(r"^\s*(\d+(\.\d*)?|\.\d+)\s*(GiB|MiB|KiB|GB|MB|KB)\s*$", re.IGNORECASE)  # accelerate's units
+
+
 class SettingsError(ValueError):
     """Settings with an unknown key or a bad value: a run-settings file (here) or a notebook's
     parameters (``experiments.settings``, which raises this same class)."""
@@ -99,12 +103,20 @@ class RunSettings:
             raise SettingsError(f"executor.kind must be one of {', '.join(EXECUTORS)}, not {self.executor.kind!r}")
         if self.executor.runs_per_job < 1 or self.executor.max_parallel < 1:
             raise SettingsError("executor.runs_per_job and executor.max_parallel must be at least 1")
+        for device, size in self.max_memory:
+            if not (str(device).isdigit() or device in MEMORY_DEVICES):
+                raise SettingsError(f"max_memory: {device!r} is not a device: give a GPU index (0, 1, ...) or "
+                                    f"{' or '.join(MEMORY_DEVICES)}, e.g. {{0: 70GiB, cpu: 200GiB}}")
+            if not (str(size).isdigit() and int(size) > 0 or _MEMORY_SIZE.match(str(size))):
+                raise SettingsError(f"max_memory.{device}: {size!r} is not a size: give bytes (a whole number) or a "
+                                    "number with a unit, e.g. 70GiB, 500MB")
 
-    def memory_map(self) -> dict[Any, str] | None:
-        """``max_memory`` as accelerate takes it (GPU indices as ints)."""
+    def memory_map(self) -> dict[Any, Any] | None:
+        """``max_memory`` as accelerate takes it (GPU indices and byte counts as ints)."""
         if not self.max_memory:
             return None
-        return {int(k) if str(k).isdigit() else str(k): str(v) for k, v in self.max_memory}
+        return {int(k) if str(k).isdigit() else str(k): int(v) if str(v).isdigit() else str(v)
+                for k, v in self.max_memory}
 
 
 # ``additional`` #SBATCH options the batch script may carry (submitit writes each as ``#SBATCH --key=value``);

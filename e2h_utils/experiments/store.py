@@ -1,7 +1,9 @@
 """Item-level results on disk, keyed by the hash of the full run spec.
 
 Layout: ``results/<dataset>/<method>/<key>/seed-<s>.parquet`` and a ``spec.json`` beside it
-saying what the key stands for. Files are written atomically, so an interrupted run leaves
+saying what the key stands for; each seed file has its SHA-256 beside it (``seed-<s>.sha256``,
+written first), checked whenever it is read, so a result changed after it was stored (a hand-edited
+parquet that still reads) is an error, never a result. Files are written atomically, so an interrupted run leaves
 either a complete file or none, and a rerun of the same spec reuses what is there. Several
 processes may write the same key at once (two notebooks, two Slurm jobs): each write is a rename
 of a whole file, and the temporary folders of writers that were killed are removed on the next
@@ -42,7 +44,11 @@ class ResultStore:
         if not path.is_file():
             return None
         try:
-            frame = pd.read_parquet(path)
+            with atomic.locked(self.folder(payload) / LOCK, shared=True):  # a seed file and its digest, as a pair
+                verify(path)
+                frame = pd.read_parquet(path)
+        except CorruptResult:
+            raise
         except Exception as error:  # pyarrow raises several types for a damaged file
             raise CorruptResult(
                 f"stored result {path} cannot be read ({error}). Delete that one file to recompute "
@@ -61,8 +67,9 @@ class ResultStore:
         if not spec_file.is_file():
             atomic.write_text(spec_file, json.dumps(payload, sort_keys=True, indent=1, default=str))
         target = self.path(payload, seed)
-        with atomic.atomic_path(target) as tmp:
+        with atomic.locked(folder / LOCK), atomic.atomic_path(target) as tmp:  # one writer of the pair at a time
             frame.to_parquet(tmp, index=False)
+            atomic.write_text(digest_path(target), _sha256(Path(tmp)) + "\n")  # before the file it vouches for
         return target
 
     def get_or_compute(self, payload: dict[str, Any], seed: int,
@@ -85,6 +92,37 @@ class ResultStore:
         moved. Their seeds are reused, not recomputed. Two earlier keys of one run merge (the first
         seed file wins). Runs of other code versions are left alone."""
         return rekey_stored_runs(self)
+
+
+# --- a digest per stored seed ----------------------------------------------------------------
+
+
+LOCK = ".lock"  # in a run's folder: a seed file and its digest are written, and read, as one
+
+
+def digest_path(seed_file: Path) -> Path:
+    return seed_file.with_suffix(".sha256")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify(seed_file: Path) -> None:
+    """Raise ``CorruptResult`` when ``seed_file`` is not what was stored (its digest differs). A seed
+    file stored before digests were written (none beside it) is taken as it is and given one."""
+    digest_file, actual = digest_path(seed_file), _sha256(seed_file)
+    if not digest_file.is_file():
+        atomic.write_text(digest_file, actual + "\n")
+        return
+    expected = digest_file.read_text().strip()
+    if expected != actual:
+        raise CorruptResult(
+            f"stored result {seed_file} was changed after it was stored (its SHA-256 is not the one in "
+            f"{digest_file.name}). Delete that file and {digest_file.name} to recompute it; other results are "
+            "unaffected.")
 
 
 # --- stored keys of an earlier layout ------------------------------------------------------
@@ -158,6 +196,8 @@ def rekey_stored_runs(store: ResultStore) -> int:
             else:
                 for seed_file in old.glob("seed-*.parquet"):
                     if not (new / seed_file.name).exists():
+                        if digest_path(seed_file).is_file():  # its digest first, as a save writes them
+                            os.replace(digest_path(seed_file), digest_path(new / seed_file.name))
                         os.replace(seed_file, new / seed_file.name)
                 shutil.rmtree(old, ignore_errors=True)
             atomic.write_text(new / "spec.json", json.dumps(payload, sort_keys=True, indent=1, default=str))

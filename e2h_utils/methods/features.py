@@ -72,12 +72,8 @@ class FeatureCache:
         """Add ``new`` items to the stored file under an exclusive lock: the file is read again inside
         the lock, so two processes extracting different items of one cache both keep theirs (a plain
         ``save`` of what one process loaded earlier would drop what the other wrote meanwhile)."""
-        import fcntl
-
         target = self.path(payload)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.with_name(target.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        with atomic.locked(target.with_name(target.name + ".lock")):
             stored = self.load(payload)
             stored.update(new)
             return self.save(payload, stored)

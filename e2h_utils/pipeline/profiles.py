@@ -153,6 +153,18 @@ def parameter_files(yaml_path: Path) -> list[Path]:
     return [Path(yaml_path)] + ([shared] if shared else [])
 
 
+def value_origins(yaml_path: Path, declared: Iterable[str] | None = None) -> dict[str, Path]:
+    """The file each value of ``load_parameters(yaml_path, declared)`` comes from: the notebook's YAML
+    where it sets the key, else the shared file it includes (so an error names the file to fix)."""
+    shared_path = included_file(yaml_path)
+    origins: dict[str, Path] = {}
+    if shared_path is not None:
+        names = None if declared is None else set(declared)
+        origins = {key: shared_path for key in load_yaml(shared_path) if names is None or key in names}
+    origins.update({key: yaml_path for key in load_yaml(yaml_path) if key != INCLUDE})
+    return origins
+
+
 def load_parameters(yaml_path: Path, declared: Iterable[str] | None = None) -> dict:
     """A notebook's parameters under a profile: the values of its YAML over those of the shared
     file it includes (``include: _shared.yaml``, as lm-evaluation-harness task files include a

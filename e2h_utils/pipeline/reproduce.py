@@ -43,7 +43,7 @@ from e2h_utils.data import datasets
 from e2h_utils.pipeline import validate
 from e2h_utils.pipeline.notebooks import notebook_defaults
 from e2h_utils.pipeline.profiles import (Job, included_file, load_parameters,
-                                         load_yaml, parameter_files, scan)
+                                         load_yaml, parameter_files, scan, value_origins)
 
 DEFAULT_KERNEL = "e2h"
 INJECTED = ("profile", "output_dir")  # parameters the runner sets itself
@@ -494,8 +494,9 @@ def run(
     parameters = {job.name: check_parameters(job.notebook, job.yaml_path) for job in jobs}
     every = scan(profile)[0]  # a shared file serves every notebook of the profile, not only those run now
     problems = check_shared_files(every, {job.name: notebook_parameter_names(job.notebook) for job in every})
-    problems += [p for job in jobs for p in validate.check_values(_with_defaults(job, parameters[job.name]),
-                                                                   job.yaml_path, job.name)]
+    problems += [p for job in jobs for p in validate.check_values(
+        _with_defaults(job, parameters[job.name]), job.yaml_path, job.name,
+        value_origins(job.yaml_path, notebook_parameter_names(job.notebook)))]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "
                          + "\n  ".join(problems))

@@ -430,8 +430,10 @@ def _typed(values: Mapping[str, Any], notebook: str) -> list[Problem]:
     return problems
 
 
-def check_values(values: Mapping[str, Any], source: Path | str, notebook: str | None = None) -> list[Problem]:
-    """Every problem of one notebook's parameter values, each as ``"<source>: <key>: ..."``. With
+def check_values(values: Mapping[str, Any], source: Path | str, notebook: str | None = None,
+                 origins: Mapping[str, Path | str] | None = None) -> list[Problem]:
+    """Every problem of one notebook's parameter values, each as ``"<file>: <key>: ..."``: the file is
+    the key's in ``origins`` (e.g. the shared file a value came from), else ``source``. With
     ``notebook``, also its typed settings' check (``_typed``)."""
     problems = []
     for key, value in values.items():
@@ -445,4 +447,5 @@ def check_values(values: Mapping[str, Any], source: Path | str, notebook: str | 
     problems += _needed(values)
     if notebook is not None and not problems:
         problems += _typed(values, notebook)
-    return [f"{source}: {problem}" for problem in problems]
+    origins = origins or {}
+    return [f"{origins.get(problem.split(':', 1)[0], source)}: {problem}" for problem in problems]
