@@ -155,7 +155,7 @@ def _f50():
 
     config = QLoRAConfig()
     assert (config.r, config.alpha, config.dropout, config.target_modules) == (16, 32, 0.1, ("q_proj", "v_proj"))
-    targets = {name: resources.lora_target_modules(resources.model_type_of(name), config.target_modules)
+    targets = {name: resources.lora_target_modules(models.model_type_of(name), config.target_modules)
                for name in models.PINNED}
     assert targets["tiiuae/falcon-7b"] == ("query_key_value",) and targets["mosaicml/mpt-7b"] == ("Wqkv",)
     assert targets["Qwen/Qwen-72B"] == ("c_attn",)

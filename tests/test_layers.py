@@ -53,3 +53,58 @@ def test_every_layer_is_a_package_with_a_map():
     for layer in LAYERS[1:]:
         init = PACKAGE / layer / "__init__.py"
         assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), layer
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The e2h_utils modules a file imports, ``from package import module`` resolved to the module."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("e2h_utils"):
+            folder = PACKAGE.parent.joinpath(*node.module.split("."))
+            for alias in node.names:
+                is_module = (folder / f"{alias.name}.py").is_file() or (folder / alias.name).is_dir()
+                names.add(f"{node.module}.{alias.name}" if is_module else node.module)
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("e2h_utils")}
+    return names
+
+
+def test_no_two_modules_import_each_other_even_lazily():
+    """No import circle, counting imports inside functions: a module's dependencies are all read
+    before it (the package reads top-down within a layer too)."""
+    graph = {module_name(p): imported_modules(p) - {module_name(p)} for p in MODULES}
+    packages = {module_name(p) for p in MODULES if p.name == "__init__.py"}
+    graph = {m: {d for d in deps if d in graph and d not in packages} for m, deps in graph.items() if m not in packages}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for dep in graph[module]:
+            if dep not in index:
+                visit(dep)
+                low[module] = min(low[module], low[dep])
+            elif dep in stack:
+                low[module] = min(low[module], index[dep])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    assert not circles, circles

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from e2h_utils.pipeline import cost, plan, units
-from e2h_utils.engine import resources
+from e2h_utils.engine import models, resources
 from e2h_utils.engine import runtime
 
 H100 = plan.DEVICES["H100"]
@@ -27,7 +27,7 @@ def test_devices_are_parsed_or_refused_with_the_form():
 def test_70b_needs_two_h100s_in_8bit_and_is_refused_on_one_with_the_fixes():
     fits = plan.check_memory("meta-llama/Llama-2-70b-hf", "8bit", True, plan.Devices(H100, 8))
     assert fits.fits and fits.devices_used == 2
-    assert fits.weights == pytest.approx(resources.architecture("meta-llama/Llama-2-70b-hf").weight_bytes("8bit"))
+    assert fits.weights == pytest.approx(models.architecture("meta-llama/Llama-2-70b-hf").weight_bytes("8bit"))
     bf16 = plan.check_memory("meta-llama/Llama-2-70b-hf", "none", False, plan.Devices(H100, 1))
     assert not bf16.fits and bf16.weights / resources.GiB == pytest.approx(128.5, abs=0.1)
     for fix in ("model_quantization: 8bit", "model_quantization: 4bit", "--devices 2xH100", "kv_tokens"):
@@ -39,13 +39,13 @@ def test_budgets_from_the_run_settings_win_over_the_derived_ones():
     settings = runtime.parse({"batch_tokens": 1024, "kv_tokens": 4096})
     check = plan.check_memory("meta-llama/Llama-2-7b-hf", "8bit", False, plan.Devices(H100, 1), settings)
     assert (check.budget.batch_tokens, check.budget.kv_tokens, check.budget.source) == (1024, 4096, "settings")
-    assert check.kv == 4096 * resources.architecture("meta-llama/Llama-2-7b-hf").kv_bytes_per_token()
+    assert check.kv == 4096 * models.architecture("meta-llama/Llama-2-7b-hf").kv_bytes_per_token()
     derived = plan.check_memory("meta-llama/Llama-2-7b-hf", "8bit", False, plan.Devices(H100, 1))
     assert derived.budget.source == "derived" and derived.need <= derived.available
 
 
 def test_work_adds_up_and_training_costs_two_forwards():
-    arch = resources.architecture("meta-llama/Llama-2-7b-hf")
+    arch = models.architecture("meta-llama/Llama-2-7b-hf")
     a = cost.Work(forward_tokens=100, forward_context=50)
     b = cost.Work(forward_tokens=300, forward_context=10)
     assert (a + b).forward_tokens == 400 and (a + b).forward_context == pytest.approx(20)

@@ -66,7 +66,7 @@ def test_each_paper_model_loads_its_own_architecture_and_takes_the_authors_lora_
             with pytest.raises(ValueError, match="not found in the base model"):
                 get_peft_model(lm.model, LoraConfig(target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
         wrapped = qlora.attach_lora(lm.model, QLoRAConfig())
-        targets = resources.lora_target_modules(resources.model_type_of(name))
+        targets = resources.lora_target_modules(models.model_type_of(name))
         adapted = {n.split(".")[-1] for n, m in wrapped.named_modules() if hasattr(m, "lora_A")}
         if name != "Qwen/Qwen-72B":  # its stand-in is Qwen2 (q_proj / v_proj); its own c_attn: test_resources
             assert adapted == set(targets), (name, adapted)

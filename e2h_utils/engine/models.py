@@ -35,10 +35,11 @@ import logging
 import os
 import re
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from e2h_utils.engine import embedded, runtime, stand_ins
+from e2h_utils.engine import embedded, resources, runtime, stand_ins
 from e2h_utils.engine.resources import Budget, derive_budget
 
 EMBEDDED = "embedded"
@@ -308,6 +309,43 @@ def resolve_source(spec: ModelSpec) -> tuple[str, str]:
         f"unknown model {name!r}: give {EMBEDDED!r} (SmolLM2-135M-Instruct, offline), "
         "a local folder with a Hugging Face checkpoint, or a Hub id like 'meta-llama/Llama-2-7b-hf'"
     )
+
+
+def configuration(name: str) -> Any:
+    """A transformers configuration for the model ``name`` names (embedded, a folder, a Hub id), without
+    its weights: a paper model's from ``resources.KNOWN_CONFIGS`` (offline), else its ``config.json``."""
+    known = resources.known_config(name)
+    if known is not None:
+        return known
+    from transformers import AutoConfig
+
+    spec = as_spec(name)
+    kind, where = resolve_source(spec)
+    if kind == "embedded":
+        where = str(embedded.ensure_converted())
+    try:
+        return AutoConfig.from_pretrained(where, revision=spec.hub_revision if kind == "hub" else None,
+                                          trust_remote_code=spec.trust_remote_code)
+    except OSError as error:
+        raise resources.UnknownArchitecture(
+            f"cannot size {name!r}: its configuration is not known here ({error}). Plan with a local folder "
+            f"of the checkpoint, with the network, or add its config.json values to resources.KNOWN_CONFIGS.") from None
+
+
+def model_type_of(name: str) -> str:
+    """The ``model_type`` of the model ``name`` loads as, read without weights:
+    ``resources.LOADED_MODEL_TYPES`` (Qwen-72B's own code), ``KNOWN_CONFIGS``, else its configuration."""
+    if name in resources.LOADED_MODEL_TYPES:
+        return resources.LOADED_MODEL_TYPES[name]
+    if name in resources.KNOWN_CONFIGS:
+        return resources.KNOWN_CONFIGS[name][0]
+    return str(configuration(name).model_type)
+
+
+@lru_cache(maxsize=32)
+def architecture(name: str) -> resources.Architecture:
+    """The sizes a plan needs of the model ``name`` names (``resources.Architecture``), without weights."""
+    return resources.architecture_of(name, configuration(name))
 
 
 def model_identity(spec: ModelSpec) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 # config.json values of the paper's Hub models (model_type, fields that fix the architecture).
@@ -159,7 +158,7 @@ def qlora_state_bytes(arch: Architecture, r: int, targets: tuple[str, ...], adam
 
 def lora_target_modules(model_type: str, requested: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> tuple[str, ...]:
     """The modules LoRA adapts in a model of ``model_type`` (``config.model_type``; a name:
-    ``model_type_of``). ``requested`` at the default (the authors' q and v projections) gives the
+    ``models.model_type_of``). ``requested`` at the default (the authors' q and v projections) gives the
     authors' choice for that architecture (``LORA_TARGETS``; q_proj/v_proj where the architecture
     has them); any other list is taken as given."""
     if tuple(requested) != DEFAULT_LORA_TARGETS:
@@ -167,45 +166,22 @@ def lora_target_modules(model_type: str, requested: tuple[str, ...] = DEFAULT_LO
     return LORA_TARGETS.get(str(model_type), DEFAULT_LORA_TARGETS)
 
 
-def model_type_of(name: str) -> str:
-    """The ``model_type`` of the model ``name`` loads as (``embedded``, a folder or a Hub id), read
-    without weights: ``LOADED_MODEL_TYPES``, ``KNOWN_CONFIGS``, else its configuration."""
-    if name in LOADED_MODEL_TYPES:
-        return LOADED_MODEL_TYPES[name]
-    if name in KNOWN_CONFIGS:
-        return KNOWN_CONFIGS[name][0]
-    return str(_config(name).model_type)
-
-
-def _config(name: str) -> Any:
-    """A transformers configuration for ``name`` without downloading weights."""
+def known_config(name: str) -> Any | None:
+    """A transformers configuration built from ``KNOWN_CONFIGS`` (a paper model, offline), else None."""
+    if name not in KNOWN_CONFIGS:
+        return None
     from transformers import AutoConfig
 
-    from e2h_utils.engine import embedded, models
-
-    if name in KNOWN_CONFIGS:
-        model_type, values = KNOWN_CONFIGS[name]
-        return AutoConfig.for_model(model_type, **values)
-    spec = models.as_spec(name)
-    kind, where = models.resolve_source(spec)
-    if kind == "embedded":
-        where = str(embedded.ensure_converted())
-    try:
-        return AutoConfig.from_pretrained(where, revision=spec.hub_revision if kind == "hub" else None,
-                                          trust_remote_code=spec.trust_remote_code)
-    except OSError as error:
-        raise UnknownArchitecture(
-            f"cannot size {name!r}: its configuration is not known here ({error}). Plan with a local folder "
-            f"of the checkpoint, with the network, or add its config.json values to resources.KNOWN_CONFIGS.") from None
+    model_type, values = KNOWN_CONFIGS[name]
+    return AutoConfig.for_model(model_type, **values)
 
 
-@lru_cache(maxsize=32)
-def architecture(name: str) -> Architecture:
-    """The architecture of a model named as a ``ModelSpec`` names it (embedded, a folder, a Hub id)."""
+def architecture_of(name: str, config: Any) -> Architecture:
+    """The architecture of the model ``name`` with the transformers configuration ``config``, counted
+    on the meta device (no weights). ``models.architecture(name)`` finds the configuration of a name."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    config = _config(name)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)

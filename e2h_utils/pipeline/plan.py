@@ -393,7 +393,7 @@ def check_memory(model: str, quantization: str, trains: bool, devices: Devices,
     """Bytes a model needs at its precision (weights, the KV budget, one pass's activations and,
     when it trains, LoRA state and a micro-batch's activations) against the devices."""
     settings = settings or runtime.RunSettings()
-    arch = resources.architecture(model)
+    arch = models.architecture(model)
     quant = resolved_quantization(model, quantization)
     weights = arch.weight_bytes(quant)
     per_device = devices.kind.memory - (resources.CUDA_CONTEXT_BYTES if devices.kind.name != "cpu" else 0)
@@ -417,7 +417,7 @@ def check_memory(model: str, quantization: str, trains: bool, devices: Devices,
     training = 0.0
     if trains:
         config = QLoRAConfig()  # LoRA on the authors' modules for this architecture (Falcon: query_key_value)
-        targets = resources.lora_target_modules(resources.model_type_of(model), config.target_modules)
+        targets = resources.lora_target_modules(models.model_type_of(model), config.target_modules)
         training = resources.qlora_state_bytes(arch, config.r, targets, quant == "8bit")
         training += settings.micro_batch * 512 * arch.activation_bytes_per_token(checkpointing=True)
     need = weights + kv + activations + training
@@ -438,7 +438,7 @@ def check_memory(model: str, quantization: str, trains: bool, devices: Devices,
 def seconds(work: Work, model: str, quantization: str, devices: Devices, checkpointing: bool = False) -> float:
     """Wall seconds of ``work`` on one model copy. With ``device_map="auto"`` the layers of a split
     model run one device after another, so one device's rate applies however many hold it."""
-    arch = resources.architecture(model)
+    arch = models.architecture(model)
     quant = resolved_quantization(model, quantization)
     speed = QUANTIZED_SPEED.get(quant, 1.0) if devices.kind.name != "cpu" else 1.0
     compute = work.flops(arch, checkpointing) / (devices.kind.flops * speed)
@@ -482,7 +482,7 @@ def summarize(profile: str, devices: Devices, runs: list[PlannedRun] | None = No
                      "seeds": len(run.seeds), "cached": len(run.cached), "pending": run.pending,
                      "test_items": run.test_items,
                      "tokens": work.forward_tokens + work.train_tokens + work.generated_tokens,
-                     "flops": work.flops(resources.architecture(run.model)), "seconds": s})
+                     "flops": work.flops(models.architecture(run.model)), "seconds": s})
     table = pd.DataFrame(rows)
     trains: defaultdict[tuple[str, str], bool] = defaultdict(bool)
     for run in runs:
