@@ -33,15 +33,6 @@ from e2h_utils.methods.base import SeedJob
 from e2h_utils.methods.runners import runner_for
 
 
-@dataclass(frozen=True)
-class Fold:
-    """One training run of a seed: its number (0 ... K - 1, kept when other folds hold no test
-    items, so a fold's adapter key never moves), the test items it scores, its training pool."""
-    index: int
-    test: pd.DataFrame
-    pool: pd.DataFrame
-
-
 def draw_salt(spec: ExperimentSpec) -> str:
     """What makes one spec's draws independent of another's (the training level or source, and
     the method unless it is ICL), so that easy and hard runs draw differently."""
@@ -103,48 +94,35 @@ class Runner:
             self.frames[dataset] = datasets.load_dataset(dataset)
         return self.frames[dataset]
 
-    def _pool(self, spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame,
-              fold: int = 0) -> tuple[pd.DataFrame, dict | None]:
-        """(the training pool of ``fold``'s run, the source frame's digest input) of a spec."""
+    def _source_frame(self, spec: ExperimentSpec, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """The frame a spec's ``train_source`` draws from (None: it trains on its own levels)."""
         source = spec.train_source
         if source is None:
-            pool = split.training_pool(frame, roles, spec.train_level, fold)
-            where = f"level {spec.train_level!r} of {spec.dataset}/{spec.measure}"
-            source_frame = None
-        else:
-            source_frame = frame if source.dataset == spec.dataset else self.frame(source.dataset)
-            pool = source.select(source_frame)
-            if source.dataset == spec.dataset:  # every item the run scores leaves the pool
-                pool = pool[~pool["id"].isin(frame.loc[roles["fold"] == fold, "id"])]
-            where = source.label
-        if spec.method.trains and pool.empty:
-            raise SpecError(f"no training items in {where}")
-        if spec.method.trains and spec.method.size > len(pool):
-            raise SpecError(
-                f"{spec.method.kind} needs {spec.method.size} training items but the pool of {where} has only "
-                f"{len(pool)} (test_fraction = {spec.test.test_fraction}). Ask for at most {len(pool)} items, or lower "
-                "test_fraction to leave more of the level for training; a run never trains on fewer items than "
-                "its spec says.")
-        return pool, source_frame
+            return None
+        return frame if source.dataset == spec.dataset else self.frame(source.dataset)
 
     def _folds(self, spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame,
-               test: pd.DataFrame) -> list[Fold]:
-        """The training runs of a spec, each with the test items it scores and its pool: one per
-        fold that holds test items when the method trains (cross-fitting: K folds), else one."""
-        if not spec.method.trains:  # nothing to keep apart: one scoring pass, no pool
-            return [Fold(0, test, test.iloc[:0])]
-        folds = [Fold(k, split.fold_rows(test, roles, k), self._pool(spec, frame, roles, k)[0])
-                 for k in range(spec.test.folds)]
-        return [fold for fold in folds if not fold.test.empty] or [Fold(0, test, folds[0].pool)]
+               test: pd.DataFrame) -> list[split.Fold]:
+        """``split.folds`` of a spec, after checking that every fold's pool holds what the method
+        trains on (a run never trains on fewer items than its spec says)."""
+        source_frame = self._source_frame(spec, frame)
+        if spec.method.trains:
+            for k in range(spec.test.folds):
+                pool, where = split.spec_pool(spec, frame, roles, k, source_frame)
+                if pool.empty:
+                    raise SpecError(f"no training items in {where}")
+                if spec.method.size > len(pool):
+                    raise SpecError(
+                        f"{spec.method.kind} needs {spec.method.size} training items but the pool of {where} has "
+                        f"only {len(pool)} (test_fraction = {spec.test.test_fraction}). Ask for at most {len(pool)} "
+                        "items, or lower test_fraction to leave more of the level for training; a run never trains "
+                        "on fewer items than its spec says.")
+        return split.folds(spec, frame, roles, test, source_frame)
 
     def payload(self, spec: ExperimentSpec) -> dict:
         """The key payload of a spec's stored results on this model and data."""
         frame = self.frame(spec.dataset)
-        source = spec.train_source
-        source_frame = None
-        if source is not None:
-            source_frame = frame if source.dataset == spec.dataset else self.frame(source.dataset)
-        return key_payload(spec, self.lm.identity, frame, source_frame)
+        return key_payload(spec, self.lm.identity, frame, self._source_frame(spec, frame))
 
     def run(self, spec: ExperimentSpec) -> pd.DataFrame:
         """Item-level results of every seed of ``spec`` (``item_id``, ``level``, ``seed``, the

@@ -26,6 +26,7 @@ the pool is fold -1, so one code path serves both.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,43 @@ def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str, fo
 def fold_rows(test: pd.DataFrame, roles: pd.DataFrame, fold: int) -> pd.DataFrame:
     """The test items (``test_items``) scored by the run of ``fold``."""
     return test[roles.loc[test.index, "fold"].to_numpy() == fold]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One training run of a seed: its number (0 ... K - 1, kept when other folds hold no test
+    items, so a fold's adapter key never moves), the test items it scores, its training pool."""
+    index: int
+    test: pd.DataFrame
+    pool: pd.DataFrame
+
+
+def spec_pool(spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame, fold: int = 0,
+              source_frame: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """(the items ``fold``'s run of ``spec`` may train on, where they come from): its training level
+    outside the fold, or the items of its ``train_source`` (read from ``source_frame``) less those the
+    fold scores when the source is the run's own dataset."""
+    source = spec.train_source
+    if source is None:
+        return (training_pool(frame, roles, spec.train_level, fold),
+                f"level {spec.train_level!r} of {spec.dataset}/{spec.measure}")
+    if source_frame is None:
+        raise ValueError(f"{spec.describe()} trains on {source.label}: give that dataset's frame")
+    pool = source.select(source_frame)
+    if source.dataset == spec.dataset:  # every item the run scores leaves the pool
+        pool = pool[~pool["id"].isin(frame.loc[roles["fold"] == fold, "id"])]
+    return pool, source.label
+
+
+def folds(spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame, test: pd.DataFrame,
+          source_frame: pd.DataFrame | None = None) -> list[Fold]:
+    """The training runs of a seed of ``spec``, each with the test items it scores and its pool: one
+    per fold that holds test items when the method trains (cross-fitting: K folds), else one."""
+    if not spec.method.trains:  # nothing to keep apart: one scoring pass, no pool
+        return [Fold(0, test, test.iloc[:0])]
+    every = [Fold(k, fold_rows(test, roles, k), spec_pool(spec, frame, roles, k, source_frame)[0])
+             for k in range(spec.test.folds)]
+    return [fold for fold in every if not fold.test.empty] or [Fold(0, test, every[0].pool)]
 
 
 def pool_size(frame: pd.DataFrame, spec: ExperimentSpec) -> int:

@@ -130,12 +130,13 @@ class Experiment:
             frames[source.dataset] = frame_of(source.dataset)
         Runner(lm, store=store, frames=frames, progress=progress).run(self.spec)
 
-    def _probe_ids(self, run: PlannedRun, seeds: Sequence[int]) -> list[str]:
+    def _probe_ids(self, run: PlannedRun, ctx: Context, seeds: Sequence[int]) -> list[str]:
         """Test items and each seed's training draw, per fold (what a probe run extracts features of)."""
         spec = self.spec
         roles = split.split_roles(run.frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
-        pools = [split.training_pool(run.frame, roles, spec.train_level, k) for k in range(spec.test.folds)]
-        return list(run.item_ids) + [i for seed in seeds for pool in pools for i in draw(spec, pool, seed)["id"]]
+        source = None if spec.train_source is None else ctx.frame(spec.train_source.dataset)
+        folds = split.folds(spec, run.frame, roles, split.test_items(run.frame, roles, spec.test), source)
+        return list(run.item_ids) + [i for seed in seeds for fold in folds for i in draw(spec, fold.pool, seed)["id"]]
 
     def work(self, run: PlannedRun, ctx: Context, frame: pd.DataFrame, seeds: Sequence[int]) -> Work:
         spec, method = self.spec, self.spec.method
@@ -148,7 +149,7 @@ class Experiment:
         per_item = float(tokens["prompt"].mean() + tokens["target"].mean())
         if not cot:
             if isinstance(method, Probe):  # features of the test items and each seed's draw
-                ids = ctx.new_features(_features_key(run, spec.prompt_format), self._probe_ids(run, seeds))
+                ids = ctx.new_features(_features_key(run, spec.prompt_format), self._probe_ids(run, ctx, seeds))
                 return scoring(tokens, ids)
             if isinstance(method, QLoRA):  # one training per fold
                 train = _training(method.n, method.config, per_item).scaled(spec.test.folds)

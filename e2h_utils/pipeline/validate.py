@@ -37,11 +37,14 @@ class Invalid(ValueError):
 # --- small type rules ----------------------------------------------------------------------------
 
 
-def _int(value: Any, minimum: int | None = None) -> int:
+def _int(value: Any, minimum: int | None = None, maximum: tuple[int, str] | None = None) -> int:
+    """An integer >= ``minimum``; ``maximum``: (the most any run needs, what is counted)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise Invalid(f"expected an integer, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
         raise Invalid(f"expected an integer >= {minimum}, got {value}")
+    if maximum is not None and int(value) > maximum[0]:
+        _too_many(value, *maximum)
     return int(value)
 
 
@@ -269,7 +272,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "test_levels": lambda v: _list(v, _one_of(hardness.LEVELS, "test level")),
     "grid_train_levels": lambda v: _list(v, _one_of(("none", *POOLS), "training level")),
     "split_seed": _seed, "bootstrap_seed": _seed,
-    "n_boot": lambda v: _int(v, 1) if _int(v, 1) <= MAX_BOOT else _too_many(v, MAX_BOOT, "bootstrap draws"),
+    "n_boot": lambda v: _int(v, 1, (MAX_BOOT, "bootstrap draws")),
     "all_to_all": _bool, "cross_fit": _bool,
     "sanity_check_items": lambda v: _int(v, 0),
     "sanity_check_formats": lambda v: _list(v, _one_of(prompts.FORMATS, "prompt format"), non_empty=False),
