@@ -51,8 +51,9 @@ lint: setup  ## ruff (line length 120) on e2h_utils, tests and benchmarks; mypy 
 test: setup lint  ## run every test (unit, integration on the mirror/model, notebooks under the smoke profile)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: setup lint  ## run only the fast unit tests (no model, no notebooks)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: setup lint  ## run only the fast unit tests (no model, no notebooks), two at a time
+	@# two pytest workers, one torch thread each: two workers of two threads on two cores only wait on each other
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 lab: setup  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab --notebook-dir=notebooks

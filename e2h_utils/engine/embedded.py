@@ -156,9 +156,21 @@ def ensure_converted() -> Path:
             return target
     gguf = gguf_path()
     verify_checksum(gguf)
-    with atomic.atomic_path(target) as tmp:
-        convert_gguf(gguf, tmp)
-        record = {"gguf": GGUF_FILE, "sha256": SHA256, "package": DISTRIBUTION, "covers": COVERS,
-                  "files": model_files(tmp)}
-        (tmp / MARKER).write_text(json.dumps(record, indent=1))
+    with atomic.locked(target.parent / f".{target.name}.lock"):  # one conversion at a time (parallel tests, jobs)
+        if target.exists() and _current(marker):
+            return target  # another process converted it while this one waited
+        with atomic.atomic_path(target) as tmp:
+            convert_gguf(gguf, tmp)
+            record = {"gguf": GGUF_FILE, "sha256": SHA256, "package": DISTRIBUTION, "covers": COVERS,
+                      "files": model_files(tmp)}
+            (tmp / MARKER).write_text(json.dumps(record, indent=1))
     return target
+
+
+def _current(marker: Path) -> bool:
+    """Whether a converted folder's marker is this version's (the pinned GGUF, every file covered)."""
+    try:
+        source = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return source.get("sha256") == SHA256 and source.get("covers") == COVERS

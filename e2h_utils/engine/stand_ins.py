@@ -80,9 +80,11 @@ def ensure(name: str, root: Path) -> Path:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     root.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+    with atomic.locked(root / f".{folder.name}.lock"):  # one maker at a time; the others use what it made
+        if not (folder / "model.safetensors").is_file():
+            with atomic.atomic_path(folder) as tmp:
+                model.save_pretrained(tmp, safe_serialization=True)
+                tokenizer.save_pretrained(tmp)
     return folder
 
 

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, cast
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from e2h_utils.data import datasets, hardness, prompts
 from e2h_utils.engine import generation, runtime
 from e2h_utils.engine.models import LoadedModel
 from e2h_utils.experiments import split
+from e2h_utils.experiments.runner import ModelRunner, Timing
 from e2h_utils.experiments.spec import SpecError, TestSelection, test_form
 from e2h_utils.experiments.store import ResultStore, spec_key
 from e2h_utils.methods import evaluators, icl
@@ -197,33 +197,17 @@ def evaluator_payload(spec: EvaluatorSpec, model_identity: str, frame: pd.DataFr
             "version": [evaluators.EVALUATOR_VERSION, spec.evaluator.train_version()]}
 
 
-@dataclass(frozen=True)
-class Timing:
-    label: str  # what ran
-    seconds: float
-    computed: int  # sample sets or seeds computed now (0: read from the store)
-
-
-class EvaluatorRunner:
+class EvaluatorRunner(ModelRunner[EvaluatorSpec]):
     """Samples candidates and trains evaluators on one loaded model (the generator, whose hidden
     states and adapters the evaluators use too), reusing every stored result."""
 
     def __init__(self, lm: LoadedModel, *, store: ResultStore | None = None,
                  settings: runtime.RunSettings | None = None, frames: Mapping[str, pd.DataFrame] | None = None,
                  progress: bool = True) -> None:
-        self.lm = lm
-        self.store = store or ResultStore()
-        self.settings = settings or runtime.current()
-        self.frames = dict(frames or {})
-        self.progress = progress
-        self.timings: list[Timing] = []
+        super().__init__(lm, store=store, settings=settings, frames=frames, progress=progress)
+        self.runs_name = "evaluators"
         self._samples: dict[Candidates, dict[str, pd.DataFrame]] = {}
         self._sets: dict[Candidates, dict[str, pd.DataFrame]] = {}
-
-    def frame(self, dataset: str) -> pd.DataFrame:
-        if dataset not in self.frames:
-            self.frames[dataset] = datasets.load_dataset(dataset)
-        return self.frames[dataset]
 
     def problem_sets(self, candidates: Candidates) -> dict[str, pd.DataFrame]:
         if candidates not in self._sets:
@@ -312,15 +296,6 @@ class EvaluatorRunner:
             parts.append(result)
         self.timings.append(Timing(spec.describe(), time.perf_counter() - started, computed))
         return pd.concat(parts, ignore_index=True).assign(evaluator=spec.evaluator.kind, train_level=spec.train_level)
-
-    def run_all(self, specs: Iterable[EvaluatorSpec], desc: str = "evaluators") -> dict[EvaluatorSpec, pd.DataFrame]:
-        unique = list(dict.fromkeys(specs))
-        self.check(unique)
-        return {spec: self.run(spec) for spec in tqdm(unique, desc=desc, disable=not self.progress or len(unique) < 2)}
-
-    def timing_table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"run": t.label, "seconds": round(t.seconds, 1), "computed": t.computed}
-                             for t in self.timings], columns=["run", "seconds", "computed"])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Generic, Hashable, Iterable, Mapping, TypeVar
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -62,21 +62,22 @@ def in_test_order(scored: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Timing:
-    spec: ExperimentSpec
+    """One run's wall time, and how much of it was computed now rather than read from the store."""
+
+    label: str  # what ran
     seconds: float
-    computed: int  # seeds computed now (0: every seed was stored)
-
-    @property
-    def label(self) -> str:
-        return self.spec.describe()
+    computed: int  # seeds (or sample sets) computed now (0: every one was stored)
 
 
-class Runner:
-    """Runs experiment specs on one loaded model.
+SpecT = TypeVar("SpecT", bound=Hashable)
 
-    ``frames``: dataset frames to read (e.g. with MDL columns merged in); a dataset not given is
-    loaded once with ``data.load_dataset``. ``settings``: how runs execute (micro-batches,
-    generation batches, adapters: ``engine.runtime.RunSettings``; default: this process's)."""
+
+class ModelRunner(Generic[SpecT]):
+    """What every runner of one loaded model shares: the result store, the run settings, the dataset
+    frames (each loaded once), progress bars and timings; ``run_all`` checks every spec, then runs
+    each once. A runner gives ``check`` (stop before anything runs) and ``run`` (one spec's results)."""
+
+    computed_column = "computed"  # the timing table's name for what was computed now
 
     def __init__(self, lm: LoadedModel, *, store: ResultStore | None = None,
                  settings: runtime.RunSettings | None = None, frames: Mapping[str, pd.DataFrame] | None = None,
@@ -87,12 +88,47 @@ class Runner:
         self.frames = dict(frames or {})
         self.progress = progress
         self.timings: list[Timing] = []
-        self.store.rekey()
+        self.runs_name = "runs"  # run_all's progress bar
 
     def frame(self, dataset: str) -> pd.DataFrame:
         if dataset not in self.frames:
             self.frames[dataset] = datasets.load_dataset(dataset)
         return self.frames[dataset]
+
+    def check(self, specs: Iterable[SpecT]) -> None:
+        raise NotImplementedError
+
+    def run(self, spec: SpecT) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def run_all(self, specs: Iterable[SpecT], desc: str | None = None) -> dict[SpecT, pd.DataFrame]:
+        """Every spec's results (each spec once, in order), after checking that every one of them
+        can run (``check``)."""
+        unique = list(dict.fromkeys(specs))
+        self.check(unique)
+        desc = desc or self.runs_name
+        return {spec: self.run(spec) for spec in tqdm(unique, desc=desc, disable=not self.progress or len(unique) < 2)}
+
+    def timing_table(self) -> pd.DataFrame:
+        """Seconds per run so far, and how much was computed now (not read from the store)."""
+        return pd.DataFrame([{"run": t.label, "seconds": round(t.seconds, 1), self.computed_column: t.computed}
+                             for t in self.timings], columns=["run", "seconds", self.computed_column])
+
+
+class Runner(ModelRunner[ExperimentSpec]):
+    """Runs experiment specs on one loaded model.
+
+    ``frames``: dataset frames to read (e.g. with MDL columns merged in); a dataset not given is
+    loaded once with ``data.load_dataset``. ``settings``: how runs execute (micro-batches,
+    generation batches, adapters: ``engine.runtime.RunSettings``; default: this process's)."""
+
+    computed_column = "seeds computed"
+
+    def __init__(self, lm: LoadedModel, *, store: ResultStore | None = None,
+                 settings: runtime.RunSettings | None = None, frames: Mapping[str, pd.DataFrame] | None = None,
+                 progress: bool = True) -> None:
+        super().__init__(lm, store=store, settings=settings, frames=frames, progress=progress)
+        self.store.rekey()
 
     def _source_frame(self, spec: ExperimentSpec, frame: pd.DataFrame) -> pd.DataFrame | None:
         """The frame a spec's ``train_source`` draws from (None: it trains on its own levels)."""
@@ -152,7 +188,7 @@ class Runner:
             result, new = self.store.get_or_compute(payload, seed, compute)
             computed += int(new)
             parts.append(result)
-        self.timings.append(Timing(spec, time.perf_counter() - started, computed))
+        self.timings.append(Timing(spec.describe(), time.perf_counter() - started, computed))
         out = pd.concat(parts, ignore_index=True)
         return out.assign(dataset=spec.dataset, measure=spec.measure, method=spec.method.kind,
                           train_level=spec.train_level, model=spec.model)
@@ -173,15 +209,3 @@ class Runner:
                 problems.append(f"- {spec.describe()}: {error}")
         if problems:
             raise SpecError("these runs cannot run as specified (nothing was run):\n" + "\n".join(problems))
-
-    def run_all(self, specs: Iterable[ExperimentSpec], desc: str = "runs") -> dict[ExperimentSpec, pd.DataFrame]:
-        """Every spec's item-level results (each spec once, in order), after checking that every
-        one of them can run (``check``)."""
-        unique = list(dict.fromkeys(specs))
-        self.check(unique)
-        return {spec: self.run(spec) for spec in tqdm(unique, desc=desc, disable=not self.progress or len(unique) < 2)}
-
-    def timing_table(self) -> pd.DataFrame:
-        """Seconds per spec run so far, and how many seeds were computed (not read from the store)."""
-        return pd.DataFrame([{"run": t.spec.describe(), "seconds": round(t.seconds, 1), "seeds computed": t.computed}
-                             for t in self.timings], columns=["run", "seconds", "seeds computed"])
