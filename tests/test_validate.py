@@ -83,6 +83,8 @@ def test_the_committed_profiles_are_valid():
      "seeds: icl: expected a seed between 0 and 4294967295 (2**32 - 1), got 18446744073709551616"),
     ("easy_to_hard", {"split_seed": 2**40}, "split_seed: expected a seed between 0"),
     ("label_noise", {"rates": [0.0, 0.3, 0.6]}, "rates: noise rate 0.6 x hard_multiplier 2 = 1.2 > 1 for hard data"),
+    ("easy_to_hard", {"cross_fit": True, "test_fraction": 1e-88},
+     "test_fraction: cross_fit trains once per fold, 1 / test_fraction = 1e+88 times per seed; at most 100"),
 ])
 def test_bad_values_are_named_with_what_is_valid(name, changes, expected):
     found = problems(name, **changes)
@@ -140,6 +142,23 @@ def test_a_bad_value_from_the_shared_file_is_named_under_the_shared_file(tmp_pat
     assert f"{folder / 'walkthrough.yaml'}: n_boot:" in str(info.value)
     assert f"{shared}: n_boot:" in str(info.value)  # the other notebooks still take it from the shared file
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_training_size_larger_than_its_pool_stops_the_run_before_any_notebook(tmp_path, monkeypatch, mirror):
+    """A learning-curve size that the level's pool cannot give is refused up front, from the data,
+    naming the run and the pool (the runner would refuse it only when sample_count reaches it)."""
+    import shutil
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(ROOT / "parameters", tmp_path / "parameters")
+    monkeypatch.setenv("E2H_HOME", str(tmp_path))
+    path = tmp_path / "parameters" / "smoke" / "sample_count.yaml"
+    path.write_text(path.read_text().replace("probe: [2, 4]", "probe: [2, 4, 5000]"))
+    with pytest.raises(ValueError) as info:
+        reproduce.run("smoke")
+    message = str(info.value)
+    assert f"{path}: training items: strategyqa/num_steps probe" in message and "needs 5000 but the pool of" in message
+    assert "nothing was run" in message and not (tmp_path / "outputs").exists()
 
 
 def test_the_evaluators_parameters_are_checked_before_anything_runs():

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, cast
 
+import pandas as pd
+
+from e2h_utils import paths
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness, prompts
 from e2h_utils.engine import models
-from e2h_utils.experiments import mdl, settings
-from e2h_utils.experiments.spec import POOLS, SpecError
+from e2h_utils.experiments import mdl, plans, settings, split
+from e2h_utils.experiments.spec import POOLS, ExperimentSpec, SpecError, TestSelection
 from e2h_utils.methods import base as methods
 from e2h_utils.methods import noise
 
@@ -73,6 +78,7 @@ def _optional_int(value: Any, minimum: int = 1) -> None:
         _int(value, minimum)
 
 
+MAX_FOLDS = 100  # cross-fitting: trainings per seed (1 / test_fraction)
 MAX_BOOT = 1_000_000  # bootstrap draws: the paper's 10,000 and far beyond, short of an array no machine holds
 
 
@@ -360,6 +366,9 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
             and abs(1 / fraction - round(1 / fraction)) > 1e-9:
         problems.append(f"test_fraction: cross_fit cuts each level into 1 / test_fraction folds, so test_fraction "
                         f"must be 1/K (0.5, 0.25, 0.2, ...), not {fraction} (or set cross_fit: false)")
+    elif values.get("cross_fit") is True and isinstance(fraction, (int, float)) and 0 < fraction < 1 / MAX_FOLDS:
+        problems.append(f"test_fraction: cross_fit trains once per fold, 1 / test_fraction = {1 / fraction:.3g} times "
+                        f"per seed; at most {MAX_FOLDS} (test_fraction >= {1 / MAX_FOLDS:g}), or set cross_fit: false")
     if "measure" in values and "dataset" in values and values["dataset"] in datasets.DATASETS:
         try:
             hardness.get_measure(values["dataset"], values["measure"])
@@ -426,11 +435,58 @@ def _typed(values: Mapping[str, Any], notebook: str) -> list[Problem]:
     if problems or any(f.name not in values for f in dataclasses.fields(cls)):
         return problems  # a YAML alone gives only what differs from the notebook: nothing to build
     try:
-        settings.parse(notebook, values).plan()
+        entries = settings.parse(notebook, values).plan()
     except Exception as error:  # noqa: BLE001 - any failure here is one the notebook would hit later
         problems.append(f"the {notebook} settings do not build from these values ({type(error).__name__}: {error}); "
                         "fix the value it names")
-    return problems
+        return problems
+    return problems + _pool_problems(plans.specs(entries))
+
+
+@lru_cache(maxsize=8)
+def _frame(dataset: str, mirror: str | None) -> pd.DataFrame:
+    return datasets.load_dataset(dataset)
+
+
+@lru_cache(maxsize=64)
+def _roles(dataset: str, measure: str, test: TestSelection, mirror: str | None) -> pd.DataFrame:
+    return split.split_roles(_frame(dataset, mirror), hardness.get_measure(dataset, measure), test)
+
+
+_SMALLEST: dict[tuple, tuple[int, str]] = {}  # (what fixes a pool, mirror) -> (smallest pool, where)
+
+
+def _smallest_pool(spec: ExperimentSpec, mirror: str | None) -> tuple[int, str]:
+    """(the size of the smallest training pool of the spec's folds, where it comes from), once per
+    dataset, measure, training level or source and test selection."""
+    key = (spec.dataset, spec.measure, spec.train_level, spec.train_source, spec.test, mirror)
+    if key not in _SMALLEST:
+        frame = _frame(spec.dataset, mirror)
+        roles = _roles(spec.dataset, spec.measure, spec.test, mirror)
+        source = None if spec.train_source is None else _frame(spec.train_source.dataset, mirror)
+        _SMALLEST[key] = min((len(pool), where) for pool, where in
+                             (split.spec_pool(spec, frame, roles, k, source) for k in range(spec.test.folds)))
+    return _SMALLEST[key]
+
+
+def _pool_problems(specs: Iterable[ExperimentSpec]) -> list[Problem]:
+    """Runs that would train on more items than their pool holds (a learning-curve size, ``n_train``,
+    ``k_shot``), read from the data before any notebook starts; the runner refuses the same runs
+    when their notebook reaches them. Runs on MDL levels are left to it (they need MDL's scores)."""
+    mirror = os.environ.get(paths.MIRROR_ENV)
+    problems = []
+    for spec in specs:
+        if not spec.method.trains or spec.measure.startswith("mdl") or spec.test.folds > MAX_FOLDS:
+            continue
+        try:
+            n, where = _smallest_pool(spec, mirror)
+        except (OSError, ConnectionError, KeyError, ValueError):
+            continue  # data that cannot be read here is named by the mirror check or the notebook
+        if spec.method.size > n:
+            problems.append(f"training items: {spec.describe()} needs {spec.method.size} but the pool of {where} "
+                            f"holds {n} (test_fraction = {spec.test.test_fraction}): ask for at most {n}, or lower "
+                            "test_fraction; a run never trains on fewer items than it says")
+    return sorted(set(problems))
 
 
 def check_values(values: Mapping[str, Any], source: Path | str, notebook: str | None = None,
