@@ -77,9 +77,21 @@ def locked(lock_file: Path, shared: bool = False) -> Iterator[None]:
     writers, shared for readers that need a writer's files as one consistent set."""
     import fcntl
 
+    if shared:  # a reader of a folder it may not write to (a colleague's results, a read-only mount)
+        try:
+            handle = open(lock_file, "a")
+        except OSError:
+            if not lock_file.is_file():
+                yield  # nobody can write there either: nothing to wait for
+                return
+            handle = open(lock_file)  # a shared lock needs only a read handle
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            yield
+        return
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)  # released when the file closes
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         yield
 
 

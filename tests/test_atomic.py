@@ -77,3 +77,26 @@ def test_check_writable_names_the_folder_and_the_fix(tmp_path: Path):
         atomic.check_writable(blocker / "results")
     message = str(info.value)
     assert str(blocker / "results") in message and "df -h" in message and "E2H_HOME" in message
+
+
+def test_a_store_this_process_may_only_read_is_still_read(tmp_path: Path, monkeypatch):
+    """Reading takes a shared lock and gives a digest to a seed file stored before digests existed;
+    where neither can be written (a colleague's results, a read-only mount) the result is still read."""
+    from e2h_utils import atomic
+    from e2h_utils.experiments import store as store_module
+
+    store = ResultStore(tmp_path)
+    payload = {"dataset": "arc", "method": "icl", "x": 1}
+    path = store.save(payload, 0, pd.DataFrame({"a": [1, 2]}))
+    (path.parent / store_module.LOCK).unlink()
+    store_module.digest_path(path).unlink()  # as stored before digests were written
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(atomic, "write_text", refuse)
+    # the lock file cannot be made or opened for writing (atomic's own name for open, so nothing else changes)
+    monkeypatch.setattr(atomic, "open", lambda file, mode="r": refuse() if "a" in mode else open(file, mode),
+                        raising=False)
+    pd.testing.assert_frame_equal(store.load(payload, 0), pd.DataFrame({"a": [1, 2]}))
+    assert not store_module.digest_path(path).exists()
