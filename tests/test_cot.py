@@ -28,7 +28,7 @@ from e2h_utils.data.prompts import COT_FORMATS, MAX_NEW_TOKENS, CoTFormat, get_c
 from e2h_utils.methods.qlora import QLoRAConfig, attach_lora, finetune_lm, lm_loss
 from e2h_utils.experiments.store import ResultStore
 
-COT_METHODS = base.CHAIN_OF_THOUGHT  # ("icl_cot", "qlora_cot"): the YAML names of chain of thought
+COT_METHODS = base.kinds(chain_of_thought=True)  # ("icl_cot", "qlora_cot"): the YAML names of chain of thought
 N_SPECIAL = 4  # <unk> <pad> <s> </s> come first in the tiny vocabulary
 NAMES = ["she", "he", "they", "the man", "the woman", "the boy", "the girl", "my friend"]
 THINGS = ["apples", "eggs", "books", "pens", "boxes", "bags", "cars", "dogs"]
@@ -186,7 +186,7 @@ def test_gsm8k_needs_chain_of_thought(method):
 def test_cot_methods_accepted(method, dataset):
     spec = easy_spec(dataset, method)
     assert isinstance(spec.method, CoT) and spec.method.kind == method
-    assert spec.method.kind in base.KINDS
+    assert spec.method.kind in base.kinds()
 
 
 def test_cot_method_on_dataset_without_cot_format():

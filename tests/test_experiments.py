@@ -25,7 +25,7 @@ from e2h_utils.experiments.split import fold_rows, split_roles, training_pool
 from e2h_utils.experiments.split import test_items as select_test_items
 from e2h_utils.experiments.store import ResultStore
 from e2h_utils.methods import runners
-from e2h_utils.methods.base import CoT, ICL, KINDS, MethodError, Probe, ZeroShot, build
+from e2h_utils.methods.base import CoT, ICL, MethodError, Probe, ZeroShot, build, kinds
 from e2h_utils.methods.probe import ProbeConfig
 
 NOUNS = ["sun", "moon", "rock", "tree", "water", "fire", "ice", "sand", "seed", "leaf", "cloud", "rain",
@@ -118,7 +118,7 @@ def test_spec_unknown_pool_and_method_list_valid():
         assert level in str(info.value)
     with pytest.raises(MethodError) as info:
         build("sft", 3)
-    for kind in KINDS:
+    for kind in kinds():
         assert kind in str(info.value)
     with pytest.raises(SpecError, match="typed method"):
         ExperimentSpec("arc", "grade", "icl", Training("easy"))  # a string is not a method

@@ -25,7 +25,7 @@ from e2h_utils.engine.runtime import SettingsError
 from e2h_utils.experiments import mdl, plans
 from e2h_utils.experiments.spec import TestSelection, TrainSource
 from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, EvaluatorSpec
-from e2h_utils.methods.base import IN_CONTEXT, Method, build
+from e2h_utils.methods.base import Method, build, kinds
 from e2h_utils.methods.evaluators import EVALUATOR_KINDS
 from e2h_utils.methods.sampling import Sampling
 
@@ -46,14 +46,13 @@ def parse_targets(targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, 
 
     Unknown methods, datasets and measures are reported here, before any model runs."""
     from e2h_utils.data.datasets import DATASETS
-    from e2h_utils.methods.base import KINDS
 
     if not isinstance(targets, Mapping):
         raise ValueError(f"expected a mapping {{method: ['dataset/measure', ...]}}, not {targets!r}")
     out = []
     for method, pairs in targets.items():
-        if method not in KINDS:
-            raise ValueError(f"unknown method {method!r}; valid: {', '.join(KINDS)}")
+        if method not in kinds():
+            raise ValueError(f"unknown method {method!r}; valid: {', '.join(kinds())}")
         if isinstance(pairs, str):  # a single "dataset/measure" written without brackets
             pairs = [pairs]
         if not isinstance(pairs, (list, tuple)):
@@ -171,7 +170,7 @@ class _MethodTable:
         return self.prompt_formats.get(dataset)
 
     def method(self, kind: str, dataset: str) -> Method:
-        size = self.k_shot[dataset] if kind in IN_CONTEXT else self.n_train[kind]
+        size = self.k_shot[dataset] if kind in kinds(in_context=True) else self.n_train[kind]
         return build(kind, size, self.method_options.get(kind))
 
     def targets(self, targets: Mapping[str, Sequence[str]]) -> list[tuple[str, str, Method]]:
@@ -238,7 +237,7 @@ class EasyToHard(_Model, _Methods, _Split, _CrossFit, _Bootstrap, _MDL):
         return _test(self, self.max_test_per_level, self.test_levels)
 
     def cot_method(self, kind: str, dataset: str) -> Method:
-        size = self.cot_k_shot[dataset] if kind in IN_CONTEXT else self.cot_n_train[kind]
+        size = self.cot_k_shot[dataset] if kind in kinds(in_context=True) else self.cot_n_train[kind]
         return build(kind, size, self.cot_method_options.get(kind))
 
     def sanity_plan(self) -> list[plans.Reading]:
@@ -358,7 +357,7 @@ class ModelScale(_Methods, _Split, _CrossFit, _Bootstrap):
         return int(self.robustness_k_shot.get(dataset, self.k_shot[dataset]))
 
     def robustness_plan(self, model: str) -> list[plans.Comparison]:
-        targets = [(d, m, build(kind, self.robustness_k(d) if kind in IN_CONTEXT else self.n_train[kind]))
+        targets = [(d, m, build(kind, self.robustness_k(d) if kind in kinds(in_context=True) else self.n_train[kind]))
                    for kind, d, m in parse_targets(self.robustness_runs)]
         seeds = {method.kind: self.robustness_seeds for _, _, method in targets}
         return plans.comparisons(targets, seeds=seeds, model=model,

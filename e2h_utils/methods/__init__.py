@@ -1,7 +1,8 @@
 """Layer 3, the training methods: a typed class each (``base``) and one runner each (``runners``).
 
 - ``base``      ``ZeroShot | ICL(k) | Probe(n, ProbeConfig) | QLoRA(n, QLoRAConfig) | CoT(inner, ...)``,
-                ``build`` (a YAML's method name and options -> a typed method), ``SeedJob``
+                ``Recipe`` / ``register`` / ``kinds`` / ``build`` (a YAML's method name and options -> a
+                typed method), ``SeedJob``
 - ``icl``       in-context examples: one draw per seed, the shared prefix, dropped examples
 - ``features``  hidden states for probes, extracted once per model, dataset and prompt, cached
 - ``probe``     the authors' linear probe (``ProbeConfig``)
@@ -12,15 +13,17 @@
 
 from e2h_utils.methods.base import (  # noqa: F401
     ICL,
-    KINDS,
     CoT,
     Method,
     MethodError,
     Probe,
     QLoRA,
+    Recipe,
     SeedJob,
     ZeroShot,
     build,
+    kinds,
+    register,
 )
 from e2h_utils.methods.probe import ProbeConfig  # noqa: F401
 from e2h_utils.methods.qlora import QLoRAConfig  # noqa: F401

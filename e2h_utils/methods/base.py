@@ -12,15 +12,18 @@ are frozen dataclasses. Each knows
 - ``baseline()``: the method that is its unsupervised baseline (zero-shot prompting; zero-shot
   chain of thought for chain of thought).
 
-``build(kind, size, options)`` turns a YAML's method name and option mapping into one of them;
-``methods.RUNNERS`` (in ``methods/__init__``) maps each type to the one function that runs it for
-one seed, given a ``SeedJob``. A new method is one class here and one runner there.
+``build(kind, size, options)`` turns a YAML's method name and option mapping into one of them,
+through the method's ``Recipe`` (``register``: its name, its option keys, how a size becomes the
+method, whether it is sized by k, writes its answer or trains adapters; the profile check, the
+settings and the dry run read these); ``runners.RUNNERS`` maps each type to the one function that
+runs it for one seed, given a ``SeedJob``. A new method is one class and one ``register`` here and
+one runner there (``tests/test_toy_method.py`` adds one from a single file).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, Mapping, cast
+from typing import Any, Callable, ClassVar, Mapping, cast
 
 import pandas as pd
 
@@ -250,14 +253,42 @@ class CoT(Method):
 
 # --- YAML names and option mappings -> typed methods ---------------------------------------------
 
-KINDS = ("icl", "probe", "qlora", "icl_cot", "qlora_cot")  # the methods a YAML names
-ANSWER_SCORING = ("icl", "probe", "qlora")
-CHAIN_OF_THOUGHT = ("icl_cot", "qlora_cot")
-IN_CONTEXT = ("icl", "icl_cot")  # sized by k (the YAML's k_shot), the others by n (n_train)
-TRAINS_WEIGHTS = ("qlora", "qlora_cot")  # train adapters (the dry run caps their updates)
 _GENERATION = ("max_new_tokens", "extraction", "baseline")
 # options that used to be method options and only change how a run executes: now run settings
 RUN_SETTING_OPTIONS = {"micro_batch": "micro_batch", "batch_size": "generation_batch", "keep_adapter": "keep_adapters"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A method as a YAML names it: its name, its ``method_options`` keys, and how a training size
+    (k or n; 0 gives its baseline) and those options become the typed method (``make``). A new
+    method is its class, one ``register(Recipe(...))`` beside it, and its runner in
+    ``runners.RUNNERS``; the profile check, the settings and the dry run read what they need here."""
+
+    kind: str
+    options: tuple[str, ...]
+    make: Callable[[int, Mapping[str, Any]], Method]
+    in_context: bool = False  # sized by k (the YAML's k_shot, cot_k_shot), else by n (n_train)
+    chain_of_thought: bool = False  # writes its answer (cot_methods, cot_measures)
+    trains_weights: bool = False  # trains adapters (the dry run caps its updates)
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Make a method nameable in YAML files (``methods``, ``method_options``, ``curves``, ...)."""
+    RECIPES[recipe.kind] = recipe
+    return recipe
+
+
+def kinds(*, in_context: bool | None = None, chain_of_thought: bool | None = None,
+          trains_weights: bool | None = None) -> tuple[str, ...]:
+    """The method names a YAML may use, those with the given properties only."""
+    return tuple(kind for kind, r in RECIPES.items()
+                 if (in_context is None or r.in_context == in_context)
+                 and (chain_of_thought is None or r.chain_of_thought == chain_of_thought)
+                 and (trains_weights is None or r.trains_weights == trains_weights))
 
 
 def _config(cls: type, values: Mapping[str, Any], kind: str, defaults: Mapping[str, Any] | None = None) -> Any:
@@ -269,20 +300,52 @@ def _config(cls: type, values: Mapping[str, Any], kind: str, defaults: Mapping[s
         raise MethodError(f"{kind}: {error}") from None
 
 
+def _scored(make: Callable[[int, Mapping[str, Any]], Method]) -> Callable[[int, Mapping[str, Any]], Method]:
+    """An answer-scoring method; size 0 is zero-shot prompting."""
+    return lambda size, options: ZeroShot() if size == 0 else make(size, options)
+
+
+def _chain_of_thought(kind: str, inner: Callable[[int, Mapping[str, Any]], Method]
+                      ) -> Callable[[int, Mapping[str, Any]], Method]:
+    """Chain of thought around ``inner`` (size 0: zero-shot chain of thought), with its generation options."""
+    def make(size: int, options: Mapping[str, Any]) -> Method:
+        generation = {k: options[k] for k in _GENERATION if k in options and options[k] is not None}
+        method = ZeroShot() if size == 0 else inner(size, options)
+        try:
+            return CoT(cast("ZeroShot | ICL | QLoRA", method), max_new_tokens=generation.get("max_new_tokens"),
+                       extraction=generation.get("extraction", "strict"),
+                       baseline_recipe=generation.get("baseline", "authors"))
+        except MethodError as error:
+            raise MethodError(f"{kind}: {error}") from None
+    return make
+
+
+_PROBE = tuple(f.name for f in fields(ProbeConfig))
+_QLORA = tuple(f.name for f in fields(QLoRAConfig))
+register(Recipe("icl", (), _scored(lambda k, o: ICL(k)), in_context=True))
+register(Recipe("probe", ("layers", *_PROBE),
+                _scored(lambda n, o: Probe(n, _config(ProbeConfig, o, "probe"), o.get("layers")))))
+register(Recipe("qlora", _QLORA, _scored(lambda n, o: QLoRA(n, _config(QLoRAConfig, o, "qlora"))),
+                trains_weights=True))
+register(Recipe("icl_cot", _GENERATION, _chain_of_thought("icl_cot", lambda k, o: ICL(k)),
+                in_context=True, chain_of_thought=True))
+register(Recipe("qlora_cot", (*_QLORA, *_GENERATION), _chain_of_thought(
+    "qlora_cot", lambda n, o: QLoRA(n, _config(QLoRAConfig, o, "qlora_cot", {"min_updates": COT_MIN_UPDATES}))),
+    chain_of_thought=True, trains_weights=True))
+
+
 def option_names(kind: str) -> tuple[str, ...]:
     """The options a YAML may give method ``kind`` (its ``method_options`` keys)."""
-    probe, qlora = tuple(f.name for f in fields(ProbeConfig)), tuple(f.name for f in fields(QLoRAConfig))
-    return {"icl": (), "probe": ("layers", *probe), "qlora": qlora, "icl_cot": _GENERATION,
-            "qlora_cot": (*qlora, *_GENERATION)}[kind]
+    return RECIPES[kind].options
 
 
 def build(kind: str, size: int, options: Mapping[str, Any] | None = None) -> Method:
-    """The typed method a YAML means: ``kind`` (``KINDS``), its training size (k or n; 0 gives the
+    """The typed method a YAML means: ``kind`` (``kinds()``), its training size (k or n; 0 gives the
     zero-shot baseline) and its ``method_options`` mapping. Unknown names are errors that list the
     valid ones; an execution setting (``micro_batch``, ``batch_size``, ``keep_adapter``) is an
     error that says where it lives now."""
-    if kind not in KINDS:
-        raise MethodError(f"unknown method {kind!r}; valid: {', '.join(KINDS)}")
+    if kind not in RECIPES:
+        raise MethodError(f"unknown method {kind!r}; valid: {', '.join(kinds())}")
     options = dict(options or {})
     moved = sorted(set(options) & set(RUN_SETTING_OPTIONS))
     if moved:
@@ -293,28 +356,7 @@ def build(kind: str, size: int, options: Mapping[str, Any] | None = None) -> Met
     if unknown:
         raise MethodError(f"unknown option(s) {unknown} for method {kind!r}; valid: "
                           f"{', '.join(option_names(kind)) or 'none'}")
-    size = int(size)
-    if kind in CHAIN_OF_THOUGHT:
-        generation = {k: options[k] for k in _GENERATION if k in options and options[k] is not None}
-        if size == 0:
-            inner: ZeroShot | ICL | QLoRA = ZeroShot()
-        elif kind == "icl_cot":
-            inner = ICL(size)
-        else:
-            inner = QLoRA(size, _config(QLoRAConfig, options, kind, {"min_updates": COT_MIN_UPDATES}))
-        try:
-            return CoT(inner, max_new_tokens=generation.get("max_new_tokens"),
-                       extraction=generation.get("extraction", "strict"),
-                       baseline_recipe=generation.get("baseline", "authors"))
-        except MethodError as error:
-            raise MethodError(f"{kind}: {error}") from None
-    if size == 0:
-        return ZeroShot()
-    if kind == "icl":
-        return ICL(size)
-    if kind == "probe":
-        return Probe(size, _config(ProbeConfig, options, kind), options.get("layers"))
-    return QLoRA(size, _config(QLoRAConfig, options, kind))
+    return RECIPES[kind].make(int(size), options)
 
 
 def stored_method(kind: str, size: int, options: Options | list) -> Method | None:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 from e2h_utils import atomic, paths
 from e2h_utils.engine import stand_ins
-from e2h_utils.methods.base import CHAIN_OF_THOUGHT, TRAINS_WEIGHTS
+from e2h_utils.methods.base import kinds
 
 SUFFIX = "-dry-run"
 SEEDS = 2  # first seeds of every seed list
@@ -105,9 +105,10 @@ def _options(value: Any) -> Any:
     out = {}
     for method, options in (value or {}).items():
         options = dict(options or {})
-        if method in TRAINS_WEIGHTS:
-            options.update(min_updates=COT_UPDATES if method in CHAIN_OF_THOUGHT else UPDATES, min_epochs=1)
-        if method in CHAIN_OF_THOUGHT:
+        chain_of_thought = method in kinds(chain_of_thought=True)
+        if method in kinds(trains_weights=True):
+            options.update(min_updates=COT_UPDATES if chain_of_thought else UPDATES, min_epochs=1)
+        if chain_of_thought:
             options["max_new_tokens"] = NEW_TOKENS
         out[method] = options
     return out

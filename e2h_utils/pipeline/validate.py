@@ -111,19 +111,22 @@ def _mapping(value: Any, key: Callable[[Any], Any], item: Callable[[Any], Any]) 
     return value
 
 
-def _one_of(valid: Iterable[str], what: str) -> Callable[[Any], str]:
-    valid = tuple(valid)
-
+def _one_of(valid: Iterable[str] | Callable[[], Iterable[str]], what: str) -> Callable[[Any], str]:
+    """A check that a value is one of ``valid`` (a callable: read at each check, e.g. the methods
+    registered so far)."""
     def check(value: Any) -> str:
-        if value not in valid:
-            raise Invalid(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+        names = tuple(valid() if callable(valid) else valid)
+        if value not in names:
+            raise Invalid(f"unknown {what} {value!r}; valid: {', '.join(names)}")
         return value
 
     return check
 
 
 _dataset = _one_of(datasets.DATASETS, "dataset")
-_method = _one_of(methods.KINDS, "method")
+_method = _one_of(methods.kinds, "method")
+_answer_scoring = _one_of(lambda: methods.kinds(chain_of_thought=False), "answer-scoring method")
+_chain_of_thought = _one_of(lambda: methods.kinds(chain_of_thought=True), "chain-of-thought method")
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeding take it, and a stored result's int64 column holds it
 
 
@@ -256,10 +259,10 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "dataset": _dataset,
     "datasets": lambda v: _list(v, _dataset),
     "measures": _measures,
-    "method_measures": lambda v: _mapping(v, _one_of(methods.ANSWER_SCORING, "answer-scoring method"), _measures),
+    "method_measures": lambda v: _mapping(v, _answer_scoring, _measures),
     "cot_measures": lambda v: _measures(v, tuple(prompts.DEFAULT_COT_FORMAT)),
-    "methods": lambda v: _list(v, _one_of(("icl", "probe", "qlora"), "answer-scoring method")),
-    "cot_methods": lambda v: _list(v, _one_of(methods.CHAIN_OF_THOUGHT, "chain-of-thought method"), non_empty=False),
+    "methods": lambda v: _list(v, _answer_scoring),
+    "cot_methods": lambda v: _list(v, _chain_of_thought, non_empty=False),
     "runs": _targets, "curves": _targets, "grid": _targets, "sweeps_to_run": _targets, "robustness_runs": _targets,
     "k_shot": _k_shot,
     "cot_k_shot": lambda v: _mapping(v, _dataset, lambda k: _int(k, 1)),
@@ -336,9 +339,10 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
     for method, dataset in runs:
         if isinstance(seeds, Mapping) and method not in seeds:
             problems.append(f"seeds: no seeds for method {method!r} (add `{method}: [0, 1, 2]`)")
-        if method in ("icl", "icl_cot") and isinstance(k_shot, Mapping) and dataset not in k_shot:
+        if method in methods.kinds(in_context=True) and isinstance(k_shot, Mapping) and dataset not in k_shot:
             problems.append(f"k_shot: no k for dataset {dataset!r}, which {method} runs on")
-        if method in ("probe", "qlora") and isinstance(n_train, Mapping) and method not in n_train:
+        if method in methods.kinds(in_context=False, chain_of_thought=False) and isinstance(n_train, Mapping) \
+                and method not in n_train:
             problems.append(f"n_train: no n for method {method!r}")
         if "sizes" in values and isinstance(values["sizes"], Mapping) and method not in values["sizes"]:
             problems.append(f"sizes: no sizes for method {method!r}")
@@ -347,12 +351,12 @@ def _needed(values: Mapping[str, Any]) -> list[Problem]:
             if isinstance(values.get("cot_seeds"), Mapping) and method not in values["cot_seeds"]:
                 problems.append(f"cot_seeds: no seeds for method {method!r}")
             for dataset in values["cot_measures"]:
-                if method == "icl_cot" and isinstance(values.get("cot_k_shot"), Mapping) \
+                if method in methods.kinds(in_context=True) and isinstance(values.get("cot_k_shot"), Mapping) \
                         and dataset not in values["cot_k_shot"]:
                     problems.append(f"cot_k_shot: no k for dataset {dataset!r}")
-                if method == "qlora_cot" and isinstance(values.get("cot_n_train"), Mapping) \
+                if method in methods.kinds(in_context=False) and isinstance(values.get("cot_n_train"), Mapping) \
                         and method not in values["cot_n_train"]:
-                    problems.append("cot_n_train: no n for method 'qlora_cot'")
+                    problems.append(f"cot_n_train: no n for method {method!r}")
     rates, multiplier = values.get("rates"), values.get("hard_multiplier")
     if isinstance(rates, list) and isinstance(multiplier, (int, float)) and not isinstance(multiplier, bool):
         for rate in (r for r in rates if isinstance(r, (int, float)) and not isinstance(r, bool)):
