@@ -108,9 +108,9 @@ def test_learning_curve_zero_shot_row_matches_plain_run(tiny_lm, runner):
 def test_learning_curve_never_records_an_n_it_did_not_train_on(tiny_lm, frame, store, runner, icl_calls):
     """A size larger than a level's training pool stops the whole curve, before anything runs,
     naming every such point and the fix (the grade-8 pool of the synthetic frame is 5 items)."""
-    hard_pool = split.pool_size(frame, ExperimentSpec("arc", "grade", ICL(1), Training("hard"),
-                                                      model=tiny_lm.spec.name, test=HARD))
-    assert hard_pool == 5
+    hard_pool, where = split.pool_size(frame, ExperimentSpec("arc", "grade", ICL(1), Training("hard"),
+                                                             model=tiny_lm.spec.name, test=HARD))
+    assert (hard_pool, where) == (5, "level 'hard' of arc/grade")
     too_large = plans.learning_curve("arc", "grade", ICL(1), [1, hard_pool + 1], seeds=[0],
                                      model=tiny_lm.spec.name, test=HARD)
     with pytest.raises(SpecError) as info:

@@ -127,12 +127,14 @@ def folds(spec: ExperimentSpec, frame: pd.DataFrame, roles: pd.DataFrame, test: 
     return [fold for fold in every if not fold.test.empty] or [Fold(0, test, every[0].pool)]
 
 
-def pool_size(frame: pd.DataFrame, spec: ExperimentSpec) -> int:
-    """How many training items the spec's training level offers under its split (pure; the
-    smallest fold's pool under cross-fitting)."""
-    measure = hardness.get_measure(spec.dataset, spec.measure)
-    roles = split_roles(frame, measure, spec.test)
-    return min(len(training_pool(frame, roles, spec.train_level, k)) for k in range(spec.test.folds))
+def pool_size(frame: pd.DataFrame, spec: ExperimentSpec, source_frame: pd.DataFrame | None = None,
+              roles: pd.DataFrame | None = None) -> tuple[int, str]:
+    """(how many training items the spec's pool offers under its split, where they come from): pure;
+    the smallest fold's pool under cross-fitting (``spec_pool``; ``roles``: ``split_roles``, if known)."""
+    if roles is None:
+        roles = split_roles(frame, hardness.get_measure(spec.dataset, spec.measure), spec.test)
+    return min((len(pool), where) for pool, where in
+               (spec_pool(spec, frame, roles, k, source_frame) for k in range(spec.test.folds)))
 
 
 def held_out_ids(frame: pd.DataFrame, spec: ExperimentSpec) -> list[str]:

@@ -465,11 +465,9 @@ def _smallest_pool(spec: ExperimentSpec, mirror: str | None) -> tuple[int, str]:
     dataset, measure, training level or source and test selection."""
     key = (spec.dataset, spec.measure, spec.train_level, spec.train_source, spec.test, mirror)
     if key not in _SMALLEST:
-        frame = _frame(spec.dataset, mirror)
-        roles = _roles(spec.dataset, spec.measure, spec.test, mirror)
         source = None if spec.train_source is None else _frame(spec.train_source.dataset, mirror)
-        _SMALLEST[key] = min((len(pool), where) for pool, where in
-                             (split.spec_pool(spec, frame, roles, k, source) for k in range(spec.test.folds)))
+        _SMALLEST[key] = split.pool_size(_frame(spec.dataset, mirror), spec, source,
+                                         _roles(spec.dataset, spec.measure, spec.test, mirror))
     return _SMALLEST[key]
 
 
