@@ -6,5 +6,6 @@
 - ``runner``    ``Runner``: runs any list of specs on one model and returns item-level results
 - ``plans``     pure plan builders: comparisons (SGR), learning curves, noise, level grids, prompt sources
 - ``mdl``       model-based hardness (MDL) as the authors compute it
-- ``settings``  a notebook's parameters as typed settings, and its plan
+- ``schema``    what a parameter may be: each settings field's check and what it counts (``param``)
+- ``settings``  a notebook's parameters as typed settings (each field declared with its check), and its plan
 """

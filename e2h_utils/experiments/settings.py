@@ -23,7 +23,9 @@ import pandas as pd
 from e2h_utils.data import hardness
 from e2h_utils.engine.runtime import SettingsError
 from e2h_utils.experiments import mdl, plans
-from e2h_utils.experiments.spec import TestSelection, TrainSource
+from e2h_utils.experiments import schema as s
+from e2h_utils.experiments.schema import Invalid, Size, param
+from e2h_utils.experiments.spec import POOLS, TestSelection, TrainSource
 from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, EvaluatorSpec
 from e2h_utils.methods.base import Method, build, kinds
 from e2h_utils.methods.evaluators import EVALUATOR_KINDS
@@ -105,50 +107,119 @@ def parse_sources(sources: Mapping[str, str | Mapping[str, Any]]) -> dict[str, s
     return out
 
 
+# --- each parameter's check (``schema``), where more than one field or notebook uses it ------------------
+
+
+def _targets(value: Any) -> None:
+    """``{method: ["dataset/measure", ...]}``."""
+    try:
+        parse_targets(value)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+
+
+def _sources(value: Any) -> None:
+    """name -> a training level, or a mapping (dataset, column, min_value / max_value)."""
+    if not isinstance(value, Mapping) or not value:
+        raise Invalid(f"expected a non-empty mapping name -> source, got {value!r}")
+    try:
+        parse_sources(value)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
+
+
+_POSITIVE = s.at_least(1)
+_COUNT = s.at_least(0)
+_POSITIVE_LIST = s.list_of(_POSITIVE)
+_PER_METHOD_N = s.per_method(_POSITIVE)
+_PER_METHOD_SEEDS = s.per_method(s.seed_list)
+_PER_DATASET_K = s.per_dataset(_POSITIVE)
+_HARDNESS_MODELS = s.list_of(s.model, non_empty=False)
+_OPTIONAL_MODELS = s.list_of(s.model, non_empty=False)
+_MDL_ITEMS = s.mapping(s.one_of(mdl.MC_DATASETS, "MDL dataset"), lambda n: s.optional_int(n, 2))
+_ANSWER_SCORING = s.list_of(s.answer_scoring)
+_METHOD_MEASURES = s.mapping(s.answer_scoring, s.measures)  # a method on fewer measures than `measures`
+_COT_METHODS = s.list_of(s.chain_of_thought, non_empty=False)
+_DEMONSTRATIONS = s.list_of(s.method, non_empty=False)
+_TEST_LEVELS = s.list_of(s.one_of(hardness.LEVELS, "test level"))
+_FORMATS = s.list_of(s.prompt_format, non_empty=False)
+_FORMAT = s.optional(s.prompt_format)
+_DATASETS = s.list_of(s.dataset)
+_OPTIONAL_DATASETS = s.list_of(s.dataset, non_empty=False)
+_RATES = s.list_of(lambda p: s.number(p, 0.0, 1.0))
+_MULTIPLIER = lambda v: s.number(v, 1.0)  # noqa: E731  (hard labels at least as noisy as easy ones; the paper: 2)
+_SIZES = s.per_method(s.list_of(_COUNT))
+_LABEL_COSTS = s.mapping(s.training_level, lambda c: s.number(c, 0.0, open_low=True))
+_GRID_LEVELS = s.list_of(s.one_of(("none", *POOLS), "training level"))
+_FIXED_TEST = s.per_sampled(s.column)
+_PER_SAMPLED_N = s.per_sampled(_POSITIVE)
+_PER_SAMPLED_K = s.per_sampled(_COUNT)
+_PER_SAMPLED_CAP = s.per_sampled(s.optional_int)
+_TEMPERATURE = lambda v: s.number(v, 0.0, open_low=True)  # noqa: E731
+_TOP_P = lambda v: s.number(v, 0.0, 1.0, open_low=True)  # noqa: E731
+_EVALUATORS = s.mapping(s.evaluator, s.list_of(s.dataset))
+_EVALUATOR_N = s.mapping(s.evaluator, s.either(_POSITIVE, s.mapping(s.dataset, _POSITIVE)))
+_EVALUATOR_SEEDS = s.mapping(s.evaluator, s.seed_list)
+_TRAIN_LEVELS = s.list_of(s.one_of(("easy", "hard", "all"), "evaluator training level"))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """Settings that check their own fields when built: each field's ``schema.param`` check."""
+
+    def __post_init__(self) -> None:
+        notebook = next((name for name, cls in NOTEBOOKS.items() if cls is type(self)), type(self).__name__)
+        for f in fields(self):
+            try:
+                f.metadata[s.CHECK](getattr(self, f.name))
+            except Invalid as error:
+                raise SettingsError(f"{notebook}: {f.name}: {error}") from None
+
+
 # --- pieces several notebooks share ---------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Model:
+class _Model(_Checked):
     """The model a notebook runs, and its precision."""
 
-    model: str
-    model_dtype: str
-    model_quantization: str
+    model: str = param(s.model)
+    model_dtype: str = param(s.dtype)
+    model_quantization: str = param(s.quantization)
 
 
 @dataclass(frozen=True)
-class _Bootstrap:
-    n_boot: int
-    bootstrap_seed: int
+class _Bootstrap(_Checked):
+    n_boot: int = param(s.boot, Size.BOOT)
+    bootstrap_seed: int = param(s.seed)
 
 
 @dataclass(frozen=True)
-class _Split:
+class _Split(_Checked):
     """The project's paired split of each level (``experiments.split``)."""
 
-    test_fraction: float
-    split_seed: int
+    test_fraction: float = param(s.fraction)
+    split_seed: int = param(s.seed)
 
 
 @dataclass(frozen=True)
-class _CrossFit:
+class _CrossFit(_Checked):
     """``cross_fit``: score every item of a test level, each by a run trained without its fold
     (``experiments.split``); the notebooks that train and test on levels of one split have it."""
 
-    cross_fit: bool
+    cross_fit: bool = param(s.boolean)
 
 
 @dataclass(frozen=True)
-class _MDL:
+class _MDL(_Checked):
     """The ``mdl_*`` parameters (``experiments.mdl``)."""
 
-    mdl_hardness_models: Sequence[str]
-    mdl_learners: Mapping[str, Sequence[str]]
-    mdl_max_items: Mapping[str, int | None]
-    mdl_subset_sizes: Sequence[int]
-    mdl_seeds: Sequence[int]
-    mdl_max_holdout: int | None
-    mdl_model_quantization: str
+    mdl_hardness_models: Sequence[str] = param(_HARDNESS_MODELS)
+    mdl_learners: Mapping[str, Sequence[str]] = param(s.mdl_learners)
+    mdl_max_items: Mapping[str, int | None] = param(_MDL_ITEMS, Size.MDL_ITEMS)
+    mdl_subset_sizes: Sequence[int] = param(_POSITIVE_LIST, Size.MDL_SIZES)
+    mdl_seeds: Sequence[int] = param(s.seed_list, Size.SEEDS)
+    mdl_max_holdout: int | None = param(s.test_cap, Size.MDL_HOLDOUT)
+    mdl_model_quantization: str = param(s.quantization)
 
     @property
     def mdl(self) -> mdl.MDLSettings:
@@ -179,12 +250,12 @@ class _MethodTable:
 
 
 @dataclass(frozen=True)
-class _Methods(_MethodTable):
-    k_shot: Mapping[str, int]
-    n_train: Mapping[str, int]
-    seeds: Mapping[str, Sequence[int]]
-    method_options: Mapping[str, Mapping[str, Any]]
-    prompt_formats: Mapping[str, str]
+class _Methods(_Checked, _MethodTable):
+    k_shot: Mapping[str, int] = param(s.k_shot, Size.SHOTS)
+    n_train: Mapping[str, int] = param(_PER_METHOD_N, Size.TRAIN)
+    seeds: Mapping[str, Sequence[int]] = param(s.seeds, Size.SEEDS)
+    method_options: Mapping[str, Mapping[str, Any]] = param(s.method_options, Size.OPTIONS)
+    prompt_formats: Mapping[str, str] = param(s.prompt_formats)
 
 
 def _test(values: _Split, cap: int | None, levels: Sequence[str] = ("hard",)) -> TestSelection:
@@ -210,23 +281,25 @@ def mdl_settings(values: Any) -> mdl.MDLSettings:
 
 @dataclass(frozen=True)
 class EasyToHard(_Model, _Methods, _Split, _CrossFit, _Bootstrap, _MDL):
-    measures: Mapping[str, Sequence[str]]
-    methods: Sequence[str]
-    method_measures: Mapping[str, Mapping[str, Sequence[str]]]  # a method on fewer measures than `measures`
-    max_test_per_level: int | None
-    test_levels: Sequence[str]
-    all_to_all: bool
-    all_to_all_max_test_per_level: int | None
-    sanity_check_items: int
-    sanity_check_formats: Sequence[str]
-    cot_measures: Mapping[str, Sequence[str]]
-    cot_methods: Sequence[str]
-    cot_k_shot: Mapping[str, int]
-    cot_n_train: Mapping[str, int]
-    cot_seeds: Mapping[str, Sequence[int]]
-    cot_method_options: Mapping[str, Mapping[str, Any]]
-    cot_max_test_per_level: int | None
-    demonstrations: Sequence[str]  # method kinds run at demonstration size: shown, never given a verdict
+    measures: Mapping[str, Sequence[str]] = param(s.measures)
+    methods: Sequence[str] = param(_ANSWER_SCORING)
+    # a method on fewer measures than `measures`
+    method_measures: Mapping[str, Mapping[str, Sequence[str]]] = param(_METHOD_MEASURES)
+    max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
+    test_levels: Sequence[str] = param(_TEST_LEVELS)
+    all_to_all: bool = param(s.boolean)
+    all_to_all_max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
+    sanity_check_items: int = param(_COUNT, Size.SANITY_ITEMS)
+    sanity_check_formats: Sequence[str] = param(_FORMATS)
+    cot_measures: Mapping[str, Sequence[str]] = param(s.cot_measures)
+    cot_methods: Sequence[str] = param(_COT_METHODS)
+    cot_k_shot: Mapping[str, int] = param(_PER_DATASET_K, Size.SHOTS)
+    cot_n_train: Mapping[str, int] = param(_PER_METHOD_N, Size.COT_TRAIN)
+    cot_seeds: Mapping[str, Sequence[int]] = param(_PER_METHOD_SEEDS, Size.SEEDS)
+    cot_method_options: Mapping[str, Mapping[str, Any]] = param(s.method_options, Size.OPTIONS)
+    cot_max_test_per_level: int | None = param(s.test_cap, Size.COT_TEST_ITEMS)
+    # method kinds run at demonstration size: shown, never given a verdict
+    demonstrations: Sequence[str] = param(_DEMONSTRATIONS)
 
     @property
     def uses_mdl(self) -> bool:
@@ -277,7 +350,7 @@ class EasyToHard(_Model, _Methods, _Split, _CrossFit, _Bootstrap, _MDL):
 
 @dataclass(frozen=True)
 class HardnessMeasures(_Model, _Bootstrap, _MDL):
-    datasets: Sequence[str]
+    datasets: Sequence[str] = param(_DATASETS)
 
     def plan(self, frames: Frames | None = None) -> list[plans.Entry]:
         return []  # MDL and zero-shot item scores, not experiments: experiments.mdl
@@ -285,10 +358,10 @@ class HardnessMeasures(_Model, _Bootstrap, _MDL):
 
 @dataclass(frozen=True)
 class LabelNoise(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
-    sweeps_to_run: Mapping[str, Sequence[str]]
-    rates: Sequence[float]
-    hard_multiplier: float
-    max_test_per_level: int | None
+    sweeps_to_run: Mapping[str, Sequence[str]] = param(_targets)
+    rates: Sequence[float] = param(_RATES)
+    hard_multiplier: float = param(_MULTIPLIER)
+    max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
 
     def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
         test = _test(self, self.max_test_per_level)
@@ -300,14 +373,14 @@ class LabelNoise(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
 
 @dataclass(frozen=True)
 class SampleCount(_Model, _Split, _CrossFit, _Bootstrap, _MethodTable):
-    curves: Mapping[str, Sequence[str]]
-    sizes: Mapping[str, Sequence[int]]
-    seeds: Mapping[str, Sequence[int]]
-    method_options: Mapping[str, Mapping[str, Any]]
-    prompt_formats: Mapping[str, str]
-    label_costs: Mapping[str, float]
-    few_easy: int
-    max_test_per_level: int | None
+    curves: Mapping[str, Sequence[str]] = param(_targets)
+    sizes: Mapping[str, Sequence[int]] = param(_SIZES, Size.CURVE)
+    seeds: Mapping[str, Sequence[int]] = param(s.seeds, Size.SEEDS)
+    method_options: Mapping[str, Mapping[str, Any]] = param(s.method_options, Size.OPTIONS)
+    prompt_formats: Mapping[str, str] = param(s.prompt_formats)
+    label_costs: Mapping[str, float] = param(_LABEL_COSTS)
+    few_easy: int = param(_POSITIVE, Size.TRAIN)
+    max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
 
     def method(self, kind: str, dataset: str) -> Method:  # sizes vary along the curve: start from the first
         first = max(1, int(max(self.sizes[kind])))
@@ -337,16 +410,17 @@ class SampleCount(_Model, _Split, _CrossFit, _Bootstrap, _MethodTable):
 
 @dataclass(frozen=True)
 class ModelScale(_Methods, _Split, _CrossFit, _Bootstrap):
-    models_to_compare: Sequence[str]
-    model_dtype: str
-    model_quantization: str
-    runs: Mapping[str, Sequence[str]]
-    max_test_per_level: int | None
-    robustness_models: Sequence[str]
-    robustness_runs: Mapping[str, Sequence[str]]
-    robustness_k_shot: Mapping[str, int]  # in-context examples of the robustness runs (the paper: 4, analysis.Rmd:964)
-    robustness_seeds: Sequence[int]
-    robustness_max_test_per_level: int | None
+    models_to_compare: Sequence[str] = param(s.models_list)
+    model_dtype: str = param(s.dtype)
+    model_quantization: str = param(s.quantization)
+    runs: Mapping[str, Sequence[str]] = param(_targets)
+    max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
+    robustness_models: Sequence[str] = param(_OPTIONAL_MODELS)
+    robustness_runs: Mapping[str, Sequence[str]] = param(_targets)
+    # in-context examples of the robustness runs (the paper: 4, analysis.Rmd:964)
+    robustness_k_shot: Mapping[str, int] = param(_PER_DATASET_K, Size.SHOTS)
+    robustness_seeds: Sequence[int] = param(s.seed_list, Size.SEEDS)
+    robustness_max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
 
     def scale_plan(self, model: str) -> list[plans.Comparison]:
         return plans.comparisons(self.targets(self.runs), seeds=self.seeds, model=model,
@@ -370,14 +444,14 @@ class ModelScale(_Methods, _Split, _CrossFit, _Bootstrap):
 
 @dataclass(frozen=True)
 class TrainTestGap(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
-    grid: Mapping[str, Sequence[str]]
-    grid_train_levels: Sequence[str]
-    grid_max_test_per_level: int | None
-    college_models: Sequence[str]
-    college_sources: Mapping[str, Any]
-    college_k: int
-    college_seeds: Sequence[int]
-    college_max_test: int | None
+    grid: Mapping[str, Sequence[str]] = param(_targets)
+    grid_train_levels: Sequence[str] = param(_GRID_LEVELS)
+    grid_max_test_per_level: int | None = param(s.test_cap, Size.TEST_ITEMS)
+    college_models: Sequence[str] = param(s.models_list)
+    college_sources: Mapping[str, Any] = param(_sources)
+    college_k: int = param(_POSITIVE, Size.SHOTS)
+    college_seeds: Sequence[int] = param(s.seed_list, Size.SEEDS)
+    college_max_test: int | None = param(s.test_cap, Size.TEST_ITEMS)
 
     def grid_plan(self, frames: Frames | None = None) -> list[plans.Reading]:
         test = _test(self, self.grid_max_test_per_level, hardness.LEVELS)
@@ -423,15 +497,15 @@ class TrainTestGap(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
 
 
 @dataclass(frozen=True)
-class Walkthrough:
-    model: str
-    dataset: str
-    measure: str
-    k_shot: int
-    n_test: int
-    seeds: Sequence[int]
-    n_boot: int
-    prompt_format: str | None  # None: the dataset's default (the authors' prompt)
+class Walkthrough(_Checked):
+    model: str = param(s.model)
+    dataset: str = param(s.dataset)
+    measure: str = param(s.text)
+    k_shot: int = param(s.k_shot, Size.SHOTS)
+    n_test: int = param(_POSITIVE, Size.TEST_ITEMS)
+    seeds: Sequence[int] = param(s.seeds, Size.SEEDS)
+    n_boot: int = param(s.boot, Size.BOOT)
+    prompt_format: str | None = param(_FORMAT)  # None: the dataset's default (the authors' prompt)
 
     def plan(self, frames: Frames | None = None) -> list[plans.Comparison]:
         test = TestSelection(max_per_level=self.n_test, levels=("hard",))
@@ -444,26 +518,32 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
     """Sun et al.'s easy-to-hard evaluators: the generator's candidates per dataset, and the
     evaluators trained on easy / hard / all samples that re-rank them."""
 
-    evaluator_datasets: Mapping[str, str]  # dataset -> hardness measure (MATH: level)
-    fixed_test: Mapping[str, str]  # dataset -> a fixed test-set column (MATH: math500)
-    n_samples: Mapping[str, int]  # N candidates per test problem
-    n_train_samples: Mapping[str, int | None]  # candidates per training problem (None / absent: N)
-    temperature: float
-    top_k: int | None
-    top_p: float
-    generator_k: Mapping[str, int]  # worked examples in the generator's prompt
-    max_new_tokens: Mapping[str, int | None]
-    sampling_seed: int
-    test_problems: Mapping[str, int | None]  # hard test problems per dataset (None: all)
-    train_problems: Mapping[str, int]  # problems per training level whose samples train evaluators
-    evaluators: Mapping[str, Sequence[str]]  # evaluator kind -> the datasets it runs on
-    evaluator_n: Mapping[str, int | Mapping[str, int]]  # training samples per evaluator kind (or per dataset)
-    evaluator_seeds: Mapping[str, Sequence[int]]
-    evaluator_options: Mapping[str, Mapping[str, Any]]
-    train_levels: Sequence[str]
-    demonstration_datasets: Sequence[str]  # sampled at demonstration size: shown, never given a verdict
+    evaluator_datasets: Mapping[str, str] = param(s.evaluator_datasets)  # dataset -> hardness measure (MATH: level)
+    fixed_test: Mapping[str, str] = param(_FIXED_TEST)  # dataset -> a fixed test-set column (MATH: math500)
+    n_samples: Mapping[str, int] = param(_PER_SAMPLED_N, Size.SAMPLES)  # N candidates per test problem
+    # candidates per training problem (None / absent: N)
+    n_train_samples: Mapping[str, int | None] = param(_PER_SAMPLED_CAP, Size.SAMPLES)
+    temperature: float = param(_TEMPERATURE)
+    top_k: int | None = param(s.test_cap)
+    top_p: float = param(_TOP_P)
+    generator_k: Mapping[str, int] = param(_PER_SAMPLED_K, Size.SHOTS)  # worked examples in the generator's prompt
+    max_new_tokens: Mapping[str, int | None] = param(_PER_SAMPLED_CAP, Size.NEW_TOKENS)
+    sampling_seed: int = param(s.seed)
+    # hard test problems per dataset (None: all)
+    test_problems: Mapping[str, int | None] = param(_PER_SAMPLED_CAP, Size.PROBLEMS)
+    # problems per training level whose samples train evaluators
+    train_problems: Mapping[str, int] = param(_PER_SAMPLED_N, Size.PROBLEMS)
+    evaluators: Mapping[str, Sequence[str]] = param(_EVALUATORS)  # evaluator kind -> the datasets it runs on
+    # training samples per evaluator kind (or per dataset)
+    evaluator_n: Mapping[str, int | Mapping[str, int]] = param(_EVALUATOR_N, Size.EVALUATOR_N)
+    evaluator_seeds: Mapping[str, Sequence[int]] = param(_EVALUATOR_SEEDS, Size.SEEDS)
+    evaluator_options: Mapping[str, Mapping[str, Any]] = param(s.method_options, Size.OPTIONS)
+    train_levels: Sequence[str] = param(_TRAIN_LEVELS)
+    # sampled at demonstration size: shown, never given a verdict
+    demonstration_datasets: Sequence[str] = param(_OPTIONAL_DATASETS)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         from e2h_utils.data.datasets import DATASETS
 
         for dataset, measure in self.evaluator_datasets.items():
@@ -530,6 +610,26 @@ NOTEBOOKS: dict[str, type] = {
     "sample_count": SampleCount, "model_scale": ModelScale, "train_test_gap": TrainTestGap,
     "walkthrough": Walkthrough, "easy_to_hard_evaluators": EasyToHardEvaluators,
 }
+
+
+def rules() -> dict[str, s.Check]:
+    """parameter name -> its check, from every notebook's settings (the profile check's rules). A name
+    several notebooks share has one check: ``k_shot`` is an integer or a mapping wherever it appears."""
+    out: dict[str, s.Check] = {}
+    for notebook, cls in NOTEBOOKS.items():
+        for f in fields(cls):
+            check = f.metadata.get(s.CHECK)
+            if check is None:
+                raise TypeError(f"{notebook}: field {f.name!r} declares no check: declare it with schema.param(check)")
+            if out.setdefault(f.name, check) is not check:
+                raise TypeError(f"{notebook}: field {f.name!r} declares another check than the same name elsewhere")
+    return out
+
+
+def sizes() -> dict[str, Size]:
+    """parameter name -> what it counts (``schema.Size``), for the parameters that count something."""
+    return {f.name: f.metadata[s.SIZE] for cls in NOTEBOOKS.values() for f in fields(cls)
+            if f.metadata.get(s.SIZE) is not None}
 
 
 def parse(notebook: str, values: Mapping[str, Any]) -> Any:

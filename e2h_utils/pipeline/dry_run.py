@@ -12,7 +12,8 @@ with papermill and the paper YAML, except that:
   (``DRY_RUN_SETTINGS``: a small ``max_memory`` for the CPU, the rest offloaded), the CPU
   stand-in for a model spread over several GPUs; bitsandbytes cannot offload quantized weights,
   so quantized loads stay on one device;
-- sizes are capped (``CAPS``): test items per level, seeds, in-context examples and training
+- sizes are capped (``CAPS``, by what each parameter counts: its settings field's ``schema.Size``):
+  test items per level, seeds, in-context examples and training
   items, QLoRA updates, generated tokens, MDL items and hold-out, bootstrap draws, the evaluators'
   candidates per problem and problems. Every dataset, measure, method, option and
   model the YAML names is still run.
@@ -30,6 +31,8 @@ from typing import Any, Callable, Mapping
 
 from e2h_utils import atomic, paths
 from e2h_utils.engine import stand_ins
+from e2h_utils.experiments import settings
+from e2h_utils.experiments.schema import Size
 from e2h_utils.methods.base import kinds
 
 SUFFIX = "-dry-run"
@@ -119,26 +122,21 @@ def _sizes(value: Any) -> Any:
     return {k: sorted({min(int(n), TRAIN) for n in v}) for k, v in value.items()}
 
 
-# parameter -> how the dry run caps it (parameters not listed run as the YAML writes them)
-CAPS: dict[str, Callable[[Any], Any]] = {
-    "seeds": _seeds, "cot_seeds": _seeds, "college_seeds": _seeds, "robustness_seeds": _seeds, "mdl_seeds": _seeds,
-    "max_test_per_level": _cap(TEST_PER_LEVEL), "all_to_all_max_test_per_level": _cap(TEST_PER_LEVEL),
-    "cot_max_test_per_level": _cap(COT_TEST_PER_LEVEL), "grid_max_test_per_level": _cap(TEST_PER_LEVEL),
-    "robustness_max_test_per_level": _cap(TEST_PER_LEVEL), "college_max_test": _cap(TEST_PER_LEVEL),
-    "sanity_check_items": lambda v: min(int(v), TEST_PER_LEVEL) if v else v, "n_test": _cap(TEST_PER_LEVEL),
-    "mdl_max_items": _per_dataset(MDL_ITEMS), "mdl_max_holdout": _cap(MDL_HOLDOUT),
-    "mdl_subset_sizes": lambda v: [n for n in v if n <= max(MDL_SIZES)] or list(MDL_SIZES), "n_boot": _cap(N_BOOT),
-    "k_shot": _per_dataset(SHOTS), "cot_k_shot": _per_dataset(SHOTS), "robustness_k_shot": _per_dataset(SHOTS),
-    "college_k": _cap(SHOTS),
-    "n_train": _per_dataset(TRAIN), "cot_n_train": _per_dataset(COT_TRAIN), "sizes": _sizes, "few_easy": _cap(TRAIN),
-    "method_options": _options, "cot_method_options": _options,
+# what a parameter counts (``schema.Size``, declared by its settings field) -> how the dry run caps it
+CAP_OF: dict[Size, Callable[[Any], Any]] = {
+    Size.SEEDS: _seeds, Size.TEST_ITEMS: _cap(TEST_PER_LEVEL), Size.COT_TEST_ITEMS: _cap(COT_TEST_PER_LEVEL),
+    Size.SANITY_ITEMS: lambda v: min(int(v), TEST_PER_LEVEL) if v else v,
+    Size.SHOTS: _per_dataset(SHOTS), Size.TRAIN: _per_dataset(TRAIN), Size.COT_TRAIN: _per_dataset(COT_TRAIN),
+    Size.CURVE: _sizes, Size.OPTIONS: _options,
+    Size.MDL_ITEMS: _per_dataset(MDL_ITEMS), Size.MDL_HOLDOUT: _cap(MDL_HOLDOUT),
+    Size.MDL_SIZES: lambda v: [n for n in v if n <= max(MDL_SIZES)] or list(MDL_SIZES), Size.BOOT: _cap(N_BOOT),
     # the easy-to-hard evaluators
-    "n_samples": _per_dataset(SAMPLES), "n_train_samples": _per_dataset(SAMPLES),
-    "test_problems": _per_dataset(PROBLEMS), "train_problems": _per_dataset(PROBLEMS),
-    "generator_k": _per_dataset(SHOTS),
-    "max_new_tokens": _per_dataset(NEW_TOKENS), "evaluator_n": _nested(PROBLEMS * SAMPLES), "evaluator_seeds": _seeds,
-    "evaluator_options": _options,
+    Size.SAMPLES: _per_dataset(SAMPLES), Size.PROBLEMS: _per_dataset(PROBLEMS),
+    Size.NEW_TOKENS: _per_dataset(NEW_TOKENS),
+    Size.EVALUATOR_N: _nested(PROBLEMS * SAMPLES),
 }
+# parameter -> its cap (parameters that count nothing run as the YAML writes them)
+CAPS: dict[str, Callable[[Any], Any]] = {name: CAP_OF[size] for name, size in settings.sizes().items()}
 
 
 def cap_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:

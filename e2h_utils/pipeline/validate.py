@@ -8,316 +8,35 @@ cell would miss (a method with no seeds, ICL on a dataset with no ``k_shot``). E
 the file, the key and what is valid, so it can be fixed before minutes of computing are spent.
 ``reproduce.run`` calls it for every notebook of a profile and stops if any has a problem.
 
-Rules are by parameter name (the notebooks share their vocabulary); a key with no rule is
-accepted as the notebook's own business.
+Rules are by parameter name (the notebooks share their vocabulary) and come from the typed settings:
+each field declares its check (``experiments.schema``), and the settings run the same checks when a
+notebook builds them. A key no notebook's settings declare is accepted as the notebook's own business.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, cast
+from typing import Any, Iterable, Mapping, cast
 
 import pandas as pd
 
 from e2h_utils import paths
 from e2h_utils.data import datasets
-from e2h_utils.data import hardness, prompts
-from e2h_utils.engine import models
-from e2h_utils.experiments import mdl, plans, settings, split
-from e2h_utils.experiments.spec import POOLS, ExperimentSpec, SpecError, TestSelection
+from e2h_utils.data import hardness
+from e2h_utils.experiments import plans, schema, settings, split
+from e2h_utils.experiments.spec import ExperimentSpec, TestSelection
 from e2h_utils.methods import base as methods
 from e2h_utils.methods import noise
 
 Problem = str
+Invalid = schema.Invalid
+MAX_FOLDS = schema.MAX_FOLDS
 
-
-class Invalid(ValueError):
-    """A parameter value that a notebook cannot use."""
-
-
-# --- small type rules ----------------------------------------------------------------------------
-
-
-def _int(value: Any, minimum: int | None = None, maximum: tuple[int, str] | None = None) -> int:
-    """An integer >= ``minimum``; ``maximum``: (the most any run needs, what is counted)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise Invalid(f"expected an integer, got {value!r} ({type(value).__name__})")
-    if minimum is not None and value < minimum:
-        raise Invalid(f"expected an integer >= {minimum}, got {value}")
-    if maximum is not None and int(value) > maximum[0]:
-        _too_many(value, *maximum)
-    return int(value)
-
-
-def _number(value: Any, low: float | None = None, high: float | None = None, *, open_low: bool = False,
-            open_high: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise Invalid(f"expected a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(float(value)):  # .nan passes every comparison below
-        raise Invalid(f"expected a finite number, got {value!r}")
-    if low is not None and (value < low or (open_low and value == low)):
-        raise Invalid(f"expected a number {'>' if open_low else '>='} {low}, got {value}")
-    # numbers.Real declares only __lt__ and __le__, so mypy rejects ``value > high`` (every real type has it)
-    if high is not None and (value > high or (open_high and value == high)):  # type: ignore[operator]
-        raise Invalid(f"expected a number {'<' if open_high else '<='} {high}, got {value}")
-    return float(value)
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid(f"expected true or false, got {value!r}")
-    return value
-
-
-def _optional_int(value: Any, minimum: int = 1) -> None:
-    if value is not None:
-        _int(value, minimum)
-
-
-MAX_FOLDS = 100  # cross-fitting: trainings per seed (1 / test_fraction)
-MAX_BOOT = 1_000_000  # bootstrap draws: the paper's 10,000 and far beyond, short of an array no machine holds
-
-
-def _too_many(value: Any, limit: int, what: str) -> None:
-    raise Invalid(f"{value!r} {what} is more than any run needs (at most {limit:,}); the paper uses 10,000")
-
-
-def _list(value: Any, item: Callable[[Any], Any], *, non_empty: bool = True) -> list:
-    if not isinstance(value, list):
-        raise Invalid(f"expected a list, got {value!r} ({type(value).__name__})")
-    if non_empty and not value:
-        raise Invalid("expected a non-empty list")
-    for element in value:
-        item(element)
-    repeated = sorted({repr(x) for k, x in enumerate(value) if x in value[:k]})
-    if repeated:  # a repeated seed, rate or method would be read once or run and counted twice
-        raise Invalid(f"{', '.join(repeated)} given more than once in {value!r}: give each once")
-    return value
-
-
-def _mapping(value: Any, key: Callable[[Any], Any], item: Callable[[Any], Any]) -> Mapping:
-    if not isinstance(value, Mapping):
-        raise Invalid(f"expected a mapping (key: value), got {value!r} ({type(value).__name__})")
-    for k, v in value.items():
-        key(k)
-        try:
-            item(v)
-        except Invalid as error:
-            raise Invalid(f"{k}: {error}") from None
-    return value
-
-
-def _one_of(valid: Iterable[str] | Callable[[], Iterable[str]], what: str) -> Callable[[Any], str]:
-    """A check that a value is one of ``valid`` (a callable: read at each check, e.g. the methods
-    registered so far)."""
-    def check(value: Any) -> str:
-        names = tuple(valid() if callable(valid) else valid)
-        if value not in names:
-            raise Invalid(f"unknown {what} {value!r}; valid: {', '.join(names)}")
-        return value
-
-    return check
-
-
-_dataset = _one_of(datasets.DATASETS, "dataset")
-_method = _one_of(methods.kinds, "method")
-_answer_scoring = _one_of(lambda: methods.kinds(chain_of_thought=False), "answer-scoring method")
-_chain_of_thought = _one_of(lambda: methods.kinds(chain_of_thought=True), "chain-of-thought method")
-SEED_MAX = 2**32 - 1  # numpy's and torch's seeding take it, and a stored result's int64 column holds it
-
-
-def _seed(value: Any) -> int:
-    seed = _int(value, 0)
-    if seed > SEED_MAX:
-        raise Invalid(f"expected a seed between 0 and {SEED_MAX} (2**32 - 1), got {seed}")
-    return seed
-
-
-_seed_list = lambda value: _list(value, _seed)  # noqa: E731
-
-
-def _model(value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise Invalid(f"expected a model name (embedded, a local folder or a Hub id), got {value!r}")
-    try:
-        models.resolve_source(models.ModelSpec(name=value))
-    except models.ModelSpecError as error:
-        raise Invalid(str(error)) from None
-
-
-def _measures(value: Any, datasets: Iterable[str] = datasets.DATASETS) -> None:
-    def names(dataset):
-        def check(measures):
-            _list(measures, lambda m: None)
-            for measure in measures:
-                try:
-                    hardness.get_measure(dataset, measure)
-                except KeyError as error:
-                    raise Invalid(str(error.args[0])) from None
-        return check
-
-    if not isinstance(value, Mapping):
-        raise Invalid(f"expected a mapping dataset -> [measures], got {value!r}")
-    for dataset, measures in value.items():
-        _one_of(datasets, "dataset")(dataset)
-        try:
-            names(dataset)(measures)
-        except Invalid as error:
-            raise Invalid(f"{dataset}: {error}") from None
-
-
-def _targets(value: Any) -> None:
-    try:
-        settings.parse_targets(value)
-    except ValueError as error:
-        raise Invalid(str(error)) from None
-
-
-def _sources(value: Any) -> None:
-    if not isinstance(value, Mapping) or not value:
-        raise Invalid(f"expected a non-empty mapping name -> source, got {value!r}")
-    try:
-        settings.parse_sources(value)
-    except ValueError as error:
-        raise Invalid(str(error)) from None
-
-
-def _k_shot(value: Any) -> None:
-    if isinstance(value, Mapping):
-        _mapping(value, _dataset, lambda k: _int(k, 1))
-    else:
-        _int(value, 1)
-
-
-def _seeds(value: Any) -> None:
-    if isinstance(value, Mapping):
-        _mapping(value, _method, _seed_list)
-    else:
-        _seed_list(value)
-
-
-def _method_options() -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if not isinstance(value, Mapping):
-            raise Invalid(f"expected a mapping method -> {{option: value}}, got {value!r}")
-        for method, options in value.items():
-            _method(method)
-            if not isinstance(options, Mapping):
-                raise Invalid(f"{method}: expected a mapping of options, got {options!r}")
-            try:
-                methods.build(method, 1, dict(options))
-            except (methods.MethodError, SpecError, ValueError, TypeError) as error:
-                raise Invalid(f"{method}: {error}") from None
-    return check
-
-
-def _mdl_learners(value: Any) -> None:
-    if not isinstance(value, Mapping):
-        raise Invalid(f"expected a mapping dataset -> [learners], got {value!r}")
-    for dataset, learners in value.items():
-        _list(learners, _one_of(mdl.LEARNERS, "MDL learner"))
-        for learner in learners:
-            try:
-                mdl.MDLSpec(dataset=dataset, learner=learner)
-            except SpecError as error:
-                raise Invalid(f"{dataset}: {error}") from None
-
-
-def _evaluator_datasets(value: Any) -> None:
-    """dataset -> one hardness measure, for datasets with a chain-of-thought format (they are sampled)."""
-    if not isinstance(value, Mapping) or not value:
-        raise Invalid(f"expected a non-empty mapping dataset -> measure, got {value!r}")
-    for dataset, measure in value.items():
-        _one_of(tuple(prompts.DEFAULT_COT_FORMAT), "dataset with a chain-of-thought format")(dataset)
-        try:
-            hardness.get_measure(dataset, measure)
-        except KeyError as error:
-            raise Invalid(f"{dataset}: {error.args[0]}") from None
-
-
-def _column(value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise Invalid(f"expected the name of a boolean column marking the test set (MATH: math500), got {value!r}")
-
-
-_per_sampled = lambda item: lambda v: _mapping(v, _one_of(tuple(prompts.DEFAULT_COT_FORMAT), "dataset"), item)  # noqa: E731
-_evaluator = _one_of(("probe", "qlora"), "evaluator")
-
-RULES: dict[str, Callable[[Any], Any]] = {
-    "model": _model,
-    "models_to_compare": lambda v: _list(v, _model),
-    "robustness_models": lambda v: _list(v, _model, non_empty=False),
-    "college_models": lambda v: _list(v, _model),
-    "mdl_hardness_models": lambda v: _list(v, _model, non_empty=False),
-    "model_dtype": _one_of(models.DTYPES, "dtype"),
-    "model_quantization": _one_of(models.QUANTIZATIONS, "quantization"),
-    "mdl_model_quantization": _one_of(models.QUANTIZATIONS, "quantization"),
-    "dataset": _dataset,
-    "datasets": lambda v: _list(v, _dataset),
-    "measures": _measures,
-    "method_measures": lambda v: _mapping(v, _answer_scoring, _measures),
-    "cot_measures": lambda v: _measures(v, tuple(prompts.DEFAULT_COT_FORMAT)),
-    "methods": lambda v: _list(v, _answer_scoring),
-    "cot_methods": lambda v: _list(v, _chain_of_thought, non_empty=False),
-    "runs": _targets, "curves": _targets, "grid": _targets, "sweeps_to_run": _targets, "robustness_runs": _targets,
-    "k_shot": _k_shot,
-    "cot_k_shot": lambda v: _mapping(v, _dataset, lambda k: _int(k, 1)),
-    "robustness_k_shot": lambda v: _mapping(v, _dataset, lambda k: _int(k, 1)),
-    "n_train": lambda v: _mapping(v, _method, lambda n: _int(n, 1)),
-    "cot_n_train": lambda v: _mapping(v, _method, lambda n: _int(n, 1)),
-    "seeds": _seeds,
-    "cot_seeds": lambda v: _mapping(v, _method, _seed_list),
-    "college_seeds": _seed_list, "robustness_seeds": _seed_list, "mdl_seeds": _seed_list,
-    "method_options": _method_options(),
-    "cot_method_options": _method_options(),
-    "test_fraction": lambda v: _number(v, 0.0, 1.0, open_low=True, open_high=True),
-    "max_test_per_level": _optional_int, "all_to_all_max_test_per_level": _optional_int,
-    "cot_max_test_per_level": _optional_int, "grid_max_test_per_level": _optional_int,
-    "college_max_test": _optional_int, "robustness_max_test_per_level": _optional_int,
-    "test_levels": lambda v: _list(v, _one_of(hardness.LEVELS, "test level")),
-    "grid_train_levels": lambda v: _list(v, _one_of(("none", *POOLS), "training level")),
-    "split_seed": _seed, "bootstrap_seed": _seed,
-    "n_boot": lambda v: _int(v, 1, (MAX_BOOT, "bootstrap draws")),
-    "all_to_all": _bool, "cross_fit": _bool,
-    "sanity_check_items": lambda v: _int(v, 0),
-    "sanity_check_formats": lambda v: _list(v, _one_of(prompts.FORMATS, "prompt format"), non_empty=False),
-    "demonstrations": lambda v: _list(v, _method, non_empty=False),
-    "demonstration_datasets": lambda v: _list(v, _dataset, non_empty=False),
-    "prompt_formats": lambda v: _mapping(v, _one_of(tuple(prompts.DEFAULT_FORMAT), "answer-scored dataset"),
-                                         _one_of(prompts.FORMATS, "prompt format")),
-    "prompt_format": lambda v: None if v is None else _one_of(prompts.FORMATS, "prompt format")(v),
-    "rates": lambda v: _list(v, lambda p: _number(p, 0.0, 1.0)),
-    "hard_multiplier": lambda v: _number(v, 1.0),  # hard labels at least as noisy as easy ones (the paper: 2)
-    "sizes": lambda v: _mapping(v, _method, lambda s: _list(s, lambda n: _int(n, 0))),
-    "label_costs": lambda v: _mapping(v, _one_of(("easy", "medium", "hard", "all"), "training level"),
-                                      lambda c: _number(c, 0.0, open_low=True)),
-    "few_easy": lambda v: _int(v, 1),
-    "college_sources": _sources,
-    "college_k": lambda v: _int(v, 1),
-    "mdl_learners": _mdl_learners,
-    "mdl_max_items": lambda v: _mapping(v, _one_of(mdl.MC_DATASETS, "MDL dataset"), lambda n: _optional_int(n, 2)),
-    "mdl_subset_sizes": lambda v: _list(v, lambda n: _int(n, 1)),
-    "mdl_max_holdout": lambda v: _optional_int(v, 1),
-    "n_test": lambda v: _int(v, 1),
-    # the easy-to-hard evaluators
-    "evaluator_datasets": _evaluator_datasets,
-    "fixed_test": _per_sampled(_column),
-    "n_samples": _per_sampled(lambda n: _int(n, 1)), "n_train_samples": _per_sampled(_optional_int),
-    "temperature": lambda v: _number(v, 0.0, open_low=True), "top_k": _optional_int,
-    "top_p": lambda v: _number(v, 0.0, 1.0, open_low=True), "generator_k": _per_sampled(lambda k: _int(k, 0)),
-    "max_new_tokens": _per_sampled(_optional_int), "sampling_seed": _seed,
-    "test_problems": _per_sampled(_optional_int), "train_problems": _per_sampled(lambda n: _int(n, 1)),
-    "evaluators": lambda v: _mapping(v, _evaluator, lambda names: _list(names, _dataset)),
-    "evaluator_n": lambda v: _mapping(v, _evaluator, lambda n: _mapping(n, _dataset, lambda m: _int(m, 1))
-                                      if isinstance(n, Mapping) else _int(n, 1)),
-    "evaluator_seeds": lambda v: _mapping(v, _evaluator, _seed_list),
-    "evaluator_options": _method_options(),
-    "train_levels": lambda v: _list(v, _one_of(("easy", "hard", "all"), "evaluator training level")),
-}
+# parameter name -> its check: declared by each field of the notebooks' typed settings (``schema.param``)
+RULES = settings.rules()
 
 
 # --- settings one cell needs from another -------------------------------------------------------------
