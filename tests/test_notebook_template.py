@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -57,3 +58,13 @@ def test_notebook_follows_the_template(name):
     for cell in code:  # orchestration lives in the package: no loops over the grid, no timing bookkeeping
         assert "time.perf_counter" not in cell.source and "for method in" not in cell.source, cell.source[:80]
         assert not cell.get("outputs") and cell.get("execution_count") is None, "committed without outputs"
+    for cell in code[1:]:  # no loop, function or file bookkeeping of the notebook's own: the package owns them
+        statements = "\n".join(line.split("#")[0] for line in cell.source.splitlines())
+        assert not re.search(r"\b(for|while|def|lambda)\b", statements), f"{name}: a loop or function in a cell: " \
+            f"{cell.source[:120]}"
+        assert "written" not in statements and ".to_parquet(" not in statements and "save_figure(" not in statements, \
+            f"{name}: write tables and figures through outputs.Outputs (out.table / out.figure): {cell.source[:120]}"
+    reading = "\n".join(line.split("#")[0] for c in code[1:] for line in c.source.splitlines())
+    shown = re.search(r"plans\.table\(|cfg\.mdl\.table\(|evaluation\.plan_table\(", reading)
+    runs = re.search(r"run_all\(|run_for_models\(|samples_of\(|per_model\.table\(", reading)
+    assert shown and runs and shown.start() < runs.start(), f"{name}: the plan is shown as a table before it runs"

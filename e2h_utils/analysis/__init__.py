@@ -8,4 +8,7 @@
 - ``plots``           the figure style and savers, the main figures
 - ``rq_plots``        figures of the RQ1 / RQ3 / RQ4 notebooks
 - ``takeaways``       the sentences each notebook ends with, computed from the result table
+- ``outputs``         a notebook's output folder: tables and figures written and recorded
+- ``per_model``       one plan per model, run and tabled one model in memory at a time
+- ``provenance``      where a notebook's numbers came from (``provenance.json``)
 """

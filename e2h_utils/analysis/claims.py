@@ -504,10 +504,10 @@ def table(notebook: str, tables: Tables) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "the paper says", "where", "this run", "verdict", "rule"])
 
 
-def correlation_summary(matrices: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
+def correlation_summary(correlations: hardness_stats.Correlations) -> pd.DataFrame:
     """Per dataset: the median |ρ| over the pairs of its measures and how many pairs (claim H1)."""
     rows = []
-    for dataset, (rho, _) in matrices.items():
+    for dataset, rho in correlations.matrices.items():
         rows.append({"dataset": dataset, "median_abs_rho": hardness_stats.median_abs_correlation(rho),
                      "pairs": int(hardness_stats.abs_correlations(rho).size)})
     return pd.DataFrame(rows, columns=["dataset", "median_abs_rho", "pairs"])

@@ -102,6 +102,21 @@ def table(samples: pd.DataFrame, scores: Mapping[tuple[str, str], pd.DataFrame],
     return pd.DataFrame(rows)
 
 
+def per_dataset(samples: pd.DataFrame, scores: Mapping[Any, pd.DataFrame], datasets: Mapping[str, str], *,
+                model: str, bootstrap: Bootstrap = Bootstrap()) -> pd.DataFrame:
+    """``table`` of every dataset in ``datasets`` (dataset -> measure), one after another: its test
+    problems' samples (``sample_table``'s rows with ``problems == "test"``) and the scores of its
+    evaluator specs (``EvaluatorRunner.run_all``, keyed by ``EvaluatorSpec``)."""
+    parts = []
+    for dataset, measure in datasets.items():
+        test = samples[(samples["dataset"] == dataset) & (samples["problems"] == "test")]
+        ranked = {(spec.evaluator.kind, spec.train_level): frame for spec, frame in scores.items()
+                  if spec.candidates.dataset == dataset}
+        parts.append(table(test.drop(columns=["dataset", "problems"]), ranked,
+                           labels={"model": model, "dataset": dataset, "measure": measure}, bootstrap=bootstrap))
+    return pd.concat(parts, ignore_index=True)
+
+
 def sample_table(samples: Mapping[str, Mapping[str, pd.DataFrame]]) -> pd.DataFrame:
     """``{dataset: {problem set: samples}}`` (``EvaluatorRunner.samples`` per dataset) as one
     table with ``dataset`` and ``problems`` columns."""

@@ -2,20 +2,24 @@
 
 - ``measure_columns``: the registered measures of a dataset that have values in a frame;
 - ``spearman``: their rank correlations (pairwise-complete, with the number of pairs);
+- ``correlations``: every dataset's matrix, its strongest pairs and the tables written of them;
 - ``accuracy_by_level``: accuracy per measure and level with bootstrap 95% CIs (``point``,
   ``lo``, ``hi``, as in the result table); the zero-shot scores it reads come from
-  ``experiments.mdl.zero_shot_items``.
+  ``experiments.mdl.zero_shot_items`` (``zero_shot_by_level`` does both, on the items MDL scored).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from e2h_utils.analysis import metrics
 from e2h_utils.data import hardness
+from e2h_utils.engine.models import LoadedModel
+from e2h_utils.experiments import mdl
 
 
 def measure_columns(frame: pd.DataFrame, dataset: str, extra: Sequence[str] = ()) -> dict[str, str]:
@@ -49,6 +53,48 @@ def spearman(frame: pd.DataFrame, columns: dict[str, str], min_pairs: int = 10) 
     return rho, pairs
 
 
+@dataclass(frozen=True)
+class Correlations:
+    """Each dataset's Spearman matrix between its measures, and the number of items behind each pair."""
+
+    matrices: dict[str, pd.DataFrame]  # dataset -> rho
+    pairs: dict[str, pd.DataFrame]  # dataset -> complete pairs
+
+    def strongest(self, top: int = 3) -> pd.DataFrame:
+        """The ``top`` pairs of each dataset by |rho|."""
+        parts = [strongest_pairs(rho, self.pairs[dataset], top=top).assign(dataset=dataset)
+                 for dataset, rho in self.matrices.items()]
+        columns = ["dataset", "measure a", "measure b", "rho", "items"]
+        return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``spearman_<dataset>``: each matrix, rounded, with the measure as its first column."""
+        return {f"spearman_{dataset}": rho.round(3).reset_index(names="measure")
+                for dataset, rho in self.matrices.items()}
+
+
+def correlations(frames: Mapping[str, pd.DataFrame], datasets: Sequence[str]) -> Correlations:
+    """The Spearman correlations between the measures of each dataset (``measure_columns``)."""
+    matrices, pairs = {}, {}
+    for dataset in datasets:
+        matrices[dataset], pairs[dataset] = spearman(frames[dataset], measure_columns(frames[dataset], dataset))
+    return Correlations(matrices, pairs)
+
+
+def zero_shot_by_level(lm: LoadedModel, frames: Mapping[str, pd.DataFrame], scored: Mapping[str, pd.DataFrame], *,
+                       n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Zero-shot accuracy by level of every measure (``accuracy_by_level``), on the items of each
+    dataset that MDL scored (``scored``: dataset -> ``experiments.mdl.mdl_scores``; the zero-shot
+    scores are stored and reused, ``mdl.zero_shot_items``). Empty when MDL scored nothing."""
+    parts = []
+    for dataset, scores in scored.items():
+        frame = frames[dataset]
+        zero = mdl.zero_shot_items(lm, frame[frame["id"].isin(scores["id"])], dataset)
+        parts.append(accuracy_by_level(frame, zero, dataset, list(measure_columns(frame, dataset)),
+                                       n_boot=n_boot, seed=seed))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def accuracy_by_level(frame: pd.DataFrame, correct: pd.DataFrame, dataset: str, measures: Sequence[str], *,
                       n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Accuracy (with a bootstrap 95% CI over items) per measure and easy / medium / hard level.
@@ -71,6 +117,11 @@ def accuracy_by_level(frame: pd.DataFrame, correct: pd.DataFrame, dataset: str, 
             rows.append({"dataset": dataset, "measure": name, "level": level, "point": estimate.point,
                          "lo": estimate.lo, "hi": estimate.hi, "n": int(values.size)})
     return pd.DataFrame(rows, columns=["dataset", "measure", "level", "point", "lo", "hi", "n"])
+
+
+def level_counts_of(frames: Mapping[str, pd.DataFrame], datasets: Sequence[str]) -> pd.DataFrame:
+    """``level_counts`` of each dataset, in one table."""
+    return pd.concat([level_counts(frames[dataset], dataset) for dataset in datasets], ignore_index=True)
 
 
 def level_counts(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:

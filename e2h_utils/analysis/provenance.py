@@ -3,7 +3,7 @@
 Every notebook starts a ``Log`` in its setup cell, adds each experiment runner when it is done
 with it (its model's identity, every run with its seconds and how many seeds it computed rather
 than read from the store), and writes the log in its last cell (collapsed, out of the reading
-path) with the files it wrote, its wall time and the machine it ran on (``host``: wall times from
+path) with the files it wrote (``outputs.Outputs``), its wall time and the machine it ran on (``host``: wall times from
 two machines compare only with their speeds beside them). ``make reproduce`` adds its own
 ``fingerprint.json`` (what the notebook's inputs were).
 """
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from e2h_utils.analysis.outputs import Outputs
 from e2h_utils.atomic import write_text
 
 FILE = "provenance.json"
@@ -41,8 +42,12 @@ class Log:
                        "seeds computed": t.computed} for t in runner.timings]
         runner.timings.clear()
 
-    def write(self, output_dir: Path | str, files: Iterable[Path] = (), **extra: Any) -> str:
-        """Write ``<output_dir>/provenance.json``; returns one line for the notebook's last cell."""
+    def write(self, output_dir: Outputs | Path | str, files: Iterable[Path] = (), **extra: Any) -> str:
+        """Write ``<output_dir>/provenance.json``; returns one line for the notebook's last cell.
+        ``output_dir`` may be the notebook's ``outputs.Outputs``: its folder, and the files it wrote."""
+        if isinstance(output_dir, Outputs):
+            files = [*output_dir.files, *files]
+            output_dir = output_dir.folder
         for name, (identity, status) in self._status.items():
             self.models[name] = {"identity": identity, "path": status.path or "not loaded (results read back)",
                                  "device": status.device or "none", "architecture": status.architecture or "none"}

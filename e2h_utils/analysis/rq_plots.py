@@ -255,6 +255,18 @@ def plot_sources(table: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+def plot_sources_by_model(result: pd.DataFrame, models: Sequence[str], k: int,
+                          stem: str = "third_grade_to_college") -> dict[str, Figure]:
+    """``plot_sources`` of each model's rows of ``result``, named ``stem`` for the first (the headline
+    model) and ``<stem>_model<i>`` for the i-th after it."""
+    figs = {}
+    for position, name in enumerate(models):
+        table = result[result["model"] == name].reset_index(drop=True)
+        title = f"{name}: MMLU college test items ({int(table['n_items'].iloc[0])}), k = {k}"
+        figs[stem if position == 0 else f"{stem}_model{position + 1}"] = plot_sources(table, title)
+    return figs
+
+
 def plot_by_model(result: pd.DataFrame, models: Sequence[str]) -> Figure:
     """Hard-test accuracy (unsupervised / easy / hard, with CIs) across models in the given
     order, one panel per dataset / measure / method. With one model the x axis has one point."""

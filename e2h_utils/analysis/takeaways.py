@@ -49,12 +49,12 @@ def live_experiment(result: pd.DataFrame, target: float = 5.0) -> str:
     return "\n".join(lines)
 
 
-def hardness_measures(matrices: dict[str, tuple[pd.DataFrame, pd.DataFrame]], strongest: pd.DataFrame,
-                      by_level: pd.DataFrame) -> str:
+def hardness_measures(correlations: hardness_stats.Correlations, by_level: pd.DataFrame) -> str:
     """Per dataset: the median |rho| and the strongest pair; per measure: whether zero-shot
     accuracy is clearly lower on its hard items."""
     lines = []
-    for dataset, (rho, _) in matrices.items():
+    strongest = correlations.strongest()
+    for dataset, rho in correlations.matrices.items():
         top = strongest[strongest["dataset"] == dataset]
         best = (f"strongest pair: {top.iloc[0]['measure a']} vs {top.iloc[0]['measure b']} (rho = "
                 f"{top.iloc[0]['rho']:.2f}, {top.iloc[0]['items']} items)" if len(top) else "no pair with enough items")

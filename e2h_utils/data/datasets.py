@@ -460,6 +460,11 @@ def tidy(df: pd.DataFrame, name: str, extra_measures: pd.DataFrame | None = None
     return hardness.add_level_columns(df, name)
 
 
+def load_datasets(names: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """name -> ``load_dataset(name)``, each name once, in the order given."""
+    return {name: load_dataset(name) for name in dict.fromkeys(names)}
+
+
 def load_dataset(name: str, extra_measures: pd.DataFrame | None = None) -> pd.DataFrame:
     """The tidy frame of one dataset (see the module docstring for its columns).
 

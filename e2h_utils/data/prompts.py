@@ -28,6 +28,8 @@ import string
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from e2h_utils.data import hardness
+
 Row = Mapping[str, Any]
 
 
@@ -86,6 +88,21 @@ FORMATS: dict[str, PromptFormat] = {
 }
 
 DEFAULT_FORMAT = {"arc": "mc_lettered", "mmlu_stem5": "mc_lettered", "strategyqa": "qa_yes_no"}
+
+
+def one_per_level(frame: Any, measure: hardness.Measure, fmt: PromptFormat,
+                  levels: tuple[str, ...] = ("easy", "hard")) -> str:
+    """The first item of each of ``levels`` (``hardness.assign_levels`` of ``measure``) as ``fmt``
+    writes it for the model, under a line naming its level and its value of the measure."""
+    assigned = hardness.assign_levels(frame, measure)
+    shown = []
+    for level in levels:
+        row = frame[assigned == level].iloc[0]
+        article = "an" if level[0] in "aeiou" else "a"
+        value = f"{measure.name} {row[measure.column]:g}"
+        shown.append(f"--- {article} {level} question ({value}) as the model sees it ---\n"
+                     f"{fmt.example(row.to_dict())}\n")
+    return "\n".join(shown)
 
 
 def get_format(name: str | None, dataset: str | None = None) -> PromptFormat:

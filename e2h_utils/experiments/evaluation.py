@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, cast
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 import pandas as pd
 
@@ -197,6 +197,17 @@ def evaluator_payload(spec: EvaluatorSpec, model_identity: str, frame: pd.DataFr
             "version": [evaluators.EVALUATOR_VERSION, spec.evaluator.train_version()]}
 
 
+def plan_table(specs: Sequence[EvaluatorSpec]) -> pd.DataFrame:
+    """Every evaluator of a plan, one row each, before anything runs: its candidates (dataset, N per
+    test problem, test and training problems), its kind and size, its training level and seeds."""
+    rows = [{"model": spec.candidates.model, "dataset": spec.candidates.dataset, "measure": spec.candidates.measure,
+             "N": spec.candidates.sampling.n, "test problems": spec.candidates.test.max_per_level or "all",
+             "training problems": spec.candidates.train_problems, "evaluator": spec.evaluator.kind,
+             "training samples": spec.evaluator.size, "trained on": spec.train_level, "seeds": len(spec.seeds)}
+            for spec in specs]
+    return pd.DataFrame(rows)
+
+
 class EvaluatorRunner(ModelRunner[EvaluatorSpec]):
     """Samples candidates and trains evaluators on one loaded model (the generator, whose hidden
     states and adapters the evaluators use too), reusing every stored result."""
@@ -218,6 +229,10 @@ class EvaluatorRunner(ModelRunner[EvaluatorSpec]):
         return samples_payload(candidates, problems, self.lm.identity, self.frame(candidates.dataset))
 
     # --- sampling ------------------------------------------------------------------------------
+
+    def samples_of(self, candidate_sets: Mapping[str, Candidates]) -> dict[str, dict[str, pd.DataFrame]]:
+        """``samples`` of each candidate set, by its name (a notebook's: by dataset)."""
+        return {name: self.samples(candidates) for name, candidates in candidate_sets.items()}
 
     def samples(self, candidates: Candidates) -> dict[str, pd.DataFrame]:
         """One row per (problem, sample) of every problem set (``PROBLEM_SETS``), stored per set."""

@@ -279,6 +279,16 @@ def mdl_scores(confidences: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def scores_by_dataset(confidences: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """dataset -> ``mdl_scores`` of its items (empty when nothing was scored)."""
+    return {dataset: mdl_scores(part) for dataset, part in confidences.groupby("dataset", sort=False)}
+
+
+def scores_table(scored: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every dataset's ``mdl_scores`` in one table, with a ``dataset`` column (what the notebook stores)."""
+    return pd.concat([scores.assign(dataset=dataset) for dataset, scores in scored.items()])
+
+
 def specs_for(model: str, learners: dict[str, Sequence[str]], *, max_items: dict[str, int | None] | None = None,
               max_holdout: int | None = None, subset_sizes: Sequence[int] = DEFAULT_SIZES,
               seeds: Sequence[int] = DEFAULT_SEEDS, probe: ProbeConfig | None = None,
@@ -307,6 +317,16 @@ class MDLSettings:
     max_holdout: int | None = None
     quantization: str = "none"
     dtype: str = "auto"
+
+    def table(self) -> pd.DataFrame:
+        """Every MDL run, one row each (hardness model, dataset, learner, items scored, subset sizes,
+        seeds), before anything runs."""
+        rows = [{"model": model, "dataset": spec.dataset, "learner": spec.learner,
+                 "items scored": spec.max_items or "all",
+                 "subset sizes": "-" if spec.learner not in TRAINED else ", ".join(map(str, spec.subset_sizes)),
+                 "seeds": 1 if spec.learner not in TRAINED else len(spec.seeds)}
+                for model in self.hardness_models for spec in self.specs(model)]
+        return pd.DataFrame(rows, columns=["model", "dataset", "learner", "items scored", "subset sizes", "seeds"])
 
     def specs(self, model: str) -> list[MDLSpec]:
         quantization = as_spec(model, quantization=self.quantization).resolved_quantization

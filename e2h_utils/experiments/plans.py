@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence, Union
 
+import pandas as pd
+
 from e2h_utils.data import hardness
 from e2h_utils.experiments.spec import (
     ExperimentSpec,
@@ -85,6 +87,19 @@ def specs(plan: Iterable[Entry]) -> list[ExperimentSpec]:
     return list(dict.fromkeys(spec for entry in plan for spec in entry.specs))
 
 
+def table(plan: Iterable[Entry]) -> pd.DataFrame:
+    """The runs of a plan, one row each, before anything runs: what a notebook is about to compute
+    or read back (each run's seeds are stored and reused)."""
+    rows = [{"model": spec.model, "dataset": spec.dataset, "measure": spec.measure, "method": spec.method.kind,
+             "size": spec.method.size,
+             "trained on": spec.train_level if spec.train_source is None else spec.train_source.label,
+             "label noise": spec.label_noise, "prompt": spec.prompt_format or "authors'",
+             "seeds": len(spec.run_seeds), "test levels": "/".join(spec.test.levels),
+             "test items per level": spec.test.max_per_level or "all"}
+            for spec in specs(plan)]
+    return pd.DataFrame(rows)
+
+
 # --- one experiment ------------------------------------------------------------------------------
 
 def run(dataset: str, measure: str, method: Method, pool: str | TrainSource | None, *, seeds: Sequence[int],
@@ -126,6 +141,11 @@ def answer_rules(entry: Comparison, rules: Sequence[str]) -> list[Comparison]:
 
 
 # --- RQ3 and RQ4 sweeps ----------------------------------------------------------------------------
+
+def by_answer_rule(plan: Iterable[Comparison], rules: Sequence[str]) -> list[Comparison]:
+    """``answer_rules`` of every comparison of a chain-of-thought plan."""
+    return [entry for comparison in plan for entry in answer_rules(comparison, rules)]
+
 
 def learning_curve(dataset: str, measure: str, method: Method, sizes: Sequence[int], *, seeds: Sequence[int],
                    model: str, test: TestSelection, pools: Sequence[str] = ("easy", "hard"),

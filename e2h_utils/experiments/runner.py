@@ -95,6 +95,10 @@ class ModelRunner(Generic[SpecT]):
             self.frames[dataset] = datasets.load_dataset(dataset)
         return self.frames[dataset]
 
+    def frames_of(self, datasets: Iterable[str]) -> dict[str, pd.DataFrame]:
+        """dataset -> ``frame(dataset)``, for each dataset named."""
+        return {dataset: self.frame(dataset) for dataset in dict.fromkeys(datasets)}
+
     def check(self, specs: Iterable[SpecT]) -> None:
         raise NotImplementedError
 

@@ -309,6 +309,11 @@ class EasyToHard(_Model, _Methods, _Split, _CrossFit, _Bootstrap, _MDL):
     def test(self) -> TestSelection:
         return _test(self, self.max_test_per_level, self.test_levels)
 
+    @property
+    def datasets(self) -> list[str]:
+        """Every dataset the notebook reads: its measures', its chain of thought's, ARC for the sanity check."""
+        return list(dict.fromkeys([*self.measures, *self.cot_measures, *(["arc"] if self.sanity_check_items else [])]))
+
     def cot_method(self, kind: str, dataset: str) -> Method:
         size = self.cot_k_shot[dataset] if kind in kinds(in_context=True) else self.cot_n_train[kind]
         return build(kind, size, self.cot_method_options.get(kind))
@@ -453,6 +458,11 @@ class TrainTestGap(_Model, _Methods, _Split, _CrossFit, _Bootstrap):
     college_seeds: Sequence[int] = param(s.seed_list, Size.SEEDS)
     college_max_test: int | None = param(s.test_cap, Size.TEST_ITEMS)
 
+    @property
+    def grid_datasets(self) -> list[str]:
+        """The datasets of the level grid (its levels are read from their frames)."""
+        return list(dict.fromkeys(dataset for _, dataset, _ in parse_targets(self.grid)))
+
     def grid_plan(self, frames: Frames | None = None) -> list[plans.Reading]:
         test = _test(self, self.grid_max_test_per_level, hardness.LEVELS)
         return [entry for dataset, measure, method in self.targets(self.grid)
@@ -588,6 +598,10 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
         return Candidates(dataset, self.evaluator_datasets[dataset], sampling, test=test,
                           train_problems=self.train_problems[dataset], train_n=self.n_train_samples.get(dataset),
                           model=self.model)
+
+    def candidate_sets(self) -> dict[str, Candidates]:
+        """dataset -> its ``candidates``, for every sampled dataset."""
+        return {dataset: self.candidates(dataset) for dataset in self.evaluator_datasets}
 
     def evaluator(self, kind: str, dataset: str) -> Method:
         sizes = self.evaluator_n[kind]
