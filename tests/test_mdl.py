@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from e2h_utils.experiments.runner import Runner
 from e2h_utils.experiments.spec import ExperimentSpec, SpecError
 from e2h_utils.experiments.spec import TestSelection as Selection  # pytest collects Test*
 from e2h_utils.experiments.mdl import MDLSpec, holdout_items, mdl_scores, nested_subsets, run_mdl, scored_items
-from e2h_utils.methods.base import ZeroShot
+from e2h_utils.methods.base import ICL, Probe, QLoRA, ZeroShot
 from e2h_utils.methods.probe import ProbeConfig
 from e2h_utils.methods.qlora import QLoRAConfig
 from e2h_utils.experiments.store import ResultStore
@@ -58,7 +60,7 @@ def test_spec_defaults_are_the_authors():
     spec = MDLSpec(dataset="arc", learner="probe")
     assert spec.subset_sizes == (5, 20, 80, 340, 900)  # main.py: supervision_n
     assert spec.seeds == (0, 1, 2, 3, 4)  # --num_bootstraps 5
-    assert spec.probe == ProbeConfig() and spec.column == "mdl_probe"
+    assert spec.learner == Probe(900, ProbeConfig()) and spec.column == "mdl_probe"  # a name becomes its typed learner
     assert MDLSpec(dataset="arc").column == "mdl" and MDLSpec(dataset="arc", learner="qlora").column == "mdl_qlora"
     assert len(mdl.PAPER_HARDNESS_MODELS) == 4
     normalised = MDLSpec(dataset="arc", learner="probe", subset_sizes=(20, 5, np.int64(5), 80), seeds=[np.int64(2), 1])
@@ -73,11 +75,11 @@ def test_payload():
     assert "seeds" not in payload and payload["config"]["l2"] == 1.0 and "train_version" in payload
     assert payload == MDLSpec(dataset="arc", learner="probe", seeds=(5,)).payload("model-x")
     assert MDLSpec(dataset="arc", learner="probe", subset_sizes=(5, 20)).payload("m") != probe.payload("m")
-    assert MDLSpec(dataset="arc", learner="probe", probe=ProbeConfig(epochs=3)).payload("m") != probe.payload("m")
+    assert MDLSpec(dataset="arc", learner=Probe(900, ProbeConfig(epochs=3))).payload("m") != probe.payload("m")
     zero = MDLSpec(dataset="arc").payload("m")
     assert zero["method"] == "mdl_zero_shot" and "subset_sizes" not in zero and "config" not in zero
     # the zero-shot MDL does not depend on the trained learners' settings
-    assert MDLSpec(dataset="arc", subset_sizes=(5,), probe=ProbeConfig(epochs=1)).payload("m") == zero
+    assert MDLSpec(dataset="arc", subset_sizes=(5,)).payload("m") == zero
 
 
 # --- items and subsets ---------------------------------------------------------------------
@@ -144,8 +146,8 @@ def test_probe_mdl_trains_on_the_holdout_only(tiny_lm, frame, tmp_path, monkeypa
         return real(spec, subsets, scored, feats, seed)
 
     monkeypatch.setattr(mdl, "_probe_confidences", spy)
-    spec = MDLSpec(dataset="arc", learner="probe", model=tiny_lm.spec.name, subset_sizes=(2, 6, 12), seeds=(0, 1),
-                   probe=ProbeConfig(epochs=5))
+    spec = MDLSpec(dataset="arc", learner=Probe(12, ProbeConfig(epochs=5)), model=tiny_lm.spec.name,
+                   subset_sizes=(2, 6, 12), seeds=(0, 1))
     out = run_mdl(tiny_lm, frame, spec, store=ResultStore(tmp_path), progress=False)
     holdout = set(frame.loc[frame["mdl_holdout"], "id"])
     assert len(out) == (N_ROWS - 12) * 3 * 2  # scored items x sizes x seeds
@@ -163,8 +165,8 @@ def test_probe_mdl_trains_on_the_holdout_only(tiny_lm, frame, tmp_path, monkeypa
 
 
 def test_trained_mdl_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
-    spec = MDLSpec(dataset="arc", learner="probe", model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
-                   probe=ProbeConfig(epochs=3))
+    spec = MDLSpec(dataset="arc", learner=Probe(4, ProbeConfig(epochs=3)), model=tiny_lm.spec.name,
+                   subset_sizes=(2, 4), seeds=(0,))
     store = ResultStore(tmp_path)
     first = run_mdl(tiny_lm, frame, spec, store=store, progress=False)
     monkeypatch.setattr(mdl, "_trained_seed", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
@@ -176,8 +178,8 @@ def test_trained_mdl_reuses_store(tiny_lm, frame, tmp_path, monkeypatch):
 def test_qlora_mdl_runs_on_the_holdout(tiny_lm, frame, tmp_path):
     # micro_batch: a run setting now
     config = QLoRAConfig(quantization="none", min_updates=1, min_epochs=1, max_batch=4)
-    spec = MDLSpec(dataset="arc", learner="qlora", model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
-                   max_items=6, qlora=config)
+    spec = MDLSpec(dataset="arc", learner=QLoRA(4, config), model=tiny_lm.spec.name, subset_sizes=(2, 4), seeds=(0,),
+                   max_items=6)
     out = run_mdl(tiny_lm, frame, spec, store=ResultStore(tmp_path), progress=False)
     assert len(out) == 6 * 2 and out["p_correct"].between(0, 1).all()
     assert not set(out["item_id"]) & set(frame.loc[frame["mdl_holdout"], "id"])
@@ -250,14 +252,32 @@ def test_paper_mdl_runs_each_hardness_model_at_the_authors_precision():
                   mdl_model_quantization="auto")
     options = settings.mdl_settings(SimpleNamespace(**values))
     assert (options.quantization, options.dtype) == ("auto", "authors")
-    quantization = {name: next(s for s in options.specs(name) if s.learner == "qlora").qlora.quantization
-                    for name in options.hardness_models}
+    qlora = {name: next(s.learner for s in options.specs(name) if isinstance(s.learner, QLoRA))
+             for name in options.hardness_models}
+    quantization = {name: learner.config.quantization for name, learner in qlora.items()}
     assert quantization == {"huggyllama/llama-7b": "8bit", "tiiuae/falcon-7b": "none",
                             "mistralai/Mistral-7B-v0.1": "8bit", "mosaicml/mpt-7b": "none"}
     # an 8-bit hardness model's QLoRA MDL keeps the key it had (QLoRAConfig() was its config)
-    llama = next(s for s in options.specs("huggyllama/llama-7b") if s.learner == "qlora")
+    llama = next(s for s in options.specs("huggyllama/llama-7b") if isinstance(s.learner, QLoRA))
     assert llama.payload("m") == MDLSpec("arc", "qlora", model="huggyllama/llama-7b", subset_sizes=(5,),
                                          seeds=(0,)).payload("m")
     assert "authors_batch" not in llama.payload("m")["config"]
     other = settings.mdl_settings(SimpleNamespace(**{**values, "mdl_model_quantization": "none"}))
     assert other.dtype == "auto"  # the embedded profile's MDL keeps its identity
+
+
+# Payloads of the string-learner MDLSpec (before learners were typed methods), recorded from that code:
+# the typed learners keep every stored MDL result's key.
+KEYS_BEFORE_TYPED_LEARNERS = json.loads((Path(__file__).parent / "mdl_keys.json").read_text())
+
+
+def test_typed_learners_keep_every_key_the_named_learners_had():
+    specs = {"arc_zero": MDLSpec("arc"), "arc_probe": MDLSpec("arc", "probe"), "arc_qlora": MDLSpec("arc", "qlora"),
+             "sqa_zero": MDLSpec("strategyqa", max_items=600),
+             "arc_probe_small": MDLSpec("arc", Probe(20), subset_sizes=(5, 20), seeds=(0, 1), max_holdout=40),
+             "arc_qlora_8bit": MDLSpec("arc", QLoRA(900, QLoRAConfig(quantization="8bit")))}
+    payloads = {name: spec.payload("model-x", "digest") for name, spec in specs.items()}
+    assert json.loads(json.dumps(payloads)) == KEYS_BEFORE_TYPED_LEARNERS  # as keys hash them: tuples are lists
+    assert mdl.specs_for("m", {"arc": ["zero_shot", "probe"]}, subset_sizes=(5, 20))[1].learner == Probe(20)
+    with pytest.raises(SpecError, match="MDL learner"):
+        MDLSpec("arc", learner=ICL(3))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from e2h_utils.pipeline import reproduce
+from e2h_utils.pipeline import profiles, reproduce
 from e2h_utils.pipeline import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_a_bad_value_from_the_shared_file_is_named_under_the_shared_file(tmp_pat
     with pytest.raises(ValueError) as info:
         reproduce.run("smoke")
     lines = [line.strip() for line in str(info.value).splitlines() if "n_boot" in line]
-    assert lines and all(line.startswith(f"{shared}: n_boot:") for line in lines), lines
+    assert len(lines) == 1 and lines[0].startswith(f"{shared}: n_boot:"), lines  # once, not once per notebook
     own = folder / "walkthrough.yaml"  # sets n_boot itself
     own.write_text(re.sub(r"(?m)^n_boot: .*$", "n_boot: -6", own.read_text()))
     with pytest.raises(ValueError) as info:
@@ -142,6 +142,13 @@ def test_a_bad_value_from_the_shared_file_is_named_under_the_shared_file(tmp_pat
     assert f"{folder / 'walkthrough.yaml'}: n_boot:" in str(info.value)
     assert f"{shared}: n_boot:" in str(info.value)  # the other notebooks still take it from the shared file
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_yaml_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    path = tmp_path / "label_noise.yaml"
+    path.write_bytes(b"include: _shared.yaml\nrates: [0.0, 0.3]  # caf\xe9\n")
+    with pytest.raises(ValueError, match=r"label_noise.yaml, line 2: not UTF-8 text \(byte 0xe9\); save the file as"):
+        profiles.load_yaml(path)
 
 
 def test_a_training_size_larger_than_its_pool_stops_the_run_before_any_notebook(tmp_path, monkeypatch, mirror):

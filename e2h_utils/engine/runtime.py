@@ -183,9 +183,11 @@ def load(path: Path) -> RunSettings:
     import yaml
 
     try:
-        values = yaml.safe_load(Path(path).read_text())
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise SettingsError(f"{path}: not valid YAML ({error})") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     return parse(values, str(path))
 
 

@@ -27,8 +27,8 @@ model's identity) and reused.
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence, cast
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence, Union, cast
 
 import numpy as np
 import pandas as pd
@@ -42,10 +42,12 @@ from e2h_utils.engine.scoring import SCORER_VERSION
 from e2h_utils.experiments.spec import SpecError
 from e2h_utils.experiments.store import ResultStore
 from e2h_utils.methods import features, icl
-from e2h_utils.methods.probe import PROBE_VERSION, ProbeConfig, train_probe
-from e2h_utils.methods.qlora import QLORA_VERSION, QLoRAConfig, train_and_score
+from e2h_utils.methods.base import Probe, QLoRA, ZeroShot
+from e2h_utils.methods.probe import ProbeConfig, train_probe
+from e2h_utils.methods.qlora import QLoRAConfig, train_and_score
 
-LEARNERS = ("zero_shot", "probe", "qlora")
+Learner = Union[ZeroShot, Probe, QLoRA]  # a typed method: none, or trained on each nested subset of the hold-out
+LEARNERS = ("zero_shot", "probe", "qlora")  # the names a YAML gives them (``learner``)
 TRAINED = ("probe", "qlora")  # learners trained on the MDL hold-out
 COLUMNS = {"zero_shot": "mdl", "probe": "mdl_probe", "qlora": "mdl_qlora"}  # measure columns
 DEFAULT_SIZES = (5, 20, 80, 340, 900)  # main.py: supervision_n for learned / finetuned hardness
@@ -56,10 +58,23 @@ HOLDOUT_DATASETS = ("arc",)  # datasets with the authors' MDL hold-out (datasets
 PAPER_HARDNESS_MODELS = ("huggyllama/llama-7b", "tiiuae/falcon-7b", "mistralai/Mistral-7B-v0.1", "mosaicml/mpt-7b")
 
 
+def learner(name: str, *, probe: ProbeConfig | None = None, qlora: QLoRAConfig | None = None,
+            n: int = max(DEFAULT_SIZES)) -> Learner:
+    """The MDL learner a YAML names, as a typed method: ``zero_shot`` (no training), ``probe`` or
+    ``qlora`` with its config, sized by the largest nested subset ``n`` it trains on."""
+    if name == "zero_shot":
+        return ZeroShot()
+    if name == "probe":
+        return Probe(n, probe or ProbeConfig())
+    if name == "qlora":
+        return QLoRA(n, qlora or QLoRAConfig())
+    raise SpecError(f"unknown MDL learner {name!r}; valid: {', '.join(LEARNERS)}")
+
+
 @dataclass(frozen=True)
 class MDLSpec:
     dataset: str
-    learner: str = "zero_shot"
+    learner: Learner = ZeroShot()  # a name (``LEARNERS``) is made the typed learner with its defaults
     model: str = "embedded"
     subset_sizes: tuple[int, ...] = DEFAULT_SIZES
     seeds: tuple[int, ...] = DEFAULT_SEEDS
@@ -67,17 +82,19 @@ class MDLSpec:
     max_holdout: int | None = None  # trained learners: a seeded sample of the hold-out (None: all of it)
     sample_seed: int = 0
     prompt_format: str | None = None
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    qlora: QLoRAConfig = field(default_factory=QLoRAConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.learner, str):  # the YAML's name, at the boundary
+            sizes = [int(n) for n in self.subset_sizes] if isinstance(self.subset_sizes, (tuple, list)) else []
+            object.__setattr__(self, "learner", learner(self.learner, n=max([1, *sizes])))  # bad sizes: named below
         if self.dataset not in MC_DATASETS:
             raise SpecError(f"MDL is defined for the multiple-choice datasets {', '.join(MC_DATASETS)}, "
                             f"not {self.dataset!r} (GSM8K answers are free-form; see docs/fidelity.md)")
-        if self.learner not in LEARNERS:
-            raise SpecError(f"unknown MDL learner {self.learner!r}; valid: {', '.join(LEARNERS)}")
-        if self.learner in TRAINED and self.dataset not in HOLDOUT_DATASETS:
-            raise SpecError(f"the {self.learner!r} MDL learner trains on the authors' MDL hold-out, which only "
+        if not isinstance(self.learner, (ZeroShot, Probe, QLoRA)):
+            raise SpecError(f"an MDL learner is ZeroShot(), Probe(n) or QLoRA(n) (or a name: {', '.join(LEARNERS)}), "
+                            f"not {self.learner!r}")
+        if self.learner.trains and self.dataset not in HOLDOUT_DATASETS:
+            raise SpecError(f"the {self.learner.kind!r} MDL learner trains on the authors' MDL hold-out, which only "
                             f"{', '.join(HOLDOUT_DATASETS)} has; {self.dataset} has the zero_shot MDL "
                             "(as in the paper)")
         sizes = tuple(int(n) for n in self.subset_sizes)
@@ -97,19 +114,25 @@ class MDLSpec:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
     @property
+    def name(self) -> str:
+        """The learner's name (``LEARNERS``), as results and tables label it."""
+        return self.learner.kind
+
+    @property
     def column(self) -> str:
-        return COLUMNS[self.learner]
+        return COLUMNS[self.name]
 
     def payload(self, model_identity: str, data_digest: str = "") -> dict:
-        spec: dict[str, Any] = {"dataset": self.dataset, "learner": self.learner, "max_items": self.max_items,
+        spec: dict[str, Any] = {"dataset": self.dataset, "learner": self.name, "max_items": self.max_items,
                                 "sample_seed": self.sample_seed,
                                 "prompt_format": prompts.get_format(self.prompt_format, self.dataset).name}
-        if self.learner in TRAINED:
+        if isinstance(self.learner, (Probe, QLoRA)):
             spec["subset_sizes"] = list(self.subset_sizes)
             spec["max_holdout"] = self.max_holdout
-            spec["config"] = asdict(self.probe) if self.learner == "probe" else self.qlora.key_options()
-            spec["train_version"] = PROBE_VERSION if self.learner == "probe" else QLORA_VERSION
-        return {**spec, "method": f"mdl_{self.learner}", "model_identity": model_identity,
+            config = self.learner.config
+            spec["config"] = asdict(config) if isinstance(config, ProbeConfig) else config.key_options()
+            spec["train_version"] = self.learner.train_version()
+        return {**spec, "method": f"mdl_{self.name}", "model_identity": model_identity,
                 "scorer_version": SCORER_VERSION, "levels_version": hardness.LEVELS_VERSION, "data_digest": data_digest}
 
 
@@ -152,9 +175,10 @@ def nested_subsets(population: pd.DataFrame, sizes: Sequence[int], seed: int, sa
 
 def _probe_confidences(spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
                        feats: dict[str, np.ndarray], seed: int) -> dict[int, list[float]]:
+    config = cast(Probe, spec.learner).config
     out = {}
     for n, subset in subsets.items():
-        probe = train_probe([feats[i] for i in subset["id"]], list(subset["label"].astype(int)), spec.probe, seed)
+        probe = train_probe([feats[i] for i in subset["id"]], list(subset["label"].astype(int)), config, seed)
         scores = probe.scores([feats[i] for i in scored["id"]])
         out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
@@ -163,6 +187,7 @@ def _probe_confidences(spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: 
 def _qlora_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.DataFrame], scored: pd.DataFrame,
                        seed: int, progress: bool) -> dict[int, list[float]]:
     fmt = prompts.get_format(spec.prompt_format, spec.dataset)
+    config = cast(QLoRA, spec.learner).config
 
     def items(rows: pd.DataFrame) -> list[scoring.ScoringItem]:
         return [scoring.make_item(lm.tokenizer, fmt.prompt(r), fmt.continuations(r)) for r in rows.to_dict("records")]
@@ -170,7 +195,7 @@ def _qlora_confidences(lm: LoadedModel, spec: MDLSpec, subsets: dict[int, pd.Dat
     test = items(scored)
     out = {}
     for n, subset in subsets.items():
-        scores, _ = train_and_score(lm, items(subset), list(subset["label"].astype(int)), test, spec.qlora, seed,
+        scores, _ = train_and_score(lm, items(subset), list(subset["label"].astype(int)), test, config, seed,
                                     progress=progress, micro_batch=lm.settings.micro_batch)
         out[n] = list(scoring.predictions(scores, list(scored["label"]))["p_correct"])
     return out
@@ -180,7 +205,7 @@ def _trained_seed(lm: LoadedModel, spec: MDLSpec, frame: pd.DataFrame, scored: p
                   progress: bool, cache: features.FeatureCache) -> pd.DataFrame:
     population = holdout_items(frame, spec)
     subsets = nested_subsets(population, spec.subset_sizes, seed, spec.dataset)
-    if spec.learner == "probe":
+    if isinstance(spec.learner, Probe):
         feats = features.features_for(lm, pd.concat([population, scored]), spec.dataset,
                                       prompt_format=spec.prompt_format, cache=cache, progress=progress)
         confidences = _probe_confidences(spec, subsets, scored, feats, seed)
@@ -233,14 +258,14 @@ def stored_confidences(model_identity: str, frame: pd.DataFrame, spec: MDLSpec,
     a cluster job read MDL levels without loading the hardness models."""
     store = store or ResultStore()
     scored = scored_items(frame, spec)
-    if spec.learner == "zero_shot":
+    if not spec.learner.trains:
         zero = store.load(zero_shot_payload(model_identity, scored, spec.dataset, spec.prompt_format), 0)
         out = None if zero is None else _confidence_frame(zero)
     else:
         payload = trained_payload(model_identity, frame, spec)
         parts = [store.load(payload, seed) for seed in spec.seeds]
         out = None if any(p is None for p in parts) else pd.concat(parts, ignore_index=True)
-    return None if out is None else out.assign(learner=spec.learner, model=spec.model)
+    return None if out is None else out.assign(learner=spec.name, model=spec.model)
 
 
 def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: ResultStore | None = None,
@@ -251,7 +276,7 @@ def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: Resul
         raise SpecError(f"MDL spec is for model {spec.model!r} but the loaded model is {lm.spec.name!r}")
     store = store or ResultStore()
     scored = scored_items(frame, spec)
-    if spec.learner == "zero_shot":
+    if not spec.learner.trains:
         out = _confidence_frame(zero_shot_items(lm, scored, spec.dataset, prompt_format=spec.prompt_format,
                                                 store=store, progress=progress))
     else:
@@ -261,10 +286,10 @@ def run_mdl(lm: LoadedModel, frame: pd.DataFrame, spec: MDLSpec, *, store: Resul
         parts = [store.get_or_compute(payload, seed,
                                       lambda seed=seed: _trained_seed(lm, spec, frame, scored, seed,  # type: ignore[misc]
                                                                       progress, cache))[0]
-                 for seed in tqdm(spec.seeds, desc=f"MDL {spec.dataset} {spec.learner}", disable=not progress,
+                 for seed in tqdm(spec.seeds, desc=f"MDL {spec.dataset} {spec.name}", disable=not progress,
                                   leave=False)]
         out = pd.concat(parts, ignore_index=True)
-    return out.assign(learner=spec.learner, model=spec.model)
+    return out.assign(learner=spec.name, model=spec.model)
 
 
 def mdl_scores(confidences: pd.DataFrame) -> pd.DataFrame:
@@ -293,11 +318,13 @@ def specs_for(model: str, learners: dict[str, Sequence[str]], *, max_items: dict
               max_holdout: int | None = None, subset_sizes: Sequence[int] = DEFAULT_SIZES,
               seeds: Sequence[int] = DEFAULT_SEEDS, probe: ProbeConfig | None = None,
               qlora: QLoRAConfig | None = None) -> list[MDLSpec]:
-    """The MDL specs of one hardness model (pure: a plan lists them without a model)."""
-    return [MDLSpec(dataset, learner, model=model, subset_sizes=tuple(subset_sizes), seeds=tuple(seeds),
-                    max_items=(max_items or {}).get(dataset), max_holdout=max_holdout if learner in TRAINED else None,
-                    probe=probe or ProbeConfig(), qlora=qlora or QLoRAConfig())
-            for dataset, names in learners.items() for learner in names]
+    """The MDL specs of one hardness model (pure: a plan lists them without a model); ``learners``
+    names them (``LEARNERS``), made typed learners here with ``probe`` and ``qlora``."""
+    largest = max(subset_sizes)
+    return [MDLSpec(dataset, learner(name, probe=probe, qlora=qlora, n=largest), model=model,
+                    subset_sizes=tuple(subset_sizes), seeds=tuple(seeds), max_items=(max_items or {}).get(dataset),
+                    max_holdout=max_holdout if name in TRAINED else None)
+            for dataset, names in learners.items() for name in names]
 
 
 @dataclass(frozen=True)
@@ -321,10 +348,10 @@ class MDLSettings:
     def table(self) -> pd.DataFrame:
         """Every MDL run, one row each (hardness model, dataset, learner, items scored, subset sizes,
         seeds), before anything runs."""
-        rows = [{"model": model, "dataset": spec.dataset, "learner": spec.learner,
+        rows = [{"model": model, "dataset": spec.dataset, "learner": spec.name,
                  "items scored": spec.max_items or "all",
-                 "subset sizes": "-" if spec.learner not in TRAINED else ", ".join(map(str, spec.subset_sizes)),
-                 "seeds": 1 if spec.learner not in TRAINED else len(spec.seeds)}
+                 "subset sizes": ", ".join(map(str, spec.subset_sizes)) if spec.learner.trains else "-",
+                 "seeds": len(spec.seeds) if spec.learner.trains else 1}
                 for model in self.hardness_models for spec in self.specs(model)]
         return pd.DataFrame(rows, columns=["model", "dataset", "learner", "items scored", "subset sizes", "seeds"])
 

@@ -250,7 +250,7 @@ def mdl_learners(value: Any) -> None:
         list_of(one_of(mdl.LEARNERS, "MDL learner"))(learners)
         for learner in learners:
             try:
-                mdl.MDLSpec(dataset=name, learner=learner)
+                mdl.MDLSpec(dataset=name, learner=mdl.learner(learner))
             except SpecError as error:
                 raise Invalid(f"{name}: {error}") from None
 

@@ -112,7 +112,7 @@ class Planner:
                     complete = False
                     scored = mdl.scored_items(frames[spec.dataset], spec)
                     stored = pd.DataFrame({"item_id": scored["id"].to_numpy(), "seed": 0, "size": 0,
-                                           "p_correct": _stand_in(scored["id"]), "learner": spec.learner,
+                                           "p_correct": _stand_in(scored["id"]), "learner": spec.name,
                                            "model": name})
                 parts.append(stored.assign(dataset=spec.dataset))
         if not parts:
@@ -155,15 +155,15 @@ def _plan_mdl(planner: Planner, notebook: str, frames: dict[str, pd.DataFrame], 
         for spec in options.specs(name):
             frame = frames[spec.dataset]
             scored = mdl.scored_items(frame, spec)
-            if spec.learner == "zero_shot":
+            if not spec.learner.trains:
                 payload = mdl.zero_shot_payload(identity, scored, spec.dataset, spec.prompt_format)
                 seeds: tuple[int, ...] = (0,)
             else:
                 payload, seeds = mdl.trained_payload(identity, frame, spec), spec.seeds
             run = PlannedRun(notebook=notebook, unit=units.MDL(spec), model=name, dtype=options.dtype,
-                             quantization=options.quantization, dataset=spec.dataset, method=f"mdl_{spec.learner}",
+                             quantization=options.quantization, dataset=spec.dataset, method=f"mdl_{spec.name}",
                              measure="-", train_level="-",
-                             n_train=max(spec.subset_sizes) if spec.learner != "zero_shot" else 0, seeds=seeds,
+                             n_train=spec.learner.size, seeds=seeds,
                              test_items=len(scored), item_ids=tuple(scored["id"]), frame=frame, phase=1)
             planner.add(run, payload)
 

@@ -108,7 +108,12 @@ def load_yaml(yaml_path: Path) -> dict:
     """The flat parameter mapping of a YAML file. Syntax errors and duplicate keys are
     ``ValueError``s naming the file and line; an empty file is an error too (a profile's YAML
     sets its notebook's parameters, and an empty one is almost always a mistake)."""
-    text = Path(yaml_path).read_text(encoding="utf-8")
+    try:
+        text = Path(yaml_path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = Path(yaml_path).read_bytes()[:error.start].count(b"\n") + 1
+        raise ValueError(f"{yaml_path}, line {line}: not UTF-8 text (byte {error.object[error.start]:#x}); "
+                         "save the file as UTF-8") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:

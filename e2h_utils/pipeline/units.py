@@ -22,7 +22,7 @@ from e2h_utils.experiments import mdl, split
 from e2h_utils.experiments.runner import draw
 from e2h_utils.experiments.spec import ExperimentSpec
 from e2h_utils.experiments.store import ResultStore
-from e2h_utils.methods.base import CoT, Probe, QLoRA
+from e2h_utils.methods.base import CoT, Probe, QLoRA, ZeroShot, kinds
 from e2h_utils.methods.qlora import schedule
 from e2h_utils.pipeline.cost import Context, Work, scoring
 
@@ -182,7 +182,7 @@ class MDL:
     shows_level: ClassVar[bool] = False
 
     def updates_weights(self) -> bool:
-        return self.spec.learner == "qlora"
+        return self.spec.learner.kind in kinds(trains_weights=True)
 
     def execute(self, run: PlannedRun, lm: LoadedModel, frame_of: Callable[[str], pd.DataFrame], store: ResultStore,
                 progress: bool = False) -> None:
@@ -192,15 +192,16 @@ class MDL:
         spec = self.spec
         tokens = ctx.counter.table(spec.dataset, frame, spec.prompt_format, False)
         scored = list(run.item_ids)
-        if spec.learner == "zero_shot":
+        learner = spec.learner
+        if isinstance(learner, ZeroShot):
             return scoring(tokens, scored)
         holdout = list(mdl.holdout_items(frame, spec)["id"])
-        if spec.learner == "probe":  # hidden states of every item once (cached across seeds)
+        if isinstance(learner, Probe):  # hidden states of every item once (cached across seeds)
             return scoring(tokens, ctx.new_features(_features_key(run, spec.prompt_format), holdout + scored))
         per_item = float(tokens.loc[holdout, ["prompt", "target"]].sum(axis=1).mean())
         total = Work()
         for n in spec.subset_sizes:  # QLoRA per seed and size: train on the subset, score every item
-            total = total + _training(n, spec.qlora, per_item) + scoring(tokens, scored)
+            total = total + _training(n, learner.config, per_item) + scoring(tokens, scored)
         return total.scaled(len(seeds))
 
 
