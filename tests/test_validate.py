@@ -144,6 +144,14 @@ def test_a_bad_value_from_the_shared_file_is_named_under_the_shared_file(tmp_pat
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_training_source_column_its_dataset_lacks_is_named_before_any_notebook(mirror):
+    sources = {"none": "none", "ARC": {"dataset": "arc", "column": "grdae", "max_value": 3}, "college": "hard"}
+    values = {**embedded("train_test_gap"), "college_sources": sources}
+    found = validate.check_values(values, "x.yaml", "train_test_gap")
+    assert any("train source column 'grdae' is not a column of arc; numeric columns: " in p and "grade" in p
+               for p in found), found
+
+
 def test_a_yaml_that_is_not_utf8_is_named_with_its_line(tmp_path):
     path = tmp_path / "label_noise.yaml"
     path.write_bytes(b"include: _shared.yaml\nrates: [0.0, 0.3]  # caf\xe9\n")
@@ -194,8 +202,14 @@ def test_the_evaluators_parameters_are_checked_before_anything_runs():
     ("easy_to_hard", {"methods": ["icl", "icl", "probe", "qlora"]}, "methods: 'icl' given more than once"),
     ("label_noise", {"sweeps_to_run": {"icl": ["strategyqa/num_steps", "strategyqa/num_steps"]}},
      "'strategyqa/num_steps' is given twice under 'icl'"),
-    ("walkthrough", {"n_boot": 2 ** 70}, "n_boot: 1180591620717411303424 bootstrap draws is more than any run needs"),
+    ("walkthrough", {"n_boot": 2 ** 70}, "n_boot: 1180591620717411303424 bootstrap draws (the paper: 10,000) is more"),
     ("label_noise", {"hard_multiplier": 0}, "hard_multiplier: expected a number >= 1.0"),
+    # a second fresh probe (2026-12-06): each passed the check and would have run for weeks or failed late
+    ("easy_to_hard_evaluators", {"n_samples": {"strategyqa": 10**11, "math": 2}},
+     "n_samples: strategyqa: 100000000000 samples per problem (Sun et al.: up to 1,024) is more than any run needs"),
+    ("train_test_gap", {"college_sources": {"none": "none", "G": {"dataset": "gsm8k", "column": "num_steps",
+                                                                 "max_value": 3}, "college": "hard"}},
+     "train-source dataset 'gsm8k' has no answer choices to put in a prompt; give one of arc, mmlu_stem5, strategyqa"),
 ])
 def test_repeated_entries_and_absurd_sizes_are_refused_naming_the_key(name, changes, expected):
     found = problems(name, **changes)

@@ -85,8 +85,8 @@ class MDLSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.learner, str):  # the YAML's name, at the boundary
-            sizes = [int(n) for n in self.subset_sizes] if isinstance(self.subset_sizes, (tuple, list)) else []
-            object.__setattr__(self, "learner", learner(self.learner, n=max([1, *sizes])))  # bad sizes: named below
+            given = [int(n) for n in self.subset_sizes] if isinstance(self.subset_sizes, (tuple, list)) else []
+            object.__setattr__(self, "learner", learner(self.learner, n=max([1, *given])))  # bad sizes: named below
         if self.dataset not in MC_DATASETS:
             raise SpecError(f"MDL is defined for the multiple-choice datasets {', '.join(MC_DATASETS)}, "
                             f"not {self.dataset!r} (GSM8K answers are free-form; see docs/fidelity.md)")

@@ -68,18 +68,18 @@ def param(check: Check, size: Size | None = None) -> Any:
 
 MAX_FOLDS = 100  # cross-fitting: trainings per seed (1 / test_fraction)
 MAX_BOOT = 1_000_000  # bootstrap draws: the paper's 10,000 and far beyond, short of an array no machine holds
+MAX_SAMPLES = 65_536  # candidates per problem: Sun et al. sample at most 1,024 (generation would run for weeks)
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeding take it, and a stored result's int64 column holds it
 
 
 def integer(value: Any, minimum: int | None = None, maximum: tuple[int, str] | None = None) -> int:
-    """An integer >= ``minimum``; ``maximum``: (the most any run needs, what is counted)."""
+    """An integer >= ``minimum``; ``maximum``: (the most any run needs, what is counted, with the paper's value)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise Invalid(f"expected an integer, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
         raise Invalid(f"expected an integer >= {minimum}, got {value}")
     if maximum is not None and int(value) > maximum[0]:
-        raise Invalid(f"{value!r} {maximum[1]} is more than any run needs (at most {maximum[0]:,}); "
-                      "the paper uses 10,000")
+        raise Invalid(f"{value!r} {maximum[1]} is more than any run needs (at most {maximum[0]:,})")
     return int(value)
 
 
@@ -282,7 +282,7 @@ def fraction(value: Any) -> float:
 dtype = one_of(models.DTYPES, "dtype")
 quantization = one_of(models.QUANTIZATIONS, "quantization")
 test_cap = optional_int  # test items per level (None: every item)
-boot = lambda value: integer(value, 1, (MAX_BOOT, "bootstrap draws"))  # noqa: E731
+boot = lambda value: integer(value, 1, (MAX_BOOT, "bootstrap draws (the paper: 10,000)"))  # noqa: E731
 prompt_formats = mapping(one_of(tuple(prompts.DEFAULT_FORMAT), "answer-scored dataset"), prompt_format)
 models_list = list_of(model)
 

@@ -153,6 +153,9 @@ _LABEL_COSTS = s.mapping(s.training_level, lambda c: s.number(c, 0.0, open_low=T
 _GRID_LEVELS = s.list_of(s.one_of(("none", *POOLS), "training level"))
 _FIXED_TEST = s.per_sampled(s.column)
 _PER_SAMPLED_N = s.per_sampled(_POSITIVE)
+_SAMPLES = s.per_sampled(lambda n: s.integer(n, 1, (s.MAX_SAMPLES, "samples per problem (Sun et al.: up to 1,024)")))
+_TRAIN_SAMPLES = s.per_sampled(lambda n: None if n is None else s.integer(
+    n, 1, (s.MAX_SAMPLES, "samples per training problem (Sun et al.: up to 1,024)")))
 _PER_SAMPLED_K = s.per_sampled(_COUNT)
 _PER_SAMPLED_CAP = s.per_sampled(s.optional_int)
 _TEMPERATURE = lambda v: s.number(v, 0.0, open_low=True)  # noqa: E731
@@ -530,9 +533,9 @@ class EasyToHardEvaluators(_Model, _Split, _Bootstrap):
 
     evaluator_datasets: Mapping[str, str] = param(s.evaluator_datasets)  # dataset -> hardness measure (MATH: level)
     fixed_test: Mapping[str, str] = param(_FIXED_TEST)  # dataset -> a fixed test-set column (MATH: math500)
-    n_samples: Mapping[str, int] = param(_PER_SAMPLED_N, Size.SAMPLES)  # N candidates per test problem
+    n_samples: Mapping[str, int] = param(_SAMPLES, Size.SAMPLES)  # N candidates per test problem
     # candidates per training problem (None / absent: N)
-    n_train_samples: Mapping[str, int | None] = param(_PER_SAMPLED_CAP, Size.SAMPLES)
+    n_train_samples: Mapping[str, int | None] = param(_TRAIN_SAMPLES, Size.SAMPLES)
     temperature: float = param(_TEMPERATURE)
     top_k: int | None = param(s.test_cap)
     top_p: float = param(_TOP_P)

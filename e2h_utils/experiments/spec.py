@@ -60,6 +60,9 @@ class TrainSource:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise SpecError(f"unknown train-source dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        if self.dataset not in prompts.DEFAULT_FORMAT:  # its items go into the test dataset's answer-scored prompt
+            raise SpecError(f"train-source dataset {self.dataset!r} has no answer choices to put in a prompt; "
+                            f"give one of {', '.join(prompts.DEFAULT_FORMAT)}")
         if self.min_value is None and self.max_value is None:
             raise SpecError("a TrainSource needs min_value and/or max_value")
 
@@ -72,7 +75,9 @@ class TrainSource:
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The pool: matching rows, in id order (draws are seeded shuffles of this order)."""
         if self.column not in frame.columns:
-            raise SpecError(f"train source column {self.column!r} is not in the {self.dataset} frame")
+            numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and c not in ("label",)]
+            raise SpecError(f"train source column {self.column!r} is not a column of {self.dataset}; "
+                            f"numeric columns: {', '.join(numeric)}")
         values = pd.to_numeric(frame[self.column], errors="coerce")
         keep = values.notna()
         if self.min_value is not None:

@@ -27,7 +27,7 @@ from e2h_utils import paths
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness
 from e2h_utils.experiments import plans, schema, settings, split
-from e2h_utils.experiments.spec import ExperimentSpec, TestSelection
+from e2h_utils.experiments.spec import ExperimentSpec, SpecError, TestSelection
 from e2h_utils.methods import base as methods
 from e2h_utils.methods import noise
 
@@ -201,6 +201,9 @@ def _pool_problems(specs: Iterable[ExperimentSpec]) -> list[Problem]:
             continue
         try:
             n, where = _smallest_pool(spec, mirror)
+        except SpecError as error:  # e.g. a training source's column that its dataset does not have
+            problems.append(f"training items: {spec.describe()}: {error}")
+            continue
         except (OSError, ConnectionError, KeyError, ValueError):
             continue  # data that cannot be read here is named by the mirror check or the notebook
         if spec.method.size > n:
