@@ -205,11 +205,16 @@ def test_the_evaluators_parameters_are_checked_before_anything_runs():
     ("walkthrough", {"n_boot": 2 ** 70}, "n_boot: 1180591620717411303424 bootstrap draws (the paper: 10,000) is more"),
     ("label_noise", {"hard_multiplier": 0}, "hard_multiplier: expected a number >= 1.0"),
     # a second fresh probe (2026-12-06): each passed the check and would have run for weeks or failed late
+    ("label_noise", {"method_options": {"probe": {"epochs": 10, "lr": 1e300}}},
+     "lr must be a finite number > 0 that a 32-bit float holds (at most 3.4e+38), not 1e+300"),
     ("easy_to_hard_evaluators", {"n_samples": {"strategyqa": 10**11, "math": 2}},
      "n_samples: strategyqa: 100000000000 samples per problem (Sun et al.: up to 1,024) is more than any run needs"),
     ("train_test_gap", {"college_sources": {"none": "none", "G": {"dataset": "gsm8k", "column": "num_steps",
                                                                  "max_value": 3}, "college": "hard"}},
      "train-source dataset 'gsm8k' has no answer choices to put in a prompt; give one of arc, mmlu_stem5, strategyqa"),
+    ("train_test_gap", {"college_sources": {"none": "none", "A": {"dataset": "arc", "column": "grade", "min_value": 8,
+                                                                 "max_value": 3}, "college": "hard"}},
+     "college_sources: source 'A': min_value 8 is above max_value 3: no item lies between them"),
 ])
 def test_repeated_entries_and_absurd_sizes_are_refused_naming_the_key(name, changes, expected):
     found = problems(name, **changes)

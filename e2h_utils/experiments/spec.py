@@ -65,6 +65,9 @@ class TrainSource:
                             f"give one of {', '.join(prompts.DEFAULT_FORMAT)}")
         if self.min_value is None and self.max_value is None:
             raise SpecError("a TrainSource needs min_value and/or max_value")
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            raise SpecError(f"min_value {self.min_value:g} is above max_value {self.max_value:g}: no item lies between "
+                            "them; swap them, or give one bound")
 
     @property
     def label(self) -> str:

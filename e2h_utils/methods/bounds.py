@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 @dataclass(frozen=True)
 class Bounds:
     """An option's type (``integer`` or a real number) and its range (``low``/``high``, open or closed)."""
@@ -37,6 +40,9 @@ class Bounds:
             ok = value < self.high if self.open_high else value <= self.high
         if not ok:
             raise ValueError(f"{name} must be {self.describe()}, not {value!r}")
+        if not self.integer and abs(float(value)) > FLOAT32_MAX:  # torch computes options in 32 bits: inf there
+            raise ValueError(f"{name} must be {self.describe()} that a 32-bit float holds (at most {FLOAT32_MAX:.3g}), "
+                             f"not {value!r}")
 
 
 def bounded(default: Any, low: float | None = None, high: float | None = None, *, open_low: bool = False,
