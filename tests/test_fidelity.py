@@ -19,7 +19,7 @@ import yaml
 from e2h_utils.data import answers
 from e2h_utils.data import datasets as data
 from e2h_utils.experiments.spec import ExperimentSpec, Training
-from e2h_utils.methods.base import CoT, ICL, ZeroShot
+from e2h_utils.methods.base import CoT, ICL, QLoRA, ZeroShot
 from e2h_utils.methods import features
 from e2h_utils.data import hardness
 from e2h_utils.engine import models
@@ -203,7 +203,8 @@ def _f71():
                                  "mosaicml/mpt-7b": ("none", "float32")}.items():
         spec = models.ModelSpec(name, dtype=options.dtype, quantization=options.quantization)
         assert (spec.resolved_quantization, spec.resolved_dtype) == (quant, dtype), name
-        assert {s.qlora.quantization for s in options.specs(name) if s.learner == "qlora"} == {quant}, name
+        qlora = [s.learner for s in options.specs(name) if isinstance(s.learner, QLoRA)]
+        assert {learner.config.quantization for learner in qlora} == {quant}, name
 
 
 def _f83():
