@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 _TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 
@@ -93,6 +93,19 @@ def locked(lock_file: Path, shared: bool = False) -> Iterator[None]:
     with open(lock_file, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         yield
+
+
+def made_once(folder: Path, done: Callable[[Path], bool], make: Callable[[Path], None]) -> Path:
+    """``folder``, made by ``make(tmp)`` at a temporary path and moved into place unless ``done(folder)``
+    already holds: one maker at a time, under a lock beside it, and a process that waited for that
+    lock uses what the first one made (parallel tests and jobs converting or building one model)."""
+    if done(folder):
+        return folder
+    with locked(folder.parent / f".{folder.name}.lock"):
+        if not done(folder):
+            with atomic_path(folder) as tmp:
+                make(tmp)
+    return folder
 
 
 def write_bytes(target: Path, data: bytes) -> Path:

@@ -34,6 +34,33 @@ def test_concurrent_writers_of_one_file_leave_a_whole_file(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["shared.txt"]  # no temporary folder left
 
 
+def _make_once(folder: str, log: str) -> None:
+    import time
+
+    def make(tmp: Path) -> None:
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(0.3)  # the other process reaches the lock meanwhile
+        tmp.mkdir()
+        (tmp / "done").write_text("whole")
+
+    atomic.made_once(Path(folder), lambda f: (f / "done").is_file(), make)
+
+
+def test_a_folder_two_processes_want_is_made_once_and_the_waiter_uses_it(tmp_path: Path):
+    folder, log = tmp_path / "model", tmp_path / "makers.log"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_make_once, args=(str(folder), str(log))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert len(log.read_text().split()) == 1 and (folder / "done").read_text() == "whole"
+    assert atomic.made_once(folder, lambda f: (f / "done").is_file(), lambda tmp: 1 / 0) == folder  # made: not again
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_clean_stale_removes_only_dead_writers(tmp_path: Path):
     dead = tmp_path / f".seed-0.parquet.{DEAD_PID}.abc.tmp"
     live = tmp_path / f".seed-0.parquet.{os.getpid()}.def.tmp"

@@ -5,7 +5,6 @@ and zero-shot accuracy by level (``analysis.hardness_stats``), one question per 
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from matplotlib.figure import Figure
 from e2h_utils import paths
 from e2h_utils.analysis import estimates, hardness_stats, outputs, per_model, provenance
 from e2h_utils.data import hardness, prompts
+from e2h_utils.engine import runtime
 from e2h_utils.experiments import evaluation, plans, settings
 from e2h_utils.experiments.runner import Runner
 from e2h_utils.experiments.spec import TestSelection as Selection  # pytest collects Test*
@@ -73,17 +73,23 @@ def test_the_mdl_and_evaluator_plans_are_tables_too():
 def test_per_model_reuses_the_notebooks_runner_and_runs_other_models_one_at_a_time(tiny_lm, tmp_path, monkeypatch):
     frame, store = make_frame(), ResultStore(tmp_path)
     own = Runner(tiny_lm, store=store, frames={"arc": frame}, progress=False)
-    monkeypatch.setattr(per_model, "Runner", functools.partial(Runner, store=store, frames={"arc": frame},
-                                                               progress=False))
+    placed: list[runtime.RunSettings] = []  # the run settings each other model was loaded with
+
+    def other_runner(lm):
+        placed.append(lm.settings)
+        return Runner(lm, store=store, frames={"arc": frame}, progress=False)
+
+    monkeypatch.setattr(per_model, "Runner", other_runner)
     log, name = provenance.Log(), tiny_lm.spec.name
-    first = per_model.table([name], _comparison, estimates.Bootstrap(50), dtype="auto", quantization="none",
-                            log=log, runner=own)
-    assert not log.runs and own.timings  # its own runner is the notebook's to log
-    again = per_model.table([name], _comparison, estimates.Bootstrap(50), dtype="auto", quantization="none", log=log)
+    given = runtime.RunSettings(batch_tokens=1234)
+    common = {"dtype": "auto", "quantization": "none", "run_settings": given, "log": log}
+    first = per_model.table([name], _comparison, estimates.Bootstrap(50), runner=own, **common)
+    assert not log.runs and own.timings and not placed  # its own runner is the notebook's to log
+    again = per_model.table([name], _comparison, estimates.Bootstrap(50), **common)
     assert len(log.runs) == 3 and not any(run["seeds computed"] for run in log.runs)  # read back, not recomputed
+    assert placed == [given]  # placed by the settings passed, not by the environment
     pd.testing.assert_frame_equal(first, again)
-    assert per_model.table([], _comparison, estimates.Bootstrap(50), dtype="auto", quantization="none",
-                           log=log).empty
+    assert per_model.table([], _comparison, estimates.Bootstrap(50), **common).empty
 
 
 def test_correlations_and_zero_shot_accuracy_by_level_of_every_dataset(tiny_lm, tmp_path, monkeypatch):

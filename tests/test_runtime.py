@@ -106,3 +106,33 @@ def test_max_memory_takes_accelerate_sizes_and_byte_counts():
     from accelerate.utils.modeling import convert_file_size_to_int
 
     assert all(convert_file_size_to_int(v) > 0 for v in settings.memory_map().values())  # accelerate reads each
+
+
+def test_run_settings_are_read_at_the_entry_points_and_passed_below(tiny_model_dir, tmp_path, monkeypatch):
+    """Only a notebook's setup cell and a cluster job (entry points) read E2H_RUN_SETTINGS; a model
+    loaded without settings gets the defaults, and its runner follows the settings it was placed with."""
+    import json
+    import re
+    from pathlib import Path
+
+    from e2h_utils.engine import models
+    from e2h_utils.experiments.runner import Runner
+
+    root = Path(__file__).resolve().parents[1]
+    readers = {str(p.relative_to(root)) for p in (root / "e2h_utils").rglob("*.py")
+               if re.search(r"runtime\.current\(\)\s*[,)]", p.read_text()) and p.name != "runtime.py"}
+    assert readers == {"e2h_utils/pipeline/cluster.py"}, readers  # the job's entry point, and no other
+    for notebook in sorted((root / "notebooks").glob("*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        loads = re.findall(r"load_model\(model[^)]*\)|run_for_models\([^)]*\)|precision = \{[^}]*\}", code)
+        assert "run_settings = runtime.current()" in code and loads, notebook.name
+        assert all("run_settings" in call for call in loads), (notebook.name, loads)
+
+    path = tmp_path / "_run.yaml"
+    path.write_text("batch_tokens: 1234\n")
+    monkeypatch.setenv(runtime.SETTINGS_ENV, str(path))
+    assert models.load_model(str(tiny_model_dir)).settings == runtime.RunSettings()  # not the environment's
+    given = runtime.current()
+    lm = models.load_model(str(tiny_model_dir), given)
+    assert lm.settings == given and Runner(lm).settings == given

@@ -96,3 +96,26 @@ def test_a_field_without_a_check_or_with_a_second_check_for_a_shared_name_is_ref
     monkeypatch.setitem(settings.NOTEBOOKS, "toy", Other)
     with pytest.raises(TypeError, match="n_boot.*another check"):
         settings.rules()
+
+
+def test_every_integer_method_option_has_a_ceiling_and_a_new_one_gets_the_32_bit_width():
+    """epochs: 10**9 must be refused, not trained for months; a new integer option cannot skip its ceiling."""
+    from e2h_utils.methods import bounds
+    from e2h_utils.methods.probe import ProbeConfig
+    from e2h_utils.methods.qlora import QLoRAConfig
+
+    for config in (ProbeConfig, QLoRAConfig):
+        for item in dataclasses.fields(config):
+            limit = item.metadata.get("bounds")
+            if limit is not None and limit.integer:
+                assert limit.high is not None and limit.high <= bounds.INT32_MAX, (config.__name__, item.name)
+                with pytest.raises(ValueError, match=f"^{item.name} must be an integer"):
+                    config(**{item.name: int(limit.high) + 1})
+
+    @dataclasses.dataclass(frozen=True)
+    class Toy:
+        steps: int = bounds.bounded(1, 1, integer=True)
+
+    with pytest.raises(ValueError, match=r"steps must be an integer >= 1 and <= 2147483647, not 2147483648"):
+        bounds.check(Toy(steps=2**31))
+    bounds.check(Toy(steps=2**31 - 1))

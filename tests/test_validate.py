@@ -73,7 +73,8 @@ def test_the_committed_profiles_are_valid():
     # values of the right type but out of range, NaN included, are refused where they are declared
     ("easy_to_hard", {"method_options": {"probe": {"l2": float("nan")}}},
      "method_options: probe: probe: l2 must be a finite number >= 0, not nan"),
-    ("easy_to_hard", {"method_options": {"probe": {"epochs": 0}}}, "probe: epochs must be an integer >= 1, not 0"),
+    ("easy_to_hard", {"method_options": {"probe": {"epochs": 0}}},
+     "probe: epochs must be an integer >= 1 and <= 10000, not 0"),
     ("easy_to_hard", {"method_options": {"qlora": {"lr": -1}}}, "qlora: lr must be a finite number > 0, not -1"),
     ("easy_to_hard", {"method_options": {"qlora": {"dropout": float("inf")}}},
      "qlora: dropout must be a finite number"),
@@ -207,6 +208,15 @@ def test_the_evaluators_parameters_are_checked_before_anything_runs():
     # a second fresh probe (2026-12-06): each passed the check and would have run for weeks or failed late
     ("label_noise", {"method_options": {"probe": {"epochs": 10, "lr": 1e300}}},
      "lr must be a finite number > 0 that a 32-bit float holds (at most 3.4e+38), not 1e+300"),
+    # a third fresh probe (2026-12-06): a temperature so cold that 32-bit logits / temperature is inf, NaN sampled
+    ("easy_to_hard_evaluators", {"temperature": 1e-300},
+     "temperature: 1e-300 is below 0.01: sampling that cold is greedy decoding"),
+    # integer method options have a ceiling: their own, or 2**31 - 1 where they declare none
+    ("easy_to_hard", {"method_options": {"probe": {"epochs": 10**9}}},
+     "probe: epochs must be an integer >= 1 and <= 10000, not 1000000000"),
+    ("easy_to_hard", {"method_options": {"qlora": {"min_updates": 10**9}}},
+     "qlora: min_updates must be an integer >= 1 and <= 100000, not 1000000000"),
+    ("easy_to_hard", {"method_options": {"qlora": {"r": 10**6}}}, "qlora: r must be an integer >= 1 and <= 8192"),
     ("easy_to_hard_evaluators", {"n_samples": {"strategyqa": 10**11, "math": 2}},
      "n_samples: strategyqa: 100000000000 samples per problem (Sun et al.: up to 1,024) is more than any run needs"),
     ("train_test_gap", {"college_sources": {"none": "none", "G": {"dataset": "gsm8k", "column": "num_steps",

@@ -156,15 +156,15 @@ def ensure_converted() -> Path:
             return target
     gguf = gguf_path()
     verify_checksum(gguf)
-    with atomic.locked(target.parent / f".{target.name}.lock"):  # one conversion at a time (parallel tests, jobs)
-        if target.exists() and _current(marker):
-            return target  # another process converted it while this one waited
-        with atomic.atomic_path(target) as tmp:
-            convert_gguf(gguf, tmp)
-            record = {"gguf": GGUF_FILE, "sha256": SHA256, "package": DISTRIBUTION, "covers": COVERS,
-                      "files": model_files(tmp)}
-            (tmp / MARKER).write_text(json.dumps(record, indent=1))
-    return target
+
+    def convert(tmp: Path) -> None:
+        convert_gguf(gguf, tmp)
+        record = {"gguf": GGUF_FILE, "sha256": SHA256, "package": DISTRIBUTION, "covers": COVERS,
+                  "files": model_files(tmp)}
+        (tmp / MARKER).write_text(json.dumps(record, indent=1))
+
+    # one conversion at a time (parallel tests, jobs); one that waited uses the folder the first made
+    return atomic.made_once(target, lambda folder: folder.exists() and _current(folder / MARKER), convert)
 
 
 def _current(marker: Path) -> bool:

@@ -190,7 +190,8 @@ class LoadedModel:
                  extra: dict[str, Any] | None = None, budget: Budget | None = None,
                  settings: runtime.RunSettings | None = None) -> None:
         self.spec, self.identity = spec, identity
-        self.settings = settings or runtime.current()  # how it is (or will be) placed; QLoRA's base copy follows
+        # how it is (or will be) placed; QLoRA's base copy and the model's runner follow it
+        self.settings = settings or runtime.RunSettings()
         self.extra: dict[str, Any] = extra if extra is not None else {}
         self._parts: _Parts | None = None
         self._load: Callable[[], _Parts] | None = None
@@ -446,10 +447,11 @@ def input_device(model: Any) -> Any:
 def load_model(spec: ModelSpec | str | dict | None = None, settings: runtime.RunSettings | None = None,
                **overrides: Any) -> LoadedModel:
     """Load model and tokenizer; see the module docstring for what ``spec`` may name and for
-    ``settings`` (default: ``runtime.current()``, the profile's ``_run.yaml`` under make reproduce).
+    ``settings`` (how it is placed and batched: an entry point passes ``runtime.current()``, the profile's
+    ``_run.yaml`` under make reproduce; none: the defaults, never read from the environment here).
     The weights and the tokenizer load on first use (``LoadedModel``); a bad spec fails here."""
     spec = as_spec(spec, **overrides)
-    settings = settings or runtime.current()
+    settings = settings or runtime.RunSettings()
     resolve_source(spec)  # an unknown name or a folder without a checkpoint is named now
     runtime.fit_threads()  # torch's threads within the CPUs this process is given (probes train without the model)
     return LoadedModel.deferred(spec, model_identity(spec), lambda: _load(spec, settings), settings)

@@ -6,7 +6,9 @@ checkpointing, QLoRA's micro-batches, how many rows chain of thought decodes tog
 QLoRA adapters are kept, and the executor of a sweep (in-process, or Slurm / a local process pool through
 submitit). A profile without the file runs with the defaults; ``make reproduce`` hands the file to
 every notebook's kernel through ``E2H_RUN_SETTINGS``, so a notebook opened in JupyterLab runs
-with the defaults of the machine it is on.
+with the defaults of the machine it is on. Only an entry point reads that variable (``current()``: a
+notebook's setup cell, a cluster job, ``make plan``); below it the settings are passed, with the
+model they placed (``LoadedModel.settings``) or as an argument, and a missing one means the defaults.
 
 Defaults: every visible GPU through accelerate (``device_map: auto``, balanced, each GPU filled to
 accelerate's default share of its free memory), else the CPU; budgets derived from the model's

@@ -66,26 +66,23 @@ def ensure(name: str, root: Path) -> Path:
     model_type, values = shrunk_config(name)
     key = json.dumps([VERSION, model_type, values], sort_keys=True)
     folder = root / f"{model_type}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (folder / "model.safetensors").is_file():
-        return folder
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from e2h_utils.engine import embedded
+    def make(tmp: Path) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded.ensure_converted()))
-    config = AutoConfig.for_model(model_type, **values, vocab_size=len(tokenizer),
-                                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                  pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    root.mkdir(parents=True, exist_ok=True)
-    with atomic.locked(root / f".{folder.name}.lock"):  # one maker at a time; the others use what it made
-        if not (folder / "model.safetensors").is_file():
-            with atomic.atomic_path(folder) as tmp:
-                model.save_pretrained(tmp, safe_serialization=True)
-                tokenizer.save_pretrained(tmp)
-    return folder
+        from e2h_utils.engine import embedded
+
+        tokenizer = AutoTokenizer.from_pretrained(str(embedded.ensure_converted()))
+        config = AutoConfig.for_model(model_type, **values, vocab_size=len(tokenizer),
+                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                      pad_token_id=tokenizer.pad_token_id)
+        torch.manual_seed(0)
+        AutoModelForCausalLM.from_config(config, dtype=torch.float32).save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    # one maker at a time (the model is built inside the lock); the others use what it made
+    return atomic.made_once(folder, lambda f: (f / "model.safetensors").is_file(), make)
 
 
 def is_root(folder: Path) -> bool:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness, prompts
-from e2h_utils.engine import scoring
+from e2h_utils.engine import runtime, scoring
 from e2h_utils.engine.models import LoadedModel, as_spec
 from e2h_utils.engine.scoring import SCORER_VERSION
 from e2h_utils.experiments.spec import SpecError
@@ -362,9 +362,10 @@ class MDLSettings:
                          qlora=QLoRAConfig(quantization=quantization))
 
 
-def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, store: ResultStore | None = None,
-                   progress: bool = True) -> pd.DataFrame:
-    """Confidences of every (hardness model, dataset, learner), one model loaded at a time;
+def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, run_settings: runtime.RunSettings,
+                   store: ResultStore | None = None, progress: bool = True) -> pd.DataFrame:
+    """Confidences of every (hardness model, dataset, learner), one model loaded at a time (placed by
+    ``run_settings``);
     the long table of ``run_mdl`` with a ``dataset`` column. Stored results are reused, and a
     model whose results are all stored (e.g. by cluster jobs) is not loaded at all."""
     import gc
@@ -379,7 +380,7 @@ def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, st
         if all(part is not None for part in stored):
             parts += [cast(pd.DataFrame, part).assign(dataset=spec.dataset) for spec, part in zip(specs, stored)]
             continue
-        lm = load_model(name, dtype=settings.dtype, quantization=settings.quantization)
+        lm = load_model(name, run_settings, dtype=settings.dtype, quantization=settings.quantization)
         for spec in specs:
             parts.append(run_mdl(lm, frames[spec.dataset], spec, store=store, progress=progress)
                          .assign(dataset=spec.dataset))

@@ -84,7 +84,7 @@ class ModelRunner(Generic[SpecT]):
                  progress: bool = True) -> None:
         self.lm = lm
         self.store = store or ResultStore()
-        self.settings = settings or runtime.current()
+        self.settings = settings or lm.settings  # by default the settings the model was placed with
         self.frames = dict(frames or {})
         self.progress = progress
         self.timings: list[Timing] = []

@@ -29,7 +29,7 @@ from e2h_utils.experiments.spec import POOLS, TestSelection, TrainSource
 from e2h_utils.experiments.evaluation import TRAIN_LEVELS, Candidates, EvaluatorSpec
 from e2h_utils.methods.base import Method, build, kinds
 from e2h_utils.methods.evaluators import EVALUATOR_KINDS
-from e2h_utils.methods.sampling import Sampling
+from e2h_utils.methods.sampling import MIN_TEMPERATURE, Sampling
 
 if TYPE_CHECKING:
     from e2h_utils.methods.base import Probe, QLoRA
@@ -153,12 +153,29 @@ _LABEL_COSTS = s.mapping(s.training_level, lambda c: s.number(c, 0.0, open_low=T
 _GRID_LEVELS = s.list_of(s.one_of(("none", *POOLS), "training level"))
 _FIXED_TEST = s.per_sampled(s.column)
 _PER_SAMPLED_N = s.per_sampled(_POSITIVE)
-_SAMPLES = s.per_sampled(lambda n: s.integer(n, 1, (s.MAX_SAMPLES, "samples per problem (Sun et al.: up to 1,024)")))
-_TRAIN_SAMPLES = s.per_sampled(lambda n: None if n is None else s.integer(
-    n, 1, (s.MAX_SAMPLES, "samples per training problem (Sun et al.: up to 1,024)")))
+
+
+def _samples(what: str, optional: bool = False) -> s.Check:
+    """Candidates per problem of each sampled dataset: 1 to ``MAX_SAMPLES`` (``optional``: or None)."""
+    ceiling = (s.MAX_SAMPLES, f"samples per {what} (Sun et al.: up to 1,024)")
+    return s.per_sampled(lambda n: None if optional and n is None else s.integer(n, 1, ceiling))
+
+
+_SAMPLES = _samples("problem")
+_TRAIN_SAMPLES = _samples("training problem", optional=True)
 _PER_SAMPLED_K = s.per_sampled(_COUNT)
 _PER_SAMPLED_CAP = s.per_sampled(s.optional_int)
-_TEMPERATURE = lambda v: s.number(v, 0.0, open_low=True)  # noqa: E731
+
+
+def _temperature(value: Any) -> float:
+    temperature = s.number(value, 0.0, open_low=True)
+    if temperature < MIN_TEMPERATURE:
+        raise Invalid(f"{value!r} is below {MIN_TEMPERATURE}: sampling that cold is greedy decoding (chain of thought: "
+                      "the icl_cot method), and a cold enough temperature turns 32-bit logits into inf and NaN")
+    return temperature
+
+
+_TEMPERATURE = _temperature
 _TOP_P = lambda v: s.number(v, 0.0, 1.0, open_low=True)  # noqa: E731
 _EVALUATORS = s.mapping(s.evaluator, s.list_of(s.dataset))
 _EVALUATOR_N = s.mapping(s.evaluator, s.either(_POSITIVE, s.mapping(s.dataset, _POSITIVE)))
@@ -171,11 +188,11 @@ class _Checked:
     """Settings that check their own fields when built: each field's ``schema.param`` check."""
 
     def __post_init__(self) -> None:
-        notebook = next((name for name, cls in NOTEBOOKS.items() if cls is type(self)), type(self).__name__)
         for f in fields(self):
             try:
                 f.metadata[s.CHECK](getattr(self, f.name))
             except Invalid as error:
+                notebook = next((name for name, cls in NOTEBOOKS.items() if cls is type(self)), type(self).__name__)
                 raise SettingsError(f"{notebook}: {f.name}: {error}") from None
 
 

@@ -1,7 +1,9 @@
 """Each method option declares its type and range where it is defined (``bounded``), and the option's
 dataclass checks them when it is built (``check``): the YAML check (``pipeline.validate``, which builds
 every ``method_options`` entry) and any code that makes a config get the same refusal, naming the
-option, its value and its range. A NaN or an infinity is never in range.
+option, its value and its range. A NaN or an infinity is never in range, and an integer option
+always has a ceiling: its own (a count of epochs, refits or updates far above any recipe's, so a typo
+of 10^9 is refused instead of running for months) or, when it declares none, ``INT32_MAX``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 
 FLOAT32_MAX = 3.4028234663852886e38
+INT32_MAX = 2**31 - 1  # an integer option's ceiling when it declares none (torch and numpy index in 32 bits)
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,11 @@ class Bounds:
 
     def describe(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
-        parts = ([f"{'>' if self.open_low else '>='} {self.low:g}"] if self.low is not None else []) + \
-                ([f"{'<' if self.open_high else '<='} {self.high:g}"] if self.high is not None else [])
+        def show(x: float) -> str:
+            return str(int(x)) if self.integer else f"{x:g}"
+
+        parts = ([f"{'>' if self.open_low else '>='} {show(self.low)}"] if self.low is not None else []) + \
+                ([f"{'<' if self.open_high else '<='} {show(self.high)}"] if self.high is not None else [])
         return kind + (f" {' and '.join(parts)}" if parts else "")
 
     def check(self, name: str, value: Any) -> None:
@@ -47,7 +53,10 @@ class Bounds:
 
 def bounded(default: Any, low: float | None = None, high: float | None = None, *, open_low: bool = False,
             open_high: bool = False, integer: bool = False) -> Any:
-    """A dataclass field with its range (``check`` reads it)."""
+    """A dataclass field with its range (``check`` reads it); an integer's ``high`` is ``INT32_MAX``
+    unless given."""
+    if integer and high is None:
+        high = INT32_MAX
     return field(default=default, metadata={"bounds": Bounds(low, high, open_low, open_high, integer)})
 
 

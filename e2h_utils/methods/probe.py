@@ -34,13 +34,14 @@ PROBE_VERSION = 2  # 2: the authors' estimator (SGD, unsquared L2, clipping, dec
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    epochs: int = bounded(100, 1, integer=True)  # --learned_probe_epochs
+    epochs: int = bounded(100, 1, 10_000, integer=True)  # --learned_probe_epochs (at most 100x theirs)
     lr: float = bounded(0.05, 0, open_low=True)  # Probe.fit: lr = 5e-2 for a linear probe
     l2: float = bounded(1.0, 0)  # --l2_reg: weight of ||w||_2 (unsquared)
     max_grad_norm: float = bounded(1.0, 0, open_low=True)  # --max_grad_norm
     # --probing_lr_decay 10-percent: the learning rate decays to 10%
     lr_floor: float = bounded(0.1, 0, 1, open_low=True)
-    max_refits: int = bounded(6, 0, integer=True)  # safe_fit(patience=5): refits while counter <= 5
+    # safe_fit(patience=5): refits while counter <= 5 (ceilings: far above theirs, so a typo of 10^9 is refused)
+    max_refits: int = bounded(6, 0, 100, integer=True)
 
     def __post_init__(self) -> None:
         bounds.check(self)

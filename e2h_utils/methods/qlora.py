@@ -55,7 +55,9 @@ OPTIMIZERS = ("auto", "adamw", "adam8bit")
 
 @dataclass(frozen=True)
 class QLoRAConfig:
-    r: int = bounded(16, 1, integer=True)
+    # integer ceilings: a rank at most the widest paper model's hidden size (8,192), counts far above any
+    # recipe's (the authors' chain of thought: 150 updates), so a typo of 10^9 is refused, not run for months
+    r: int = bounded(16, 1, 8192, integer=True)
     alpha: int = bounded(32, 0, open_low=True)
     dropout: float = bounded(0.1, 0, 1, open_high=True)
     # the adapted projections; the default, the authors' q and v projections, is named per architecture
@@ -64,9 +66,12 @@ class QLoRAConfig:
     target_modules: tuple[str, ...] = resources.DEFAULT_LORA_TARGETS
     quantization: str = "8bit"  # 8bit (the authors', LLM.int8) | 4bit (NF4) | none (plain LoRA)
     lr: float = bounded(1e-4, 0, open_low=True)  # --probing_lr
-    max_batch: int = bounded(50, 1, integer=True)  # effective batch: min(n, max_batch) items per update
-    min_updates: int = bounded(10, 1, integer=True)  # --minimum_gradient_updates (150 for chain of thought)
-    min_epochs: int = bounded(3, 1, integer=True)  # standardize_optimization_config: 3 epochs unless more are needed
+    # effective batch: min(n, max_batch) items per update
+    max_batch: int = bounded(50, 1, 65_536, integer=True)
+    # --minimum_gradient_updates (150 for chain of thought)
+    min_updates: int = bounded(10, 1, 100_000, integer=True)
+    # standardize_optimization_config: 3 epochs unless more are needed
+    min_epochs: int = bounded(3, 1, 10_000, integer=True)
     max_grad_norm: float = bounded(1.0, 0, open_low=True)  # clip_grad_norm_(..., 1.)
     lr_floor: float = bounded(0.1, 0, 1)  # --probing_lr_decay 10-percent
     weight_decay: float = bounded(1e-5, 0)  # --weight_decay
@@ -77,7 +82,7 @@ class QLoRAConfig:
     # thought), gradients accumulated over min(n, max_batch) // that many micro-batches and counted across
     # epochs, a trailing partial accumulation never applied, the learning rate decaying over the updates
     # their schedule counts (``update_plan``; models/probes.py:339,354-356,437-443,456)
-    authors_batch: int = bounded(0, 0, integer=True)
+    authors_batch: int = bounded(0, 0, 65_536, integer=True)
 
     def __post_init__(self) -> None:
         bounds.check(self)

@@ -40,6 +40,11 @@ class SamplingError(ValueError):
     """Sampling settings no generator can follow."""
 
 
+# the coldest temperature sampled: colder is greedy decoding in all but name (chain of thought), and a cold
+# enough one overflows the 32-bit logits it divides (1e-300: every probability NaN). Sun et al. sample at 0.7
+MIN_TEMPERATURE = 0.01
+
+
 @dataclass(frozen=True)
 class Sampling:
     n: int  # candidate solutions per problem
@@ -53,9 +58,9 @@ class Sampling:
     def __post_init__(self) -> None:
         if int(self.n) < 1:
             raise SamplingError(f"sampling needs n >= 1 solutions per problem, not {self.n}")
-        if not float(self.temperature) > 0:
-            raise SamplingError(f"sampling needs a temperature > 0, not {self.temperature} (greedy decoding is "
-                                "chain of thought: methods.base.CoT)")
+        if not float(self.temperature) >= MIN_TEMPERATURE:  # NaN fails too
+            raise SamplingError(f"sampling needs a temperature >= {MIN_TEMPERATURE}, not {self.temperature} (greedy "
+                                "decoding is chain of thought: methods.base.CoT)")
         if self.top_k is not None and int(self.top_k) < 1:
             raise SamplingError(f"top_k must be >= 1 (or null for no cut), not {self.top_k}")
         if not 0 < float(self.top_p) <= 1:

@@ -94,7 +94,8 @@ def run_shard(profile: str, shard: Shard, environment: dict[str, str] | None = N
                            f"(the parameters or the code changed since it was submitted): plan and submit again")
     todo = [runs[k] for k in shard.keys if not runs[k].done]
     if todo:
-        lm = models.load_model(shard.model, dtype=shard.dtype, quantization=shard.quantization)
+        # the job is an entry point: its run settings came with its environment (``job_environment``)
+        lm = models.load_model(shard.model, runtime.current(), dtype=shard.dtype, quantization=shard.quantization)
         for run in todo:
             execute(run, lm, planner, store)
         del lm

@@ -289,13 +289,14 @@ def work_of(run: PlannedRun, planner: Planner, counter: TokenCounter, frames: Ma
             settings: runtime.RunSettings | None = None) -> Work:
     """Tokens the run processes for ``seeds`` (default: those not yet stored). ``featurized``:
     the items already given features by earlier runs (updated), so shared features count once;
-    ``settings``: the profile's run settings (default: this process's)."""
+    ``settings``: the profile's run settings (default: the defaults)."""
     seeds = [s for s in run.seeds if s not in run.cached] if seeds is None else list(seeds)
     if not seeds:
         return Work()
     frame = (frames or {}).get(run.dataset)
     frame = frame if frame is not None else planner.frame(run.dataset)
-    return run.unit.work(run, Context(counter, planner.frame, featurized, settings or runtime.current()), frame, seeds)
+    context = Context(counter, planner.frame, featurized, settings or runtime.RunSettings())
+    return run.unit.work(run, context, frame, seeds)
 
 
 # --- devices, throughput and memory ------------------------------------------------------
