@@ -13,6 +13,7 @@ import pytest
 
 from e2h_utils.pipeline import profiles, reproduce
 from e2h_utils.pipeline import validate
+from e2h_utils.experiments import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -229,3 +230,34 @@ def test_the_evaluators_parameters_are_checked_before_anything_runs():
 def test_repeated_entries_and_absurd_sizes_are_refused_naming_the_key(name, changes, expected):
     found = problems(name, **changes)
     assert any(expected in p for p in found), found
+
+
+@pytest.mark.parametrize("changes, expected", [
+    # a third fresh probe (2026-12-06): each passed the check and failed only when its QLoRA base loaded
+    ({"method_options": {"qlora": {"quantization": "2bit"}}}, "qlora: unknown quantization '2bit'; valid: none, 8bit"),
+    ({"method_options": {"qlora": {"target_modules": []}}}, "qlora: target_modules must list at least one module"),
+])
+def test_qlora_options_that_fail_only_at_training_are_refused_before_any_notebook(changes, expected):
+    found = problems("easy_to_hard", **changes)
+    assert any(expected in p for p in found), found
+
+
+def test_an_offline_hub_model_not_in_the_cache_is_named_before_any_notebook(monkeypatch):
+    """Offline, a Hub id that is not cached used to fail only when its notebook loaded it."""
+    from dataclasses import fields
+
+    from e2h_utils.experiments import schema
+
+    model_checks = (schema.model, schema.models_list, settings._HARDNESS_MODELS, settings._OPTIONAL_MODELS)
+    named = {f.name for cls in settings.NOTEBOOKS.values() for f in fields(cls)
+             if f.metadata[schema.CHECK] in model_checks}
+    assert named == set(validate.MODEL_KEYS)  # every key that names a model is looked at
+    values = {"model": "embedded", "mdl_hardness_models": ["embedded", "no-such-org/no-such-model"]}
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert validate.unavailable_models(values, "h.yaml") == []  # online: the Hub may have it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    found = validate.unavailable_models(values, "h.yaml", {"mdl_hardness_models": "_shared.yaml"})
+    assert len(found) == 1 and found[0].startswith("_shared.yaml: mdl_hardness_models: 'no-such-org/no-such-model' "
+                                                   "is a Hub id, but the Hub is off"), found
+    assert "hf download no-such-org/no-such-model" in found[0]

@@ -86,6 +86,11 @@ class QLoRAConfig:
 
     def __post_init__(self) -> None:
         bounds.check(self)
+        if self.quantization not in models.QUANTIZATIONS:  # else refused only when its base loads, mid-notebook
+            raise ValueError(f"unknown quantization {self.quantization!r}; valid: {', '.join(models.QUANTIZATIONS)}")
+        if isinstance(self.target_modules, str) or not self.target_modules:
+            raise ValueError(f"target_modules must list at least one module name (the default: the authors' q and v "
+                             f"projections, named per architecture), not {self.target_modules!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
 

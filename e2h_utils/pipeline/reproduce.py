@@ -497,6 +497,10 @@ def run(
     problems += [p for job in jobs for p in validate.check_values(
         _with_defaults(job, parameters[job.name]), job.yaml_path, job.name,
         value_origins(job.yaml_path, notebook_parameter_names(job.notebook)))]
+    if not dry_run:  # a dry run loads stand-ins, never a Hub model
+        problems += [p for job in jobs for p in validate.unavailable_models(
+            _with_defaults(job, parameters[job.name]), job.yaml_path,
+            value_origins(job.yaml_path, notebook_parameter_names(job.notebook)))]
     problems = list(dict.fromkeys(problems))  # a shared file's problem once, not once per notebook that reads it
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in the parameters of profile {profile!r}; nothing was run:\n  "

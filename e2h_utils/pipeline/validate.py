@@ -232,3 +232,41 @@ def check_values(values: Mapping[str, Any], source: Path | str, notebook: str | 
         problems += _typed(values, notebook)
     origins = origins or {}
     return [f"{origins.get(problem.split(':', 1)[0], source)}: {problem}" for problem in problems]
+
+
+# --- models this machine can load ---------------------------------------------------------------
+
+MODEL_KEYS = ("model", "mdl_hardness_models", "models_to_compare", "robustness_models", "college_models")
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def unavailable_models(values: Mapping[str, Any], source: Path | str,
+                       origins: Mapping[str, Path | str] | None = None) -> list[Problem]:
+    """The Hub ids among a notebook's models (``MODEL_KEYS``) that this machine cannot load: the Hub is
+    off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``) and the id is not in the Hugging Face cache. Without
+    this a real run would reach the model only when its notebook loads it, after the notebooks before it ran."""
+    if not _offline():
+        return []
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from e2h_utils.engine import models
+
+    problems = []
+    for key in MODEL_KEYS:
+        value = values.get(key)
+        for name in ([value] if isinstance(value, str) else value or []):
+            try:
+                kind, _ = models.resolve_source(models.ModelSpec(name=name))
+            except models.ModelSpecError:
+                continue  # the value check names it
+            if kind == "hub" and not isinstance(try_to_load_from_cache(name, "config.json"), str):
+                problems.append(f"{(origins or {}).get(key, source)}: {key}: {name!r} is a Hub id, but the Hub is off "
+                                f"(HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) and it is not in the Hugging Face cache "
+                                f"({constants.HF_HUB_CACHE}): download it where there is a network (`hf download "
+                                f"{name}`), give a local folder of the checkpoint, or turn the Hub on")
+    return problems
+
