@@ -174,8 +174,16 @@ def test_a_training_size_larger_than_its_pool_stops_the_run_before_any_notebook(
     with pytest.raises(ValueError) as info:
         reproduce.run("smoke")
     message = str(info.value)
-    assert f"{path}: training items: strategyqa/num_steps probe" in message and "needs 5000 but the pool of" in message
+    assert f"{path}: sizes: strategyqa/num_steps probe" in message  # named under the key that asked for it
+    assert "needs 5000 training items but the pool of" in message
     assert "nothing was run" in message and not (tmp_path / "outputs").exists()
+    # a size set in the shared file is named there, under its key (a third fresh probe: it named neither)
+    path.write_text(path.read_text().replace("probe: [2, 4, 5000]", "probe: [2, 4]"))
+    shared = tmp_path / "parameters" / "smoke" / "_shared.yaml"
+    shared.write_text(shared.read_text().replace("k_shot: {arc: 2,", "k_shot: {arc: 100000,"))
+    with pytest.raises(ValueError) as info:
+        reproduce.run("smoke")
+    assert f"{shared}: k_shot: arc/grade icl easy needs 100000 training items but the pool of" in str(info.value)
 
 
 def test_the_evaluators_parameters_are_checked_before_anything_runs():

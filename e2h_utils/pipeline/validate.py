@@ -27,6 +27,7 @@ from e2h_utils import paths
 from e2h_utils.data import datasets
 from e2h_utils.data import hardness
 from e2h_utils.experiments import plans, schema, settings, split
+from e2h_utils.experiments.schema import Size
 from e2h_utils.experiments.spec import ExperimentSpec, SpecError, TestSelection
 from e2h_utils.methods import base as methods
 from e2h_utils.methods import noise
@@ -163,7 +164,7 @@ def _typed(values: Mapping[str, Any], notebook: str) -> list[Problem]:
         problems.append(f"the {notebook} settings do not build from these values ({type(error).__name__}: {error}); "
                         "fix the value it names")
         return problems
-    return problems + _pool_problems(plans.specs(entries))
+    return problems + _pool_problems(plans.specs(entries), values)
 
 
 @lru_cache(maxsize=8)
@@ -190,7 +191,27 @@ def _smallest_pool(spec: ExperimentSpec, mirror: str | None) -> tuple[int, str]:
     return _SMALLEST[key]
 
 
-def _pool_problems(specs: Iterable[ExperimentSpec]) -> list[Problem]:
+_TRAINING_SIZES = (Size.SHOTS, Size.TRAIN, Size.COT_TRAIN, Size.CURVE)
+
+
+def _holds(value: Any, number: int) -> bool:
+    """Whether ``number`` is one of the sizes in a parameter's value (a number, or a list or mapping of them)."""
+    if isinstance(value, Mapping):
+        return any(_holds(v, number) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, number) for v in value)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) == number
+
+
+def _size_key(values: Mapping[str, Any], size: int) -> str:
+    """The one parameter that counts training items and asks for ``size`` (so the problem is named under
+    its key and the file it came from, e.g. ``k_shot`` in ``_shared.yaml``), else "training items"."""
+    counted = settings.sizes()
+    keys = [key for key, value in values.items() if counted.get(key) in _TRAINING_SIZES and _holds(value, size)]
+    return keys[0] if len(keys) == 1 else "training items"
+
+
+def _pool_problems(specs: Iterable[ExperimentSpec], values: Mapping[str, Any] | None = None) -> list[Problem]:
     """Runs that would train on more items than their pool holds (a learning-curve size, ``n_train``,
     ``k_shot``), read from the data before any notebook starts; the runner refuses the same runs
     when their notebook reaches them. Runs on MDL levels are left to it (they need MDL's scores)."""
@@ -207,7 +228,8 @@ def _pool_problems(specs: Iterable[ExperimentSpec]) -> list[Problem]:
         except (OSError, ConnectionError, KeyError, ValueError):
             continue  # data that cannot be read here is named by the mirror check or the notebook
         if spec.method.size > n:
-            problems.append(f"training items: {spec.describe()} needs {spec.method.size} but the pool of {where} "
+            key = _size_key(values or {}, spec.method.size)
+            problems.append(f"{key}: {spec.describe()} needs {spec.method.size} training items but the pool of {where} "
                             f"holds {n} (test_fraction = {spec.test.test_fraction}): ask for at most {n}, or lower "
                             "test_fraction; a run never trains on fewer items than it says")
     return sorted(set(problems))
