@@ -383,3 +383,24 @@ def test_a_damaged_mirror_is_named_file_by_file_before_anything_reads_it(mirror,
     copy.mkdir()
     (only,) = data.check_mirror()
     assert "holds none of the" in only and "export E2H_MIRROR=../shared/offline-mirror" in only
+
+
+def test_content_digest_is_order_free_and_digests_remember_it_per_frame(monkeypatch):
+    """The digest keys stored results: row order does not change it, content and the columns read do.
+    ``Digests`` (a runner's, a plan's) computes it once per frame and columns, and again for a frame
+    of another shape or another frame."""
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "question": ["q1", "q2", "q3"], "label": [0, 1, 0],
+                          "grade": [3.0, float("nan"), 8.0], "choices": [["x", "y"], ["z"], []]})
+    digest = data.content_digest(frame, ["grade"])
+    assert data.content_digest(frame.iloc[::-1], ["grade"]) == digest
+    assert data.content_digest(frame, []) != digest
+    assert data.content_digest(frame.assign(label=[1, 1, 0]), ["grade"]) != digest
+    calls = []
+    real = data.content_digest
+    monkeypatch.setattr(data, "content_digest", lambda f, c=(): calls.append(1) or real(f, c))
+    digests = data.Digests()
+    assert digests(frame, ["grade"]) == digest and digests(frame, ("grade",)) == digest and len(calls) == 1
+    assert digests(frame, []) == real(frame, []) and len(calls) == 2
+    longer = pd.concat([frame, frame.assign(id=["d", "e", "f"])], ignore_index=True)
+    assert digests(longer, ["grade"]) == real(longer, ["grade"]) and len(calls) == 3
+    assert digests(frame.copy(), ["grade"]) == digest and len(calls) == 4  # another frame: its own digest

@@ -249,7 +249,7 @@ def test_paper_mdl_runs_each_hardness_model_at_the_authors_precision():
 
     values = dict(mdl_hardness_models=list(mdl.PAPER_HARDNESS_MODELS), mdl_learners={"arc": ["zero_shot", "qlora"]},
                   mdl_max_items={"arc": None}, mdl_subset_sizes=[5], mdl_seeds=[0], mdl_max_holdout=None,
-                  mdl_model_quantization="auto")
+                  mdl_model_quantization="auto", mdl_learner_options={})
     options = settings.mdl_settings(SimpleNamespace(**values))
     assert (options.quantization, options.dtype) == ("auto", "authors")
     qlora = {name: next(s.learner for s in options.specs(name) if isinstance(s.learner, QLoRA))
@@ -264,6 +264,35 @@ def test_paper_mdl_runs_each_hardness_model_at_the_authors_precision():
     assert "authors_batch" not in llama.payload("m")["config"]
     other = settings.mdl_settings(SimpleNamespace(**{**values, "mdl_model_quantization": "none"}))
     assert other.dtype == "auto"  # the embedded profile's MDL keeps its identity
+
+
+def test_mdl_learner_options_reach_the_trained_learners_and_leave_the_precision_to_the_model():
+    """``mdl_learner_options`` (what the dry run caps: one QLoRA update) changes the learner's config,
+    so its key; the QLoRA learner still trains each hardness model at the precision it loads with."""
+    from types import SimpleNamespace
+
+    from e2h_utils.experiments import schema, settings
+
+    values = dict(mdl_hardness_models=["huggyllama/llama-7b", "tiiuae/falcon-7b"],
+                  mdl_learners={"arc": ["zero_shot", "probe", "qlora"]}, mdl_max_items={"arc": None},
+                  mdl_subset_sizes=[5], mdl_seeds=[0], mdl_max_holdout=None, mdl_model_quantization="auto",
+                  mdl_learner_options={"qlora": {"min_updates": 1, "min_epochs": 1}, "probe": {"epochs": 7}})
+    options = settings.mdl_settings(SimpleNamespace(**values))
+    for name, precision in (("huggyllama/llama-7b", "8bit"), ("tiiuae/falcon-7b", "none")):
+        learners = {s.name: s.learner for s in options.specs(name)}
+        assert (learners["qlora"].config.min_updates, learners["qlora"].config.min_epochs) == (1, 1)
+        assert learners["qlora"].config.quantization == precision
+        assert learners["probe"].config.epochs == 7
+    default = settings.mdl_settings(SimpleNamespace(**{**values, "mdl_learner_options": {}}))
+    spec = next(s for s in default.specs("huggyllama/llama-7b") if s.name == "qlora")
+    assert spec.payload("m") == MDLSpec("arc", "qlora", model="huggyllama/llama-7b", subset_sizes=(5,),
+                                        seeds=(0,)).payload("m")  # no options: the key it always had
+    with pytest.raises(schema.Invalid, match="mdl_model_quantization"):
+        schema.mdl_learner_options({"qlora": {"quantization": "4bit"}})
+    with pytest.raises(schema.Invalid, match="unknown MDL learner that trains 'zero_shot'"):
+        schema.mdl_learner_options({"zero_shot": {}})
+    with pytest.raises(schema.Invalid, match="unknown option"):
+        schema.mdl_learner_options({"qlora": {"no_such_option": 1}})
 
 
 # Payloads of the string-learner MDLSpec (before learners were typed methods), recorded from that code:

@@ -433,6 +433,22 @@ def content_digest(frame: pd.DataFrame, columns: Iterable[str] = ()) -> str:
     return hashlib.sha256(("|".join(names) + "\x1d" + text).encode()).hexdigest()[:16]
 
 
+class Digests:
+    """``content_digest`` remembered per frame and columns, for an owner that reads its frames and
+    never changes them while it holds them (a runner's dataset frames, a plan's): the keys of many
+    runs on one frame cost one digest, not one each (~40 ms for ARC). It keeps every frame it
+    digested, so no other frame can take a remembered one's ``id`` while it lives."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, tuple[int, ...], tuple[str, ...]], tuple[pd.DataFrame, str]] = {}
+
+    def __call__(self, frame: pd.DataFrame, columns: Iterable[str] = ()) -> str:
+        key = (id(frame), frame.shape, tuple(columns))
+        if key not in self._seen:
+            self._seen[key] = (frame, content_digest(frame, key[2]))
+        return self._seen[key][1]
+
+
 # --- public entry point ------------------------------------------------------------------
 
 _LOADERS = {

@@ -42,7 +42,7 @@ from e2h_utils.engine.scoring import SCORER_VERSION
 from e2h_utils.experiments.spec import SpecError
 from e2h_utils.experiments.store import ResultStore
 from e2h_utils.methods import features, icl
-from e2h_utils.methods.base import Probe, QLoRA, ZeroShot
+from e2h_utils.methods.base import Probe, QLoRA, ZeroShot, build
 from e2h_utils.methods.probe import ProbeConfig, train_probe
 from e2h_utils.methods.qlora import QLoRAConfig, train_and_score
 
@@ -344,6 +344,12 @@ class MDLSettings:
     max_holdout: int | None = None
     quantization: str = "none"
     dtype: str = "auto"
+    # learner -> its options (``mdl_learner_options``: probe / QLoRA options; none: the authors' defaults)
+    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def learner_config(self, name: str, **fixed: Any) -> Any:
+        """The typed config of a trained learner (``probe`` or ``qlora``): its options, then ``fixed``."""
+        return cast(Any, build(name, 1, {**dict(dict(self.options).get(name, ())), **fixed})).config
 
     def table(self) -> pd.DataFrame:
         """Every MDL run, one row each (hardness model, dataset, learner, items scored, subset sizes,
@@ -359,7 +365,8 @@ class MDLSettings:
         quantization = as_spec(model, quantization=self.quantization).resolved_quantization
         return specs_for(model, {d: list(names) for d, names in self.learners}, max_items=dict(self.max_items),
                          max_holdout=self.max_holdout, subset_sizes=self.subset_sizes, seeds=self.seeds,
-                         qlora=QLoRAConfig(quantization=quantization))
+                         probe=self.learner_config("probe"),
+                         qlora=self.learner_config("qlora", quantization=quantization))
 
 
 def run_for_models(settings: MDLSettings, frames: dict[str, pd.DataFrame], *, run_settings: runtime.RunSettings,

@@ -85,7 +85,8 @@ class ModelRunner(Generic[SpecT]):
         self.lm = lm
         self.store = store or ResultStore()
         self.settings = settings or lm.settings  # by default the settings the model was placed with
-        self.frames = dict(frames or {})
+        self.frames = dict(frames or {})  # read, never changed: their digests are remembered
+        self.digests = datasets.Digests()
         self.progress = progress
         self.timings: list[Timing] = []
         self.runs_name = "runs"  # run_all's progress bar
@@ -162,7 +163,7 @@ class Runner(ModelRunner[ExperimentSpec]):
     def payload(self, spec: ExperimentSpec) -> dict:
         """The key payload of a spec's stored results on this model and data."""
         frame = self.frame(spec.dataset)
-        return key_payload(spec, self.lm.identity, frame, self._source_frame(spec, frame))
+        return key_payload(spec, self.lm.identity, frame, self._source_frame(spec, frame), self.digests)
 
     def run(self, spec: ExperimentSpec) -> pd.DataFrame:
         """Item-level results of every seed of ``spec`` (``item_id``, ``level``, ``seed``, the

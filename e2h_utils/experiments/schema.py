@@ -243,6 +243,20 @@ def method_options(value: Any) -> None:
             raise Invalid(f"{kind}: {error}") from None
 
 
+def mdl_learner_options(value: Any) -> None:
+    """learner -> {option: value} for the MDL learners that train (``probe``, ``qlora``); QLoRA's
+    precision is not among them: the learner trains each hardness model at the precision it is
+    loaded with (``mdl_model_quantization``)."""
+    if not isinstance(value, Mapping):
+        raise Invalid(f"expected a mapping learner -> {{option: value}}, got {value!r}")
+    for name, options in value.items():
+        one_of(mdl.TRAINED, "MDL learner that trains")(name)
+        if isinstance(options, Mapping) and "quantization" in options:
+            raise Invalid(f"{name}: quantization is set by mdl_model_quantization (the learner trains each "
+                          "hardness model at the precision it is loaded with); remove it here")
+    method_options(value)
+
+
 def mdl_learners(value: Any) -> None:
     if not isinstance(value, Mapping):
         raise Invalid(f"expected a mapping dataset -> [learners], got {value!r}")

@@ -240,6 +240,7 @@ class _MDL(_Checked):
     mdl_seeds: Sequence[int] = param(s.seed_list, Size.SEEDS)
     mdl_max_holdout: int | None = param(s.test_cap, Size.MDL_HOLDOUT)
     mdl_model_quantization: str = param(s.quantization)
+    mdl_learner_options: Mapping[str, Mapping[str, Any]] = param(s.mdl_learner_options, Size.OPTIONS)
 
     @property
     def mdl(self) -> mdl.MDLSettings:
@@ -294,7 +295,8 @@ def mdl_settings(values: Any) -> mdl.MDLSettings:
         learners=tuple((d, tuple(names)) for d, names in dict(values.mdl_learners).items()),
         max_items=tuple(dict(values.mdl_max_items).items()), subset_sizes=tuple(values.mdl_subset_sizes),
         seeds=tuple(values.mdl_seeds), max_holdout=values.mdl_max_holdout, quantization=quantization,
-        dtype="authors" if quantization == "auto" else "auto")
+        dtype="authors" if quantization == "auto" else "auto",
+        options=tuple((name, tuple(dict(opts).items())) for name, opts in dict(values.mdl_learner_options).items()))
 
 
 # --- one class per notebook -------------------------------------------------------------------------

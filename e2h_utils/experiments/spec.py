@@ -25,7 +25,7 @@ keep their keys.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -270,15 +270,17 @@ def baseline_of(method: Method, dataset: str, prompt_format: str | None) -> tupl
 
 
 def key_payload(spec: ExperimentSpec, model_identity: str, frame: pd.DataFrame,
-                source_frame: pd.DataFrame | None = None) -> dict[str, Any]:
+                source_frame: pd.DataFrame | None = None,
+                digest: Callable[[pd.DataFrame, Sequence[str]], str] = datasets.content_digest) -> dict[str, Any]:
     """What a run's stored results are keyed by: the canonical spec, the model's identity and a
     digest of the data it reads (the frame's content and measure column; a train source's rows),
-    so that results are never reused for data that has changed since."""
+    so that results are never reused for data that has changed since. ``digest``: the digest
+    function (a ``datasets.Digests`` remembers it per frame for an owner of fixed frames)."""
     measure = hardness.get_measure(spec.dataset, spec.measure)
     payload = {**spec.canonical(), "model_identity": model_identity,
-               "data_digest": datasets.content_digest(frame, [c for c in (measure.column, measure.population) if c])}
+               "data_digest": digest(frame, [c for c in (measure.column, measure.population) if c])}
     if spec.train_source is not None and source_frame is not None:
-        payload["source_digest"] = datasets.content_digest(source_frame, [spec.train_source.column])
+        payload["source_digest"] = digest(source_frame, [spec.train_source.column])
     return payload
 
 

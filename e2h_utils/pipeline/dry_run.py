@@ -13,8 +13,8 @@ with papermill and the paper YAML, except that:
   stand-in for a model spread over several GPUs; bitsandbytes cannot offload quantized weights,
   so quantized loads stay on one device;
 - sizes are capped (``CAPS``, by what each parameter counts: its settings field's ``schema.Size``):
-  test items per level, seeds, in-context examples and training
-  items, QLoRA updates, generated tokens, MDL items and hold-out, bootstrap draws, the evaluators'
+  test items per level, seeds, in-context examples and training items, QLoRA updates (the MDL
+  learner's too), generated tokens, MDL items and hold-out, bootstrap draws, the evaluators'
   candidates per problem and problems. Every dataset, measure, method, option and
   model the YAML names is still run.
 
@@ -45,10 +45,10 @@ SHOTS = 3  # in-context examples
 TRAIN = 8  # probe / QLoRA training items
 MDL_SIZES = (5, 20)
 N_BOOT = 50
-UPDATES = 2  # QLoRA: gradient updates (the paper: at least 10, 150 for chain of thought)
+UPDATES = 1  # QLoRA: gradient updates (the paper: at least 10, 150 for chain of thought); the MDL learner too
 COT_TRAIN = 2  # chain-of-thought QLoRA: worked solutions trained on (whole sequences: the dry run's costliest step)
 COT_UPDATES = 1  # chain-of-thought QLoRA: gradient updates
-NEW_TOKENS = 24  # chain of thought: tokens generated (a random model never writes "the answer is")
+NEW_TOKENS = 12  # chain of thought: tokens generated (a random model never writes "the answer is")
 SAMPLES = 2  # easy-to-hard evaluators: candidates per problem
 PROBLEMS = 3  # easy-to-hard evaluators: test problems, and problems per training level
 def _split_memory(vocab: int = 49152, element: int = 2) -> str:
@@ -117,6 +117,12 @@ def _options(value: Any) -> Any:
     return out
 
 
+def _learner_options(value: Any) -> Any:
+    """``mdl_learner_options``: as ``_options``, with the QLoRA learner present even where the YAML
+    leaves it to its defaults (10 updates at least: F51), so it too runs UPDATES updates."""
+    return _options({"qlora": {}, **dict(value or {})})
+
+
 def _sizes(value: Any) -> Any:
     """{method: [n, ...]} learning-curve sizes: those up to TRAIN (the smallest, if none is)."""
     return {k: sorted({min(int(n), TRAIN) for n in v}) for k, v in value.items()}
@@ -137,6 +143,7 @@ CAP_OF: dict[Size, Callable[[Any], Any]] = {
 }
 # parameter -> its cap (parameters that count nothing run as the YAML writes them)
 CAPS: dict[str, Callable[[Any], Any]] = {name: CAP_OF[size] for name, size in settings.sizes().items()}
+CAPS["mdl_learner_options"] = _learner_options
 
 
 def cap_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:

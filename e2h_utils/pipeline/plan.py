@@ -69,6 +69,7 @@ class Planner:
         self.entries: dict[str, list[plans.Entry]] = {}  # per notebook: the entries its tables read
         self.experiments: dict[tuple[str, ExperimentSpec], PlannedRun] = {}  # (notebook, spec) -> its run
         self._frames: dict[str, pd.DataFrame] = {}
+        self.digests = datasets.Digests()  # of the frames planned on (read, never changed)
         self._mdl: dict[tuple, pd.DataFrame | None] = {}
 
     # shared inputs
@@ -136,7 +137,7 @@ def plan_experiment(planner: Planner, notebook: str, spec: ExperimentSpec, frame
     if spec.train_source is not None:
         source = spec.train_source
         source_frame = frame if source.dataset == spec.dataset else planner.frame(source.dataset)
-    payload = key_payload(spec, identity, frame, source_frame) if real else None
+    payload = key_payload(spec, identity, frame, source_frame, planner.digests) if real else None
     run = PlannedRun(notebook=notebook, unit=units.Experiment(spec), model=spec.model, dtype=dtype,
                      quantization=quantization,
                      dataset=spec.dataset, method=spec.method.kind if spec.method.trains else "zero-shot",
