@@ -50,8 +50,8 @@ lint: setup  ## ruff (line length 120) on e2h_utils, tests and benchmarks; mypy 
 
 test: setup lint  ## run every test (unit, integration on the mirror/model, notebooks under the smoke profile), two at a time
 	@# two pytest workers of one torch thread each (their notebook kernels too): on two cores, two workers of two
-	@# threads only wait on each other. The longest tests start first; the smoke notebooks stay on one worker.
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	@# threads only wait on each other. A test module is one unit (its fixtures shared); the longest go first.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-fast: setup lint  ## run only the fast unit tests (no model, no notebooks), two at a time
 	@# two pytest workers, one torch thread each: two workers of two threads on two cores only wait on each other

@@ -43,25 +43,22 @@ DEFAULT_MIRROR = PROJECT_ROOT.parent / "shared" / "offline-mirror"
 
 # --- order and workers ----------------------------------------------------------------------
 
-# `make test` runs two pytest workers (pytest-xdist, `--dist loadgroup`). A module whose tests share
-# one project (the smoke notebooks, then the report of what they wrote) stays whole, in order, on one
-# worker; the longest tests start first, so neither worker is left alone with one of them at the end.
-ONE_WORKER = ("tests/test_notebooks.py",)
-LONGEST_FIRST = ("tests/test_dry_run.py::test_the_paper_profile_runs_end_to_end_on_a_stand_in",
-                 "tests/test_cluster.py::test_local_executor_matches_the_inprocess_run",
-                 "tests/test_preflight.py::test_the_paper_plan_covers_every_notebook")
+# `make test` runs two workers with --dist loadfile: every test module is one unit of work, so a module's
+# shared fixtures (the smoke notebooks' one project, which the report test reads whole) stay on one
+# worker. (pytest-xdist's loadgroup cannot regroup tests under pytest 9: it rewrites a node id pytest no
+# longer reads.) The modules of the longest tests go first, in this order, so neither worker is left
+# alone with one of them at the end; xdist's own reordering by test count is off (--no-loadscope-reorder).
+LONGEST_FIRST = ("tests/test_dry_run.py", "tests/test_notebooks.py", "tests/test_cluster.py",
+                 "tests/test_preflight.py")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if module in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(module))
-
     def rank(item: pytest.Item) -> int:
-        return next((i for i, name in enumerate(LONGEST_FIRST) if item.nodeid.startswith(name)), len(LONGEST_FIRST))
+        module = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
 
-    items.sort(key=rank)  # stable: every other test keeps its place
+    items.sort(key=rank)  # stable: every test keeps its place within its module
 
 
 # --- data mirror -------------------------------------------------------------------------

@@ -37,8 +37,8 @@ from e2h_utils.methods.base import kinds
 
 SUFFIX = "-dry-run"
 SEEDS = 2  # first seeds of every seed list
-TEST_PER_LEVEL = 6
-COT_TEST_PER_LEVEL = 3
+TEST_PER_LEVEL = 4
+COT_TEST_PER_LEVEL = 2
 MDL_ITEMS = 80  # enough that an MDL level's training pool holds TRAIN items
 MDL_HOLDOUT = 40
 SHOTS = 3  # in-context examples
