@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from e2h_utils.engine.scoring import SCORER_VERSION
 from e2h_utils.data import hardness
 from e2h_utils.experiments import plans, split
 from e2h_utils.experiments import runner as runner_module
@@ -91,7 +92,9 @@ def test_default_payload_unchanged():
         expected = OLD_FIELDS | ({"prompt_tokenization"} if kind in ("icl", "icl_cot") else set()) | (
             {"train_version"} if kind == "probe" else set()) | ({"cot_version"} if kind == "icl_cot" else set())
         assert set(stored) == expected, name
-        assert results.spec_key(stored) == OLD_KEYS[name], name
+        # pinned at scorer version 2: a scorer version bump moves every key, and nothing else may
+        assert stored["scorer_version"] == SCORER_VERSION
+        assert results.spec_key({**stored, "scorer_version": 2}) == OLD_KEYS[name], name
 
 
 def test_zero_noise_is_the_default():

@@ -300,3 +300,53 @@ def test_small_kv_budget_does_not_change_scores(tiny_lm, random_items, prefixes,
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
+
+# --- the packed rows: a question and its choices in one row under a tree mask -----------------
+
+
+def test_tree_mask_by_hand():
+    """Question (2 tokens), choice 0 fed 2 tokens, choice 1 fed 1, one padding column: a choice
+    sees the question and itself up to each token, never the other choice; padding sees itself."""
+    row = scoring._PackedRow.of(ScoringItem((5, 6), ((7, 8, 9), (10, 11))))
+    assert row.ids == [5, 6, 7, 8, 10] and row.positions == [0, 1, 2, 3, 2] and row.groups == [0, 0, 1, 1, 2]
+    assert row.sources == [[1, 2, 3], [1, 4]]  # where each choice token is predicted from
+    got = scoring._tree_mask([row], 6)[0].int().tolist()
+    assert got == [[1, 0, 0, 0, 0, 0],
+                   [1, 1, 0, 0, 0, 0],
+                   [1, 1, 1, 0, 0, 0],
+                   [1, 1, 1, 1, 0, 0],
+                   [1, 1, 0, 0, 1, 0],
+                   [0, 0, 0, 0, 0, 1]]
+
+
+@pytest.mark.parametrize("path", ["choice-by-choice", "packed-eager"])
+def test_every_scoring_path_matches_plain(tiny_lm, random_items, prefixes, reference, path, monkeypatch):
+    """The walk kept for architectures that cannot pack, and the packed rows under eager attention
+    (an additive mask), agree with the plain reference as the default path (SDPA) does."""
+    if path == "choice-by-choice":
+        monkeypatch.setattr(scoring, "_packs", lambda *args: False)
+    else:
+        monkeypatch.setattr(tiny_lm.model.config, "_attn_implementation", "eager")
+        assert scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    for prefix in ("empty", "long"):
+        got = choice_logprobs(tiny_lm.model, prefixes[prefix], random_items, pad_id=tiny_lm.tokenizer.pad_token_id,
+                              batch_tokens=48)
+        for g, w in zip(got, reference[prefix]):
+            np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
+
+
+def test_only_architectures_that_read_positions_pack(tiny_lm, random_items, prefixes, monkeypatch):
+    """Llama packs; ALiBi (MPT) and Falcon's own masks score choice by choice, and so does a sliding
+    window shorter than prefix + row (the tree mask does not apply one)."""
+    config = tiny_lm.model.config
+    assert config.model_type == "llama" and scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    for model_type in ("mpt", "falcon"):
+        monkeypatch.setattr(config, "model_type", model_type)
+        assert not scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    monkeypatch.setattr(config, "model_type", "mistral")
+    longest = len(prefixes["long"]) + max(len(scoring._PackedRow.of(item).ids) for item in random_items)
+    monkeypatch.setattr(config, "sliding_window", longest, raising=False)
+    assert scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    monkeypatch.setattr(config, "sliding_window", longest - 1, raising=False)
+    assert not scoring._packs(tiny_lm.model, prefixes["long"], random_items)

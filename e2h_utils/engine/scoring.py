@@ -2,10 +2,15 @@
 
 A scored item is a prompt and its choices, all as token ids; a shared ``prefix`` (BOS and
 the in-context examples) goes in front of every item. ``choice_logprobs`` is the batched
-scorer used everywhere: the prefix is encoded once (``batching.prefix_layers``), its key/value
-cache is reused by every row of every batch, each question is encoded once after it, and every
-choice continues from the question's cache. ``choice_hidden_states`` walks the same cache for
-the probes' features; ``choice_logprob_tensors`` keeps the autograd graph for QLoRA.
+scorer used everywhere: the prefix is encoded once (``batching.prefix_layers``) and its key/value
+cache is reused by every row of every batch. Each item is then one packed row, its question
+followed by every choice, under a tree-shaped attention mask (a choice sees the question and
+itself, never another choice; position ids place each choice right after the question), so one
+forward pass scores a batch of items with no per-choice copy of the cache. Architectures that
+place tokens otherwise (MPT's ALiBi, Falcon) walk choice by choice instead: each question encoded
+once after the prefix, each choice continuing from a copy of the question's cache (``_packs``
+decides). ``choice_hidden_states`` walks that cache for the probes' features;
+``choice_logprob_tensors`` keeps the autograd graph for QLoRA.
 
 The plain reference paths (one unbatched forward per choice; every full sequence padded) live
 beside the tests and benchmarks (``benchmarks/reference.py``); the tests check that this scorer
@@ -28,7 +33,7 @@ from e2h_utils.engine.models import input_device
 
 # the version of the code that scores answers (here, prompts, in-context prompts, splits, label
 # noise, MDL): every stored result's key carries it; bump it when that code can change a result
-SCORER_VERSION = 2  # 2: the authors' prompts
+SCORER_VERSION = 3  # 2: the authors' prompts; 3: a question and its choices in one tree-masked row
 
 
 @dataclass(frozen=True)
@@ -156,13 +161,107 @@ def _continue_choices(decoder: Any, qb: _QuestionBatch, owner_rows: Sequence[int
                    output_hidden_states=output_hidden_states)
 
 
-def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
+@dataclass(frozen=True)
+class _PackedRow:
+    """One item laid out as one row: its question, then every choice's tokens but the last
+    (the last token is only predicted, never fed). ``sources[c]`` are the row positions whose
+    next-token distributions give choice c's tokens: the question's last token, then choice c's
+    own fed tokens."""
+
+    ids: list[int]
+    positions: list[int]  # offsets after the prefix: a choice continues right after the question
+    groups: list[int]  # 0: question; c + 1: choice c
+    sources: list[list[int]]
+
+    @classmethod
+    def of(cls, item: ScoringItem) -> "_PackedRow":
+        q = len(item.prompt_ids)
+        ids, positions, groups = list(item.prompt_ids), list(range(q)), [0] * q
+        sources = []
+        for c, choice in enumerate(item.choice_ids):
+            start = len(ids)
+            ids += choice[:-1]
+            positions += range(q, q + len(choice) - 1)
+            groups += [c + 1] * (len(choice) - 1)
+            sources.append([q - 1] + list(range(start, len(ids))))
+        return cls(ids, positions, groups, sources)
+
+
+def _tree_mask(rows: Sequence[_PackedRow], width: int) -> torch.Tensor:
+    """(rows, width, width) boolean attention among a batch's packed rows: a question token sees
+    the question up to itself; a choice token sees the whole question and its own choice up to
+    itself, never another choice; padding sees itself only (so no query row is empty)."""
+    group = np.full((len(rows), width), -1)
+    position = np.zeros((len(rows), width), dtype=np.int64)
+    for r, row in enumerate(rows):
+        group[r, :len(row.ids)] = row.groups
+        position[r, :len(row.ids)] = row.positions
+    qg, kg = group[:, :, None], group[:, None, :]
+    earlier = position[:, None, :] <= position[:, :, None]
+    allowed = (kg == 0) & (qg >= 0) & ((qg > 0) | earlier)  # the question, causally for its own tokens
+    allowed |= (kg == qg) & (qg > 0) & earlier  # the query's own choice, causally
+    allowed |= np.eye(width, dtype=bool)[None]
+    return torch.from_numpy(allowed)
+
+
+def _attention_mask(decoder: Any, allowed: torch.Tensor) -> torch.Tensor:
+    """A 4D mask as the model's attention takes it (transformers passes a 4D mask through as it
+    is): boolean for SDPA, additive (0 or the dtype's minimum) for eager attention (``_packs``
+    admits no other)."""
+    if getattr(decoder.config, "_attn_implementation", None) == "sdpa":
+        return allowed
+    dtype = decoder.get_input_embeddings().weight.dtype
+    dtype = dtype if dtype.is_floating_point else torch.float32
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def _packed_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
                             batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
                             desc: str) -> list[torch.Tensor]:
-    """Two-level cache: the prefix once, each question once, then every choice from there.
+    """The prefix once, then one forward pass per batch of packed rows: each item's question and
+    all its choices in one row, under a tree mask (``_tree_mask``), so a question is encoded once
+    and no key/value cache is copied per choice.
 
     Returns one tensor of choice log-probabilities per item; differentiable when grad is on
     (QLoRA trains through it)."""
+    decoder, head = _decoder_and_head(model)
+    device = decoder.get_input_embeddings().weight.device
+    device = torch.device("cpu") if device.type == "meta" else device
+    P = len(prefix)
+    prefix_kv = batching.prefix_layers(decoder, prefix, device) if P else None
+    rows = [_PackedRow.of(item) for item in items]
+    results: list[torch.Tensor | None] = [None] * len(items)
+    for batch in tqdm(batching.pack([len(r.ids) for r in rows], batch_tokens, max_rows, kv_tokens, context=P),
+                      desc=desc, disable=not progress, leave=False):
+        packed = [rows[i] for i in batch]
+        ids, _ = batching.pad([r.ids for r in packed], pad_id)
+        n, width = ids.shape
+        positions = torch.full((n, width), P, dtype=torch.long)
+        for b, row in enumerate(packed):
+            positions[b, :len(row.ids)] = torch.tensor(row.positions, dtype=torch.long) + P
+        allowed = torch.cat([torch.ones((n, width, P), dtype=torch.bool), _tree_mask(packed, width)], -1)
+        out = decoder(input_ids=ids.to(device), attention_mask=_attention_mask(decoder, allowed[:, None]).to(device),
+                      position_ids=positions.to(device), past_key_values=batching.expand(prefix_kv, n),
+                      use_cache=True)
+        hidden = out.last_hidden_state
+        picks = [(b, c, source, target) for b, i in enumerate(batch)
+                 for c, choice in enumerate(items[i].choice_ids)
+                 for source, target in zip(rows[i].sources[c], choice)]
+        lp = _token_logprobs(head, hidden[[p[0] for p in picks], [p[2] for p in picks]], [p[3] for p in picks])
+        offsets = np.cumsum([0] + [len(items[i].choice_ids) for i in batch])
+        owner = [int(offsets[b]) + c for b, c, _, _ in picks]
+        sums = torch.zeros(int(offsets[-1]), dtype=lp.dtype, device=lp.device).index_add(
+            0, torch.tensor(owner, device=lp.device), lp)
+        for b, i in enumerate(batch):
+            results[i] = sums[int(offsets[b]):int(offsets[b + 1])]
+    return results  # type: ignore[return-value]
+
+
+def _choice_by_choice_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
+                            batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
+                            desc: str) -> list[torch.Tensor]:
+    """Two-level cache: the prefix once, each question once, then every choice from there (each
+    choice row copies its question's cache). For models the tree mask does not fit (``_packs``)."""
     decoder, head = _decoder_and_head(model)
     P = len(prefix)
     parts: list[list[list[torch.Tensor]]] = [[[] for _ in item.choice_ids] for item in items]
@@ -190,6 +289,34 @@ def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
             for (b, c), value in zip(chunk, sums):
                 parts[qb.items[b]][c].append(value)
     return [torch.stack([torch.stack(p).sum() for p in item_parts]) for item_parts in parts]
+
+
+
+# architectures whose attention takes a 4D mask as given and places tokens by ``position_ids``
+# (rotary embeddings), so a choice packed after another one is still read right after its question;
+# MPT's ALiBi places by index and Falcon builds its own mask, so they score choice by choice
+PACKING_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2"})
+
+
+def _packs(model: Any, prefix: list[int], items: Sequence[ScoringItem]) -> bool:
+    """Whether ``_packed_logprob_tensors`` computes exactly what the choice-by-choice walk does for
+    this model: an architecture that reads positions from ``position_ids``, an attention that takes
+    the mask, and no sliding window the sequence could outgrow (the mask does not apply one)."""
+    config = model.get_decoder().config
+    window = getattr(config, "sliding_window", None)
+    longest = len(prefix) + max((len(_PackedRow.of(item).ids) for item in items), default=0)
+    return (config.model_type in PACKING_MODEL_TYPES
+            and (getattr(config, "_attn_implementation", None) or "eager") in ("sdpa", "eager")
+            and (not window or longest <= window))
+
+
+def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
+                            batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
+                            desc: str) -> list[torch.Tensor]:
+    """One tensor of choice log-probabilities per item (differentiable when grad is on: QLoRA
+    trains through it): packed rows where the model allows it, else choice by choice."""
+    score = _packed_logprob_tensors if _packs(model, prefix, items) else _choice_by_choice_logprob_tensors
+    return score(model, prefix, items, pad_id, batch_tokens, kv_tokens, max_rows, progress, desc)
 
 
 def choice_logprob_tensors(model: Any, items: Sequence[ScoringItem], *, pad_id: int, prefix_ids: Sequence[int] = (),
