@@ -328,7 +328,7 @@ def test_every_scoring_path_matches_plain(tiny_lm, random_items, prefixes, refer
         monkeypatch.setattr(scoring, "_packs", lambda *args: False)
     else:
         monkeypatch.setattr(tiny_lm.model.config, "_attn_implementation", "eager")
-        assert scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+        assert scoring._packs(tiny_lm.model, prefixes["long"], [scoring._PackedRow.of(i) for i in random_items])
     for prefix in ("empty", "long"):
         got = choice_logprobs(tiny_lm.model, prefixes[prefix], random_items, pad_id=tiny_lm.tokenizer.pad_token_id,
                               batch_tokens=48)
@@ -340,13 +340,14 @@ def test_only_architectures_that_read_positions_pack(tiny_lm, random_items, pref
     """Llama packs; ALiBi (MPT) and Falcon's own masks score choice by choice, and so does a sliding
     window shorter than prefix + row (the tree mask does not apply one)."""
     config = tiny_lm.model.config
-    assert config.model_type == "llama" and scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    rows = [scoring._PackedRow.of(item) for item in random_items]
+    assert config.model_type == "llama" and scoring._packs(tiny_lm.model, prefixes["long"], rows)
     for model_type in ("mpt", "falcon"):
         monkeypatch.setattr(config, "model_type", model_type)
-        assert not scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+        assert not scoring._packs(tiny_lm.model, prefixes["long"], rows)
     monkeypatch.setattr(config, "model_type", "mistral")
-    longest = len(prefixes["long"]) + max(len(scoring._PackedRow.of(item).ids) for item in random_items)
+    longest = len(prefixes["long"]) + max(len(row.ids) for row in rows)
     monkeypatch.setattr(config, "sliding_window", longest, raising=False)
-    assert scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    assert scoring._packs(tiny_lm.model, prefixes["long"], rows)
     monkeypatch.setattr(config, "sliding_window", longest - 1, raising=False)
-    assert not scoring._packs(tiny_lm.model, prefixes["long"], random_items)
+    assert not scoring._packs(tiny_lm.model, prefixes["long"], rows)

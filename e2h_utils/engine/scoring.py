@@ -113,8 +113,7 @@ class _QuestionBatch:
 def _walk_questions(decoder: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
                     batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool, desc: str):
     """Encode the prefix once, then yield each batch of questions encoded after it."""
-    device = decoder.get_input_embeddings().weight.device
-    device = torch.device("cpu") if device.type == "meta" else device
+    device = _input_device(decoder)
     P = len(prefix)
     prefix_kv = batching.prefix_layers(decoder, prefix, device) if P else None
     lengths = [len(item.prompt_ids) for item in items]
@@ -136,6 +135,12 @@ def _rows_at(states: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
     model live on different GPUs)."""
     device = states.device
     return states[torch.arange(len(positions), device=device), torch.tensor(list(positions), device=device)]
+
+
+def _input_device(decoder: Any) -> torch.device:
+    """Where input ids go: the embeddings' device (the CPU for a model still on the meta device)."""
+    device = decoder.get_input_embeddings().weight.device
+    return torch.device("cpu") if device.type == "meta" else device
 
 
 def _ones(rows: int, width: int, device: torch.device) -> torch.Tensor:
@@ -215,8 +220,8 @@ def _attention_mask(decoder: Any, allowed: torch.Tensor) -> torch.Tensor:
     return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def _packed_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], pad_id: int,
-                            batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
+def _packed_logprob_tensors(model: Any, prefix: list[int], items: Sequence[ScoringItem], rows: Sequence[_PackedRow],
+                            pad_id: int, batch_tokens: int, kv_tokens: int, max_rows: int, progress: bool,
                             desc: str) -> list[torch.Tensor]:
     """The prefix once, then one forward pass per batch of packed rows: each item's question and
     all its choices in one row, under a tree mask (``_tree_mask``), so a question is encoded once
@@ -225,20 +230,16 @@ def _packed_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
     Returns one tensor of choice log-probabilities per item; differentiable when grad is on
     (QLoRA trains through it)."""
     decoder, head = _decoder_and_head(model)
-    device = decoder.get_input_embeddings().weight.device
-    device = torch.device("cpu") if device.type == "meta" else device
+    device = _input_device(decoder)
     P = len(prefix)
     prefix_kv = batching.prefix_layers(decoder, prefix, device) if P else None
-    rows = [_PackedRow.of(item) for item in items]
     results: list[torch.Tensor | None] = [None] * len(items)
     for batch in tqdm(batching.pack([len(r.ids) for r in rows], batch_tokens, max_rows, kv_tokens, context=P),
                       desc=desc, disable=not progress, leave=False):
         packed = [rows[i] for i in batch]
         ids, _ = batching.pad([r.ids for r in packed], pad_id)
+        positions, _ = batching.pad([[P + p for p in r.positions] for r in packed], P)
         n, width = ids.shape
-        positions = torch.full((n, width), P, dtype=torch.long)
-        for b, row in enumerate(packed):
-            positions[b, :len(row.ids)] = torch.tensor(row.positions, dtype=torch.long) + P
         allowed = torch.cat([torch.ones((n, width, P), dtype=torch.bool), _tree_mask(packed, width)], -1)
         out = decoder(input_ids=ids.to(device), attention_mask=_attention_mask(decoder, allowed[:, None]).to(device),
                       position_ids=positions.to(device), past_key_values=batching.expand(prefix_kv, n),
@@ -298,13 +299,13 @@ def _choice_by_choice_logprob_tensors(model: Any, prefix: list[int], items: Sequ
 PACKING_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2"})
 
 
-def _packs(model: Any, prefix: list[int], items: Sequence[ScoringItem]) -> bool:
+def _packs(model: Any, prefix: list[int], rows: Sequence[_PackedRow]) -> bool:
     """Whether ``_packed_logprob_tensors`` computes exactly what the choice-by-choice walk does for
     this model: an architecture that reads positions from ``position_ids``, an attention that takes
     the mask, and no sliding window the sequence could outgrow (the mask does not apply one)."""
     config = model.get_decoder().config
     window = getattr(config, "sliding_window", None)
-    longest = len(prefix) + max((len(_PackedRow.of(item).ids) for item in items), default=0)
+    longest = len(prefix) + max((len(row.ids) for row in rows), default=0)
     return (config.model_type in PACKING_MODEL_TYPES
             and (getattr(config, "_attn_implementation", None) or "eager") in ("sdpa", "eager")
             and (not window or longest <= window))
@@ -315,8 +316,12 @@ def _cached_logprob_tensors(model: Any, prefix: list[int], items: Sequence[Scori
                             desc: str) -> list[torch.Tensor]:
     """One tensor of choice log-probabilities per item (differentiable when grad is on: QLoRA
     trains through it): packed rows where the model allows it, else choice by choice."""
-    score = _packed_logprob_tensors if _packs(model, prefix, items) else _choice_by_choice_logprob_tensors
-    return score(model, prefix, items, pad_id, batch_tokens, kv_tokens, max_rows, progress, desc)
+    rows = [_PackedRow.of(item) for item in items]
+    if _packs(model, prefix, rows):
+        return _packed_logprob_tensors(model, prefix, items, rows, pad_id, batch_tokens, kv_tokens, max_rows,
+                                       progress, desc)
+    return _choice_by_choice_logprob_tensors(model, prefix, items, pad_id, batch_tokens, kv_tokens, max_rows,
+                                             progress, desc)
 
 
 def choice_logprob_tensors(model: Any, items: Sequence[ScoringItem], *, pad_id: int, prefix_ids: Sequence[int] = (),
