@@ -170,6 +170,16 @@ def test_an_inconclusive_verdict_says_how_many_items_would_decide_it():
     assert "would need" not in next(c for c in claims.CLAIMS if c.id == "E2").check({"results": tight}).this_run
 
 
+def test_would_need_says_whether_the_level_holds_the_items():
+    # the same row twice: 680 items needed; a level of 427 cannot give them, one of 2,032 can
+    def e2(offered):
+        wide = rows("hard_minus_easy", [({"n_items": 300, "n_offered": offered}, 0.02, -0.10, 0.14)])
+        return next(c for c in claims.CLAIMS if c.id == "E2").check({"results": wide}).this_run
+
+    assert "would need ≈ 680 hard test items, more than the 427 the level offers (this run: 300)" in e2(427)
+    assert "would need ≈ 680 hard test items (this run: 300 of the 2,032 the level offers)" in e2(2032)
+
+
 def test_train_test_gap_and_cost_claims_read_paired_comparisons_when_given():
     # the same accuracies whose unpaired difference would be inconclusive: paired, the CI is narrow
     pairs = rows("hard_minus_easy", [({"lower": "easy", "n_items": 300}, 0.06, 0.02, 0.10),

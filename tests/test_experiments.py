@@ -21,7 +21,7 @@ from e2h_utils.experiments import plans, store as results
 from e2h_utils.experiments.runner import Runner
 from e2h_utils.experiments.spec import ExperimentSpec, SpecError, Training, key_payload
 from e2h_utils.experiments.spec import TestSelection as Selection  # renamed: pytest collects Test* / test_*
-from e2h_utils.experiments.split import fold_rows, split_roles, training_pool
+from e2h_utils.experiments.split import fold_rows, offered, split_roles, training_pool
 from e2h_utils.experiments.split import test_items as select_test_items
 from e2h_utils.experiments.store import ResultStore
 from e2h_utils.methods import runners
@@ -638,6 +638,22 @@ def test_cross_fit_tests_every_item_of_a_level_once_by_a_fold_that_never_trained
     # the paired split is fold 0 against the pool, as before
     paired = split_roles(frame, measure, Selection())
     assert set(training_pool(frame, paired, "all")["id"]) == set(frame.loc[paired["role"] == "train", "id"])
+
+
+def test_a_runs_results_say_how_many_test_items_its_level_offers(frame, measure, tiny_lm, tmp_path):
+    """``level_offers``: the test items a level offers before the cap (cross-fitting: all of them; the
+    paired split: its held-out part), carried into the result table as ``n_offered``."""
+    assert offered(split_roles(frame, measure, Selection(test_fraction=0.25, cross_fit=True))) == \
+        {"easy": 30, "medium": 20, "hard": 10}
+    assert offered(split_roles(frame, measure, Selection())) == {"easy": 15, "medium": 10, "hard": 5}
+    runner = Runner(tiny_lm, store=ResultStore(tmp_path), frames={"arc": frame}, progress=False)
+    specs = [spec_for(tiny_lm, level, seeds=(0,)) for level in ("none", "easy", "hard")]
+    out = runner.run_all(specs)
+    assert out[specs[2]].groupby("level")["level_offers"].max().to_dict() == {"easy": 15, "medium": 10, "hard": 5}
+    stored = runner.store.load(runner.payload(specs[2]), 0)
+    assert stored is not None and "level_offers" not in stored.columns  # derived on reading, never stored
+    table = estimates.table([plans.Comparison(*specs, keys=plans.keys(dataset="arc"))], out)
+    assert set(table["n_items"]) == {4} and set(table["n_offered"]) == {5}
 
 
 def test_cross_fit_is_keyed_only_when_on_and_needs_one_over_k(tiny_lm):

@@ -10,7 +10,8 @@ rows: ``point``, ``lo``, ``hi`` with 95% paired-bootstrap CIs) and returns a ``V
   is readable), or the profile did not run what the claim needs (e.g. one model for a claim about
   scale). A CI too wide says what would decide it: "would need ≈ N hard test items", the items at
   which the CI, centred where it is now, would clear the rule's nearest boundary (``analysis.power``;
-  the CI scaled as 1/sqrt(n), its seed part included, so N is a lower bound when seeds dominate);
+  the CI scaled as 1/sqrt(n), its seed part included, so N is a lower bound when seeds dominate),
+  and, where the result table knows it (``n_offered``), whether the dataset holds N hard items;
 - **no verdict**: every row the claim reads is a *demonstration, not a measurement* (a result-table
   row with ``demonstration`` true: a method or dataset the profile runs at demonstration size only,
   because the model cannot do it at this size). Demonstration rows are never read by a check.
@@ -76,7 +77,8 @@ def would_need(row: pd.Series, lower: tuple[float, ...] = (), upper: tuple[float
     """What would decide an inconclusive row: the hard test items at which its CI, centred where it is,
     clears the nearest boundary of the rule (``lower``: decided once lo > b; ``upper``: once hi <= b;
     ``within``: once the CI lies inside +-within). The CI is scaled as 1/sqrt(n) from this run's n
-    (``power.from_half_width``)."""
+    (``power.from_half_width``). Where the row says how many test items its level offers (``n_offered``),
+    the text says whether N is more than that (no budget buys it) or how many of them this run read."""
     from e2h_utils.analysis import power
 
     point, lo, hi = float(row["point"]), float(row["lo"]), float(row["hi"])
@@ -88,8 +90,13 @@ def would_need(row: pd.Series, lower: tuple[float, ...] = (), upper: tuple[float
     if not room or max(room) <= 0:
         return "no number of items decides it at this point estimate"
     target = 100 * max(room)
-    needed = power.items_needed(target, power.from_half_width(100 * (hi - lo) / 2, n), 1)
-    return f"would need ≈ {power.about(needed or n):,} hard test items (this run: {n:,})"
+    needed = power.about(power.items_needed(target, power.from_half_width(100 * (hi - lo) / 2, n), 1) or n)
+    offered = int(row["n_offered"]) if "n_offered" in row and pd.notna(row.get("n_offered")) else None
+    if offered is None:
+        return f"would need ≈ {needed:,} hard test items (this run: {n:,})"
+    if needed > offered:  # no budget buys it: the dataset does not hold them
+        return f"would need ≈ {needed:,} hard test items, more than the {offered:,} the level offers (this run: {n:,})"
+    return f"would need ≈ {needed:,} hard test items (this run: {n:,} of the {offered:,} the level offers)"
 
 
 def _with_need(text: str, need: str) -> str:

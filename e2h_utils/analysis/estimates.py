@@ -16,6 +16,8 @@ sources), ``rule`` (answer rule), ``prompt_format`` |
 not percent) |
 | ``n_items``, ``n_seeds`` | test items read, and seeds of the run (a comparison's derived quantities: of the easy \
 run) |
+| ``n_offered`` | the test items the measure's level offers before any cap (``split.offered``): the most a larger \
+cap could buy; more would need another dataset. Absent where the results do not say (a reading of every level) |
 | ``n_shots`` | readings: the most training examples a seed's run used (in-context examples that fit the prompt) |
 | ``sgr_stable`` | comparisons: the gap's CI lies above zero, so SGR is readable (else shown as n.s.) |
 | ``clipped_differs`` | comparisons: easy >= hard or easy < unsupervised, where clipped SGR differs from SGR |
@@ -45,6 +47,7 @@ CONDITIONS = ("unsupervised", "easy", "hard")
 DERIVED = ("gap", "easy_gain", "hard_minus_easy", "sgr", "sgr_clipped")
 QUANTITIES = ("accuracy", *CONDITIONS, *DERIVED, "weighted_minus_best", "auroc")  # the last two: evaluator_table
 FIELDS = ("point", "lo", "hi")
+COUNTS = ("n_items", "n_offered", "n_seeds", "n_shots")
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,22 @@ def correct_matrix(results: pd.DataFrame, level: str | None = "hard",
     return table.to_numpy(dtype=float), list(table.columns)
 
 
+def offered(results: pd.DataFrame, level: str | None) -> dict[str, int]:
+    """``{"n_offered": N}``: the test items ``level`` offers before any cap, where the item-level results
+    say (``Runner.run``'s ``level_offers``); else empty."""
+    if level is None or "level_offers" not in results.columns:
+        return {}
+    counts = results.loc[results["level"] == level, "level_offers"].dropna()
+    return {"n_offered": int(counts.max())} if len(counts) else {}
+
+
 def accuracy(results: pd.DataFrame, level: str | None, bootstrap: Bootstrap) -> dict[str, Any]:
     """Accuracy over seeds and test items (of ``level``) with its bootstrap 95% CI, as a row."""
     matrix, _ = correct_matrix(results, level)
     replicates = metrics.bootstrap_accuracies({"run": matrix}, n_boot=bootstrap.n_boot, seed=bootstrap.seed)["run"]
     estimate = metrics.estimate_from_replicates(float(matrix.mean()), replicates)
     row = {"quantity": "accuracy", "point": estimate.point, "lo": estimate.lo, "hi": estimate.hi,
-           "n_items": matrix.shape[1], "n_seeds": matrix.shape[0]}
+           "n_items": matrix.shape[1], "n_seeds": matrix.shape[0], **offered(results, level)}
     if "n_shots" in results.columns:  # the in-context examples the prompts held (fewer when some did not fit)
         row["n_shots"] = int(results["n_shots"].max())
     return row
@@ -90,7 +102,8 @@ def comparison_rows(unsupervised: pd.DataFrame, easy: pd.DataFrame, hard: pd.Dat
         ids = item_ids
         arrays.append(matrix)
     # mypy cannot see that ``arrays`` holds exactly the three matrices
-    return matrix_rows(*arrays, bootstrap=bootstrap)  # type: ignore[misc, arg-type]
+    rows = matrix_rows(*arrays, bootstrap=bootstrap)  # type: ignore[misc, arg-type]
+    return [{**row, **offered(hard, level)} for row in rows]
 
 
 def matrix_rows(unsupervised: np.ndarray, easy: np.ndarray, hard: np.ndarray,
@@ -128,7 +141,7 @@ def table(plan: Iterable[Entry], results: Mapping[ExperimentSpec, pd.DataFrame],
             raise TypeError(f"not a plan entry: {entry!r}")
         rows += [{**labels, **part} for part in parts]
     out = pd.DataFrame(rows)
-    values = ("quantity", *FIELDS, "n_items", "n_seeds", "n_shots", "sgr_stable", "clipped_differs")
+    values = ("quantity", *FIELDS, *COUNTS, "sgr_stable", "clipped_differs")
     keys = [c for c in KEY_COLUMNS if c in out.columns] + sorted(set(out.columns) - set(KEY_COLUMNS) - set(values))
     tail = [c for c in values if c in out.columns]
     return out[keys + tail] if len(out) else out
@@ -157,7 +170,7 @@ def measurements(result: pd.DataFrame) -> pd.DataFrame:
 
 def key_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of a result table that identify an estimate (everything but quantity and values)."""
-    values = {"quantity", *FIELDS, "n_items", "n_seeds", "n_shots", "sgr_stable", "clipped_differs"}
+    values = {"quantity", *FIELDS, *COUNTS, "sgr_stable", "clipped_differs"}
     return [c for c in frame.columns if c not in values]
 
 

@@ -45,7 +45,8 @@ def live_experiment(result: pd.DataFrame, target: float = 5.0) -> str:
                      f"on {n} hard test items and {seeds} seed{'s' if seeds != 1 else ''}, a CI of ±{half:.1f} points; "
                      f"±{target:g} would need ≈ {power.about(needed or n):,} items.")
     lines.append("- A live experiment this size can show the pipeline, not the effect: read the measurement "
-                 "(every hard test item up to 500, 3 seeds) in `easy_to_hard`.")
+                 "(hundreds of hard test items per measure and several seeds; `make plan` prints its design's widths) "
+                 "in `easy_to_hard`.")
     return "\n".join(lines)
 
 

@@ -167,7 +167,8 @@ class Runner(ModelRunner[ExperimentSpec]):
 
     def run(self, spec: ExperimentSpec) -> pd.DataFrame:
         """Item-level results of every seed of ``spec`` (``item_id``, ``level``, ``seed``, the
-        method's columns), reusing stored seeds and storing new ones."""
+        method's columns, and ``level_offers``: the test items the item's level offers before any cap,
+        ``split.offered``), reusing stored seeds and storing new ones."""
         if self.lm.spec.name != spec.model:
             raise SpecError(f"spec is for model {spec.model!r} but the loaded model is {self.lm.spec.name!r}")
         started = time.perf_counter()
@@ -196,7 +197,8 @@ class Runner(ModelRunner[ExperimentSpec]):
         self.timings.append(Timing(spec.describe(), time.perf_counter() - started, computed))
         out = pd.concat(parts, ignore_index=True)
         return out.assign(dataset=spec.dataset, measure=spec.measure, method=spec.method.kind,
-                          train_level=spec.train_level, model=spec.model)
+                          train_level=spec.train_level, model=spec.model,
+                          level_offers=out["level"].map(split.offered(roles)).astype("Int64"))
 
     def check(self, specs: Iterable[ExperimentSpec]) -> None:
         """Stop before any run when a spec cannot run: a training size larger than its pool, an

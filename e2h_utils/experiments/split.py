@@ -74,6 +74,13 @@ def test_items(frame: pd.DataFrame, roles: pd.DataFrame, test: TestSelection) ->
     return frame.loc[chosen.index].assign(level=chosen["level"].astype(str))
 
 
+def offered(roles: pd.DataFrame) -> dict[str, int]:
+    """Per level: the test items it offers, before any cap (under cross-fitting every item of the level,
+    under the paired split its held-out part): the most test items a larger cap could buy."""
+    counts = roles.loc[roles["role"] == "test", "level"].value_counts()
+    return {str(level): int(n) for level, n in counts.items()}
+
+
 def training_pool(frame: pd.DataFrame, roles: pd.DataFrame, train_level: str, fold: int = 0) -> pd.DataFrame:
     """The items the run of ``fold`` may train on: the training level's rows outside that fold (under
     the paired split, its pool)."""
