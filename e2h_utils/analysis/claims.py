@@ -82,7 +82,7 @@ def would_need(row: pd.Series, lower: tuple[float, ...] = (), upper: tuple[float
     from e2h_utils.analysis import power
 
     point, lo, hi = float(row["point"]), float(row["lo"]), float(row["hi"])
-    n = int(row["n_items"]) if "n_items" in row and pd.notna(row.get("n_items")) else None
+    n, offered = (int(row[c]) if c in row and pd.notna(row.get(c)) else None for c in ("n_items", "n_offered"))
     if not all(map(math.isfinite, (point, lo, hi))) or not n:
         return ""
     room = [point - b for b in lower if point > b] + [b - point for b in upper if point < b]
@@ -91,7 +91,6 @@ def would_need(row: pd.Series, lower: tuple[float, ...] = (), upper: tuple[float
         return "no number of items decides it at this point estimate"
     target = 100 * max(room)
     needed = power.about(power.items_needed(target, power.from_half_width(100 * (hi - lo) / 2, n), 1) or n)
-    offered = int(row["n_offered"]) if "n_offered" in row and pd.notna(row.get("n_offered")) else None
     if offered is None:
         return f"would need ≈ {needed:,} hard test items (this run: {n:,})"
     if needed > offered:  # no budget buys it: the dataset does not hold them
